@@ -1,0 +1,361 @@
+"""Parse a MySQL object into a frozen, validated `Instance`.
+
+The CRD's schema rejects most bad input at admission, but the reconciler must not trust
+that: objects can predate a schema change, and tests build them by hand. `parse_instance`
+re-checks every rule the CRD states (and the same defaults), so the stack program only
+ever sees valid input. Any problem raises `SpecError` naming the field, in the
+`spec.storage_size: ...` style that the API server uses, so that the reconciler can put
+it verbatim into a Stalled condition.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Final
+
+API_GROUP: Final = "otus.homework"
+API_VERSION: Final = f"{API_GROUP}/v1"
+KIND: Final = "MySQL"
+
+# Names become Service names (DNS-1035 labels) and prefixes of Job names, whose pods carry
+# a `job-name` label of at most 63 characters: 40 + len("-restore-") + 8 hex digits fits.
+MAX_NAME_LENGTH: Final = 40
+NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+# An unsigned Kubernetes quantity (the sign is excluded: sizes must be positive).
+QUANTITY_PATTERN: Final = (
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# Identifiers are always quoted with backticks, so `otus-database` is fine. The first
+# character may not be `-` because the scripts pass the name to mysqldump as an argument.
+DATABASE_PATTERN: Final = r"^[A-Za-z0-9_$][A-Za-z0-9_$-]*$"
+MAX_DATABASE_LENGTH: Final = 64
+SYSTEM_SCHEMAS: Final = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+IMAGE_PATTERN: Final = r"^\S+$"
+STORAGE_CLASS_PATTERN: Final = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
+SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 (a pattern)
+SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 (a pattern)
+MAX_BACKUPS_KEPT: Final = 1000
+
+DEFAULT_PASSWORD_KEY: Final = "password"  # noqa: S105 (a key name, not a password)
+DEFAULT_BACKUPS_KEPT: Final = 5
+
+
+class SpecError(ValueError):
+    """A MySQL object that cannot be turned into an instance; `field` names the culprit."""
+
+    def __init__(self, field_path: str, problem: str) -> None:
+        super().__init__(f"{field_path}: {problem}")
+        self.field_path = field_path
+        self.problem = problem
+
+
+class DeletionPolicy(StrEnum):
+    """What happens to the data when the MySQL object is deleted."""
+
+    BACKUP_THEN_DELETE = "BackupThenDelete"
+    RETAIN = "Retain"  # the data PVC (and PV) outlive the instance
+    DELETE = "Delete"  # no backup, whatever `backup.on_delete` says
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str = DEFAULT_PASSWORD_KEY
+
+
+@dataclass(frozen=True)
+class ResourceAmounts:
+    cpu: str | None = None
+    memory: str | None = None
+
+
+@dataclass(frozen=True)
+class ComputeResources:
+    requests: ResourceAmounts = ResourceAmounts()
+    limits: ResourceAmounts = ResourceAmounts()
+
+
+@dataclass(frozen=True)
+class BackupSpec:
+    storage_size: str
+    storage_class: str | None = None
+    host_path: str | None = None
+    on_delete: bool = True
+    keep: int = DEFAULT_BACKUPS_KEPT
+
+
+@dataclass(frozen=True)
+class MySQLSpec:
+    image: str
+    database: str
+    storage_size: str
+    backup: BackupSpec
+    # repr=False: specs end up in log lines and exception messages.
+    password: str | None = field(default=None, repr=False)
+    password_secret_ref: SecretKeyRef | None = None
+    storage_class: str | None = None
+    host_path: str | None = None
+    resources: ComputeResources = ComputeResources()
+    deletion_policy: DeletionPolicy = DeletionPolicy.BACKUP_THEN_DELETE
+
+    @property
+    def backs_up_on_delete(self) -> bool:
+        return self.backup.on_delete and self.deletion_policy is not DeletionPolicy.DELETE
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One MySQL object: its identity (the uid goes into owner references) and its spec."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: MySQLSpec
+
+
+def parse_instance(obj: object) -> Instance:
+    """Validates a MySQL object (as the API returns it, a dict) into an `Instance`."""
+    root = _mapping(obj, "object")
+    api_version = root.get("apiVersion")
+    if api_version is not None and api_version != API_VERSION:
+        raise SpecError("apiVersion", f"must be {API_VERSION}, not {api_version!r}")
+    metadata = _mapping(root.get("metadata"), "metadata")
+    name = _string(metadata, "name", "metadata", max_length=MAX_NAME_LENGTH)
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise SpecError(
+            "metadata.name",
+            "must be a DNS-1035 label: lower-case letters, digits and '-', starting with a "
+            "letter and ending with a letter or digit",
+        )
+    namespace = _string(metadata, "namespace", "metadata", max_length=63)
+    uid = _string(metadata, "uid", "metadata", max_length=128)
+    return Instance(name=name, namespace=namespace, uid=uid, spec=parse_spec(root.get("spec")))
+
+
+SPEC_FIELDS: Final = frozenset(
+    {
+        "image",
+        "database",
+        "password",
+        "passwordSecretRef",
+        "storage_size",
+        "storage_class",
+        "host_path",
+        "resources",
+        "backup",
+        "deletion_policy",
+    }
+)
+
+
+def parse_spec(raw: object) -> MySQLSpec:
+    """Validates the `spec` of a MySQL object; errors are `SpecError` naming the field."""
+    spec = _mapping(raw, "spec")
+    _reject_unknown(spec, SPEC_FIELDS, "spec")
+    image = _string(spec, "image", "spec", pattern=IMAGE_PATTERN, max_length=512)
+    database = _database(spec)
+    password, secret_ref = _password(spec)
+    storage_size = _quantity(spec, "storage_size", "spec")
+    return MySQLSpec(
+        image=image,
+        database=database,
+        password=password,
+        password_secret_ref=secret_ref,
+        storage_size=storage_size,
+        storage_class=_optional_storage_class(spec, "spec"),
+        host_path=_optional_host_path(spec, "spec"),
+        resources=_resources(spec.get("resources")),
+        backup=_backup(spec.get("backup"), default_size=storage_size),
+        deletion_policy=_deletion_policy(spec),
+    )
+
+
+def _database(spec: Mapping[str, object]) -> str:
+    database = _string(spec, "database", "spec", max_length=MAX_DATABASE_LENGTH)
+    if not re.fullmatch(DATABASE_PATTERN, database):
+        raise SpecError(
+            "spec.database",
+            f"must be a MySQL identifier: letters, digits, '_', '$' and '-' "
+            f"(not first), at most {MAX_DATABASE_LENGTH} characters; got {database!r}",
+        )
+    if database.lower() in SYSTEM_SCHEMAS:
+        raise SpecError("spec.database", f"{database!r} is a MySQL system schema")
+    return database
+
+
+def _password(spec: Mapping[str, object]) -> tuple[str | None, SecretKeyRef | None]:
+    has_password = spec.get("password") is not None
+    has_ref = spec.get("passwordSecretRef") is not None
+    if has_password == has_ref:
+        raise SpecError(
+            "spec.password",
+            "exactly one of spec.password and spec.passwordSecretRef must be set",
+        )
+    if has_password:
+        return _string(spec, "password", "spec", max_length=1024), None
+    ref = _mapping(spec["passwordSecretRef"], "spec.passwordSecretRef")
+    path = "spec.passwordSecretRef"
+    _reject_unknown(ref, frozenset({"name", "key"}), path)
+    return None, SecretKeyRef(
+        name=_string(ref, "name", path, pattern=SECRET_NAME_PATTERN, max_length=253),
+        key=_string(ref, "key", path, pattern=SECRET_KEY_PATTERN, max_length=253)
+        if "key" in ref
+        else DEFAULT_PASSWORD_KEY,
+    )
+
+
+def _resources(raw: object) -> ComputeResources:
+    if raw is None:
+        return ComputeResources()
+    path = "spec.resources"
+    resources = _mapping(raw, path)
+    _reject_unknown(resources, frozenset({"requests", "limits"}), path)
+    return ComputeResources(
+        requests=_amounts(resources.get("requests"), f"{path}.requests"),
+        limits=_amounts(resources.get("limits"), f"{path}.limits"),
+    )
+
+
+def _amounts(raw: object, path: str) -> ResourceAmounts:
+    if raw is None:
+        return ResourceAmounts()
+    amounts = _mapping(raw, path)
+    _reject_unknown(amounts, frozenset({"cpu", "memory"}), path)
+    return ResourceAmounts(
+        cpu=_optional_quantity(amounts, "cpu", path),
+        memory=_optional_quantity(amounts, "memory", path),
+    )
+
+
+BACKUP_FIELDS: Final = frozenset(
+    {"storage_size", "storage_class", "host_path", "on_delete", "keep"}
+)
+
+
+def _backup(raw: object, *, default_size: str) -> BackupSpec:
+    if raw is None:
+        return BackupSpec(storage_size=default_size)
+    path = "spec.backup"
+    backup = _mapping(raw, path)
+    _reject_unknown(backup, BACKUP_FIELDS, path)
+    on_delete = backup.get("on_delete", True)
+    if not isinstance(on_delete, bool):
+        raise SpecError(f"{path}.on_delete", f"must be true or false, not {on_delete!r}")
+    keep = backup.get("keep", DEFAULT_BACKUPS_KEPT)
+    # bool is an int in Python; `keep: true` is still a type error.
+    if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= MAX_BACKUPS_KEPT:
+        raise SpecError(f"{path}.keep", f"must be an integer from 1 to {MAX_BACKUPS_KEPT}")
+    size = _optional_quantity(backup, "storage_size", path)
+    return BackupSpec(
+        storage_size=size if size is not None else default_size,
+        storage_class=_optional_storage_class(backup, path),
+        host_path=_optional_host_path(backup, path),
+        on_delete=on_delete,
+        keep=keep,
+    )
+
+
+def _deletion_policy(spec: Mapping[str, object]) -> DeletionPolicy:
+    raw = spec.get("deletion_policy", DeletionPolicy.BACKUP_THEN_DELETE.value)
+    for policy in DeletionPolicy:
+        if raw == policy.value:
+            return policy
+    allowed = ", ".join(policy.value for policy in DeletionPolicy)
+    raise SpecError("spec.deletion_policy", f"must be one of {allowed}; got {raw!r}")
+
+
+def _optional_storage_class(parent: Mapping[str, object], path: str) -> str | None:
+    if parent.get("storage_class") is None:
+        return None
+    return _string(
+        parent,
+        "storage_class",
+        path,
+        pattern=STORAGE_CLASS_PATTERN,
+        max_length=253,
+        allow_empty=True,  # "" is Kubernetes' way to ask for no class (static binding)
+    )
+
+
+def _optional_host_path(parent: Mapping[str, object], path: str) -> str | None:
+    if parent.get("host_path") is None:
+        return None
+    host_path = _string(parent, "host_path", path, max_length=1024)
+    if not host_path.startswith("/") or ".." in host_path.split("/"):
+        raise SpecError(f"{path}.host_path", "must be an absolute path without '..'")
+    return host_path
+
+
+def _quantity(parent: Mapping[str, object], key: str, path: str) -> str:
+    quantity = _optional_quantity(parent, key, path)
+    if quantity is None:
+        raise SpecError(f"{path}.{key}", "Required value")
+    return quantity
+
+
+def _optional_quantity(parent: Mapping[str, object], key: str, path: str) -> str | None:
+    raw = parent.get(key)
+    if raw is None:
+        return None
+    # YAML turns `cpu: 1` into an int; Kubernetes accepts both forms.
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str) or not re.fullmatch(QUANTITY_PATTERN, raw) or _is_zero(raw):
+        raise SpecError(f"{path}.{key}", f"must be a positive quantity such as 1Gi; got {raw!r}")
+    return raw
+
+
+def _is_zero(quantity: str) -> bool:
+    mantissa = re.match(r"^[0-9.]+", quantity)
+    try:
+        return mantissa is None or Decimal(mantissa[0]) == 0
+    except InvalidOperation:
+        return True
+
+
+def _string(
+    parent: Mapping[str, object],
+    key: str,
+    path: str,
+    *,
+    pattern: str | None = None,
+    max_length: int,
+    allow_empty: bool = False,
+) -> str:
+    field_path = f"{path}.{key}"
+    value = parent.get(key)
+    if value is None:
+        raise SpecError(field_path, "Required value")
+    if not isinstance(value, str):
+        raise SpecError(field_path, f"must be a string, not {type(value).__name__}")
+    if not value and not allow_empty:
+        raise SpecError(field_path, "must not be empty")
+    if len(value) > max_length:
+        raise SpecError(field_path, f"must be at most {max_length} characters")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise SpecError(field_path, f"must match {pattern}; got {value!r}")
+    return value
+
+
+def _mapping(value: object, path: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        if value is None:
+            raise SpecError(path, "Required value")
+        raise SpecError(path, f"must be an object, not {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise SpecError(path, f"has a non-string key {key!r}")
+    return value
+
+
+def _reject_unknown(value: Mapping[str, object], known: frozenset[str], path: str) -> None:
+    # The API server prunes unknown fields; this catches typos in hand-built objects.
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise SpecError(f"{path}.{unknown[0]}", "unknown field")
