@@ -1,0 +1,261 @@
+"""Offline checks of crd/mysql.yaml: identity, structure, and agreement with the parser.
+
+CEL rules cannot be evaluated here (the API server does that in the integration tier),
+but the OpenAPI part can: a small validator covering the keywords the CRD uses checks
+that the original example is accepted, that a missing storage_size is reported as
+`spec.storage_size: Required value`, and that schema and parser agree on samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler import spec as spec_module
+from reconciler.spec import SpecError, parse_spec
+
+pytestmark = pytest.mark.unit
+
+CRD_PATH = Path(__file__).resolve().parents[2] / "crd" / "mysql.yaml"
+ORIGINAL_SPEC: dict[str, Any] = {
+    "image": "mysql:5.7",
+    "database": "otus-database",
+    "password": "otuspassword",
+    "storage_size": "1Gi",
+}
+
+
+@pytest.fixture(scope="module")
+def crd() -> dict[str, Any]:
+    loaded = yaml.safe_load(CRD_PATH.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def version(crd: dict[str, Any]) -> dict[str, Any]:
+    (only,) = crd["spec"]["versions"]
+    assert isinstance(only, dict)
+    return only
+
+
+@pytest.fixture(scope="module")
+def spec_schema(version: dict[str, Any]) -> dict[str, Any]:
+    schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert isinstance(schema, dict)
+    return schema
+
+
+# -- a validator for the OpenAPI keywords the CRD uses ---------------------------------------
+
+
+def validate(value: Any, schema: dict[str, Any], path: str) -> list[str]:
+    """Errors in the API server's `path: problem` form; CEL rules are not evaluated."""
+    if schema.get("x-kubernetes-int-or-string"):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return [f"{path}: Invalid value: must be an integer or a string"]
+    else:
+        expected = {"object": dict, "string": str, "integer": int, "boolean": bool}[schema["type"]]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            return [f"{path}: Invalid value: must be of type {schema['type']}"]
+    errors: list[str] = []
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            errors.append(f"{path}: Invalid value: too short")
+        if len(value) > schema.get("maxLength", 1 << 30):
+            errors.append(f"{path}: Too long")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            errors.append(f"{path}: Invalid value: should match '{schema['pattern']}'")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < schema.get("minimum", -(1 << 63)):
+            errors.append(f"{path}: Invalid value: should be at least {schema['minimum']}")
+        if value > schema.get("maximum", 1 << 63):
+            errors.append(f"{path}: Invalid value: should be at most {schema['maximum']}")
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: Unsupported value")
+    if isinstance(value, dict):
+        for required in schema.get("required", []):
+            if required not in value:
+                errors.append(f"{path}.{required}: Required value")
+        for key, item in value.items():
+            if key in schema.get("properties", {}):
+                errors.extend(validate(item, schema["properties"][key], f"{path}.{key}"))
+    return errors
+
+
+def apply_defaults(value: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    defaulted = copy.deepcopy(value)
+    for key, child in schema.get("properties", {}).items():
+        if key not in defaulted and "default" in child:
+            defaulted[key] = copy.deepcopy(child["default"])
+        if isinstance(defaulted.get(key), dict):
+            defaulted[key] = apply_defaults(defaulted[key], child)
+    return defaulted
+
+
+# -- identity ------------------------------------------------------------------------------
+
+
+def test_identity(crd: dict[str, Any], version: dict[str, Any]) -> None:
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["kind"] == "CustomResourceDefinition"
+    assert crd["metadata"]["name"] == "mysqls.otus.homework"
+    spec = crd["spec"]
+    assert spec["group"] == "otus.homework" == spec_module.API_GROUP
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"]["kind"] == "MySQL" == spec_module.KIND
+    assert spec["names"]["plural"] == "mysqls"
+    assert version["name"] == "v1"
+    assert version["served"]
+    assert version["storage"]
+    assert version["subresources"] == {"status": {}}
+
+
+def test_printer_columns(version: dict[str, Any]) -> None:
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Ready", "Reason", "Image", "Storage", "Age"]
+    assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert columns["Reason"] == '.status.conditions[?(@.type=="Ready")].reason'
+    assert columns["Image"] == ".spec.image"
+    assert columns["Storage"] == ".spec.storage_size"
+    assert columns["Age"] == ".metadata.creationTimestamp"
+
+
+# -- structure -----------------------------------------------------------------------------
+
+
+def structural_problems(schema: dict[str, Any], path: str) -> list[str]:
+    """The structural-schema rules that a typo most often breaks."""
+    problems: list[str] = []
+    if schema.get("x-kubernetes-int-or-string"):
+        # The only anyOf a structural schema allows to carry types is exactly this one.
+        if schema.get("anyOf") != [{"type": "integer"}, {"type": "string"}] or "type" in schema:
+            problems.append(f"{path}: int-or-string must be anyOf [integer, string] and no type")
+    elif "type" not in schema:
+        problems.append(f"{path}: no type")
+    for keyword in ("anyOf", "allOf", "oneOf"):
+        for branch in schema.get(keyword, []):
+            if "type" in branch and not schema.get("x-kubernetes-int-or-string"):
+                problems.append(f"{path}: type inside {keyword}")
+    for key, child in schema.get("properties", {}).items():
+        problems.extend(structural_problems(child, f"{path}.{key}"))
+    if isinstance(schema.get("items"), dict):
+        problems.extend(structural_problems(schema["items"], f"{path}[]"))
+    return problems
+
+
+def test_the_schema_is_structural(version: dict[str, Any]) -> None:
+    root = version["schema"]["openAPIV3Schema"]
+    assert structural_problems(root, "") == []
+    assert "metadata" not in root.get("properties", {})
+
+
+def test_cel_rules_are_present(version: dict[str, Any], spec_schema: dict[str, Any]) -> None:
+    (exactly_one,) = spec_schema["x-kubernetes-validations"]
+    assert "has(self.password)" in exactly_one["rule"]
+    assert "has(self.passwordSecretRef)" in exactly_one["rule"]
+    quantity_rules = [
+        v["rule"] for v in spec_schema["properties"]["storage_size"]["x-kubernetes-validations"]
+    ]
+    assert any("isQuantity(self)" in rule for rule in quantity_rules)
+    root_rules = [
+        v["rule"] for v in version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
+    ]
+    assert any(f"<= {spec_module.MAX_NAME_LENGTH}" in rule for rule in root_rules)
+
+
+def test_required_fields(spec_schema: dict[str, Any]) -> None:
+    assert sorted(spec_schema["required"]) == ["database", "image", "storage_size"]
+
+
+def test_patterns_match_the_parser(spec_schema: dict[str, Any]) -> None:
+    properties = spec_schema["properties"]
+    quantity = spec_module.QUANTITY_PATTERN
+    assert properties["storage_size"]["pattern"] == quantity
+    assert properties["backup"]["properties"]["storage_size"]["pattern"] == quantity
+    assert (
+        properties["resources"]["properties"]["limits"]["properties"]["cpu"]["pattern"] == quantity
+    )
+    assert properties["database"]["pattern"] == spec_module.DATABASE_PATTERN
+    assert properties["database"]["maxLength"] == spec_module.MAX_DATABASE_LENGTH
+    assert properties["image"]["pattern"] == spec_module.IMAGE_PATTERN
+    assert properties["storage_class"]["pattern"] == spec_module.STORAGE_CLASS_PATTERN
+    ref = properties["passwordSecretRef"]["properties"]
+    assert ref["name"]["pattern"] == spec_module.SECRET_NAME_PATTERN
+    assert ref["key"]["pattern"] == spec_module.SECRET_KEY_PATTERN
+    assert ref["key"]["default"] == spec_module.DEFAULT_PASSWORD_KEY
+    policies = properties["deletion_policy"]
+    assert policies["enum"] == [p.value for p in spec_module.DeletionPolicy]
+    assert policies["default"] == spec_module.DeletionPolicy.BACKUP_THEN_DELETE.value
+    keep = properties["backup"]["properties"]["keep"]
+    assert keep["default"] == spec_module.DEFAULT_BACKUPS_KEPT
+    assert keep["maximum"] == spec_module.MAX_BACKUPS_KEPT
+
+
+# -- behaviour -----------------------------------------------------------------------------
+
+
+def test_the_original_example_is_valid(spec_schema: dict[str, Any]) -> None:
+    assert validate(ORIGINAL_SPEC, spec_schema, "spec") == []
+
+
+def test_a_missing_storage_size_is_a_required_value(spec_schema: dict[str, Any]) -> None:
+    without_size = {k: v for k, v in ORIGINAL_SPEC.items() if k != "storage_size"}
+    assert validate(without_size, spec_schema, "spec") == ["spec.storage_size: Required value"]
+    with pytest.raises(SpecError, match=r"^spec\.storage_size: Required value$"):
+        parse_spec(without_size)
+
+
+def test_crd_defaults_equal_parser_defaults(spec_schema: dict[str, Any]) -> None:
+    example = {**ORIGINAL_SPEC, "backup": {}}
+    assert parse_spec(apply_defaults(example, spec_schema)) == parse_spec(ORIGINAL_SPEC)
+
+
+SAMPLES: list[dict[str, Any]] = [
+    {},
+    {"database": "bad`name"},
+    {"database": "-x"},
+    {"database": "d" * 65},
+    {"database": "a$b_c-d"},
+    {"storage_size": "1 Gi"},
+    {"storage_size": "1.5Gi"},
+    {"storage_size": "1e3"},
+    {"storage_size": "+1Gi"},
+    {"image": ""},
+    {"image": "a b"},
+    {"storage_class": "Fast"},
+    {"storage_class": ""},
+    {"host_path": "rel"},
+    {"resources": {"requests": {"cpu": 2, "memory": "1Gi"}}},
+    {"resources": {"limits": {"cpu": "two"}}},
+    {"resources": {"limits": {"cpu": 0}}},
+    {"backup": {"keep": 0}},
+    {"backup": {"keep": 1001}},
+    {"backup": {"keep": 3, "on_delete": False}},
+    {"deletion_policy": "Retain"},
+    {"deletion_policy": "retain"},
+    {"password": None, "passwordSecretRef": {"name": "s", "key": "k"}},
+    {"password": None, "passwordSecretRef": {"name": "S"}},
+]
+
+
+@pytest.mark.parametrize("changes", SAMPLES)
+def test_schema_and_parser_agree(spec_schema: dict[str, Any], changes: dict[str, Any]) -> None:
+    sample = {**ORIGINAL_SPEC, **changes}
+    sample = {key: value for key, value in sample.items() if value is not None}
+    schema_errors = validate(sample, spec_schema, "spec")
+    rejected_field: str | None = None
+    try:
+        parse_spec(apply_defaults(sample, spec_schema))
+    except SpecError as error:
+        rejected_field = error.field_path
+    if rejected_field is None:
+        assert schema_errors == []
+    else:
+        assert schema_errors, f"the parser rejects {rejected_field}, the schema accepts it"
+        assert any(e.startswith(f"{rejected_field}:") for e in schema_errors), schema_errors
