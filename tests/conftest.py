@@ -46,7 +46,9 @@ def kubeconfig(
         return
     state_dir = tmp_path_factory.mktemp("cluster")
     try:
-        subprocess.run([str(CLUSTER), "up", "--state-dir", str(state_dir)], check=True)
+        subprocess.run(
+            [str(CLUSTER), "up", "--node=kwok", "--state-dir", str(state_dir)], check=True
+        )
         path = state_dir / "kubeconfig"
         # The engine's provider and the kubernetes client both read it from here.
         os.environ["KUBECONFIG"] = str(path)

@@ -42,7 +42,7 @@ def pid_alive(pid: int) -> bool:
 @pytest.fixture
 def private_cluster(tmp_path: Path) -> Iterator[Path]:
     state_dir = tmp_path / "cluster"
-    up = cluster("up", "--state-dir", str(state_dir))
+    up = cluster("up", "--node=kwok", "--state-dir", str(state_dir))
     assert up.returncode == 0, up.stderr
     try:
         yield state_dir
@@ -55,7 +55,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(private_cluster: Path) -> None
     first = recorded_pids(state_dir)
     assert all(pid_alive(pid) for pid in first.values())
 
-    again = cluster("up", "--state-dir", str(state_dir))
+    again = cluster("up", "--node=kwok", "--state-dir", str(state_dir))
     assert again.returncode == 0, again.stderr
     assert recorded_pids(state_dir) == first, "a second up must not restart anything"
     assert "already running" in again.stderr
@@ -89,7 +89,7 @@ def test_up_restarts_only_what_died(private_cluster: Path) -> None:
     assert stopped.returncode == 1
     assert "kube-scheduler" in stopped.stdout
 
-    up = cluster("up", "--state-dir", str(state_dir))
+    up = cluster("up", "--node=kwok", "--state-dir", str(state_dir))
     assert up.returncode == 0, up.stderr
     after = recorded_pids(state_dir)
     assert after["kube-scheduler"] != before["kube-scheduler"]

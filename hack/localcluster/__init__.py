@@ -1,0 +1,13 @@
+"""A local Kubernetes cluster built from the project's own toolchain (see hack/cluster).
+
+Two kinds of node:
+- kwok: one fake node whose pods become Ready and whose Job pods succeed at once; the
+  whole cluster listens on 127.0.0.1 and needs no privileges.
+- real: a kubelet on Debian's containerd and runc, kube-proxy in iptables mode and
+  CoreDNS, running real containers from locally built images. Pods live on a bridge of
+  our own that nothing beyond this machine sees; it needs root.
+
+Modules: processes (start/stop by PID), layout (the state directory), pki (certificates),
+control_plane (etcd, apiserver, controller-manager, scheduler), kwok_node, real_node,
+cli (the commands).
+"""

@@ -1,0 +1,247 @@
+"""hack/cluster up|down|status|env: the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from localcluster import kwok_node, real_node
+from localcluster.control_plane import CONTROL_PLANE, Component, Context
+from localcluster.layout import REPO_ROOT, Layout, NodeKind, default_state_dir
+from localcluster.pki import ensure_node_certificates, ensure_pki, write_kubeconfig
+from localcluster.processes import Started, log, start, stop, wait_until
+
+TOOLCHAIN_BUILD = REPO_ROOT / "hack" / "toolchain" / "build"
+
+USAGE = """\
+hack/cluster up [--node=real|kwok] [--state-dir DIR]
+    start what is not running (idempotent); real runs containers, kwok fakes them
+hack/cluster down [--state-dir DIR]
+    stop what `up` started, by PID, undo its host changes and remove the state
+hack/cluster status [--state-dir DIR]
+    show each component; non-zero exit if any is down
+hack/cluster env [--state-dir DIR]
+    print the exports that point kubectl, pulumi and the tests at this cluster
+"""
+
+
+def components(node: NodeKind) -> tuple[Component, ...]:
+    if node is NodeKind.KWOK:
+        return (*CONTROL_PLANE, kwok_node.KWOK)
+    return (
+        *CONTROL_PLANE,
+        real_node.COREDNS,
+        real_node.CONTAINERD,
+        real_node.KUBELET,
+        real_node.KUBE_PROXY,
+    )
+
+
+def toolchain_bin_dir() -> Path:
+    result = subprocess.run(
+        ["bash", str(TOOLCHAIN_BUILD), "--print-bin"], check=True, stdout=subprocess.PIPE, text=True
+    )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def context_for(layout: Layout, node: NodeKind, bin_dir: Path) -> Context:
+    api_ip = real_node.NODE_IP if node is NodeKind.REAL else "127.0.0.1"
+    return Context(layout=layout, ports=layout.ports(), bin_dir=bin_dir, node=node, api_ip=api_ip)
+
+
+def kubectl(ctx: Context, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [ctx.binary("kubectl"), f"--kubeconfig={ctx.layout.kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def succeeds(ctx: Context, *args: str) -> bool:
+    try:
+        kubectl(ctx, *args)
+    except RuntimeError:
+        return False
+    return True
+
+
+def node_ready(ctx: Context, name: str) -> bool:
+    try:
+        status = kubectl(
+            ctx,
+            "get",
+            "node",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+        )
+    except RuntimeError:
+        return False
+    return status == "True"
+
+
+def write_kubeconfigs(ctx: Context) -> None:
+    pki = ctx.layout.pki
+    write_kubeconfig(ctx.layout.kubeconfig, ctx.api_url, pki, "admin")
+    users = ["kube-controller-manager", "kube-scheduler"]
+    users += ["kwok"] if ctx.node is NodeKind.KWOK else ["kubelet", "kube-proxy", "coredns"]
+    for user in users:
+        write_kubeconfig(ctx.layout.component_kubeconfig(user), ctx.api_url, pki, user)
+
+
+def start_component(ctx: Context, component: Component) -> None:
+    start(
+        component.name,
+        component.argv(ctx),
+        pid_file=ctx.layout.pid_file(component.name),
+        log_file=ctx.layout.log_file(component.name),
+        healthy=lambda: component.healthy(ctx),
+        env=component.env,
+    )
+
+
+def cmd_up(layout: Layout, requested: NodeKind) -> None:
+    started_at = time.monotonic()
+    existing = layout.node_kind()
+    if existing is not None and existing is not requested:
+        raise SystemExit(
+            f"{layout.root} holds a cluster with a {existing} node; "
+            f"run `hack/cluster down` before asking for a {requested} node"
+        )
+    bin_dir = toolchain_bin_dir()
+    layout.make_dirs()
+    layout.node_file.write_text(requested.value)
+    layout.bin_file.write_text(str(bin_dir))
+    ctx = context_for(layout, requested, bin_dir)
+    if requested is NodeKind.REAL:
+        real_node.prepare_host(layout)
+    ensure_pki(layout.pki, ctx.api_ip)
+    if requested is NodeKind.REAL:
+        ensure_node_certificates(layout.pki, real_node.NODE_NAME, real_node.NODE_IP)
+        real_node.write_configs(ctx)
+    write_kubeconfigs(ctx)
+
+    for component in CONTROL_PLANE:
+        start_component(ctx, component)
+    if requested is NodeKind.KWOK:
+        start_component(ctx, kwok_node.KWOK)
+        kubectl(ctx, "apply", "-f", "-", stdin=kwok_node.fake_node_manifest())
+        node_name = kwok_node.FAKE_NODE
+    else:
+        kubectl(ctx, "apply", "-f", "-", stdin=json.dumps(real_node.COREDNS_RBAC))
+        start_component(ctx, real_node.COREDNS)
+        start_component(ctx, real_node.CONTAINERD)
+        step_started = time.monotonic()
+        real_node.import_images(ctx)
+        log(f"images imported in {time.monotonic() - step_started:.1f}s")
+        start_component(ctx, real_node.KUBELET)
+        start_component(ctx, real_node.KUBE_PROXY)
+        node_name = real_node.NODE_NAME
+    wait_until(f"node {node_name} Ready", lambda: node_ready(ctx, node_name))
+    wait_until(
+        "default service account",
+        lambda: succeeds(ctx, "get", "serviceaccount", "default", "-n", "default"),
+        layout.log_file("kube-controller-manager"),
+    )
+    log(
+        f"cluster up ({requested} node) in {time.monotonic() - started_at:.1f}s; "
+        f"KUBECONFIG={layout.kubeconfig}"
+    )
+
+
+def stop_component(layout: Layout, name: str) -> None:
+    started = Started.read(layout.pid_file(name))
+    if started is not None:
+        stop(name, started)
+        log(f"{name}: stopped")
+
+
+def cmd_down(layout: Layout) -> None:
+    node = layout.node_kind()
+    if node is NodeKind.REAL:
+        bin_dir = Path(layout.bin_file.read_text().strip())
+        ctx = context_for(layout, node, bin_dir)
+        # The kubelet first, so that it recreates nothing; then the pods, while
+        # containerd still runs CNI for them; then the rules kube-proxy made.
+        stop_component(layout, "kubelet")
+        real_node.remove_pods(ctx)
+        stop_component(layout, "containerd")
+        real_node.kill_leftover_shims(layout)
+        stop_component(layout, "kube-proxy")
+        real_node.clean_iptables(ctx)
+        stop_component(layout, "coredns")
+    elif node is NodeKind.KWOK:
+        stop_component(layout, "kwok")
+    for component in reversed(CONTROL_PLANE):
+        stop_component(layout, component.name)
+    if node is NodeKind.REAL:
+        real_node.unmount_under(layout.root)
+        real_node.remove_pod_cgroups()
+        real_node.restore_host(layout)
+    if layout.root.exists():
+        real_node.remove_state_tree(layout.root)
+    log(f"removed {layout.root}")
+
+
+def cmd_status(layout: Layout) -> int:
+    node = layout.node_kind()
+    if node is None or not layout.bin_file.exists():
+        print(f"no cluster at {layout.root}")
+        return 1
+    ctx = context_for(layout, node, Path(layout.bin_file.read_text().strip()))
+    all_ok = True
+    for component in components(node):
+        started = Started.read(layout.pid_file(component.name))
+        running = started is not None and started.alive()
+        healthy = running and component.healthy(ctx)
+        all_ok = all_ok and healthy
+        state = "healthy" if healthy else ("running, not healthy" if running else "stopped")
+        pid = f" pid {started.pid}" if started is not None and running else ""
+        print(f"{component.name:<24}{state}{pid}")
+    print(f"{'node':<24}{node}")
+    print(f"{'kubeconfig':<24}{layout.kubeconfig}")
+    return 0 if all_ok else 1
+
+
+def cmd_env(layout: Layout) -> None:
+    if not layout.bin_file.exists():
+        raise SystemExit(f"no cluster at {layout.root}: run `hack/cluster up` first")
+    bin_dir = layout.bin_file.read_text().strip()
+    print(f"export KUBECONFIG='{layout.kubeconfig}'")
+    print(f"export PATH='{bin_dir}':\"$PATH\"")
+    print("export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hack/cluster", usage=USAGE, description="A local Kubernetes cluster."
+    )
+    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir())
+    parser.add_argument(
+        "--node", type=NodeKind, choices=list(NodeKind), default=NodeKind.REAL, help="for up"
+    )
+    args = parser.parse_args(argv)
+    layout = Layout(args.state_dir.resolve())
+    if args.command == "up":
+        cmd_up(layout, args.node)
+    elif args.command == "down":
+        cmd_down(layout)
+    elif args.command == "status":
+        return cmd_status(layout)
+    else:
+        cmd_env(layout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
