@@ -1,0 +1,349 @@
+"""crd/mysql.yaml against the real API server: what admission accepts and what it rejects.
+
+The unit tier checks the OpenAPI part of the schema offline; only the API server
+evaluates the CEL rules (exactly one of password and passwordSecretRef, positive
+quantities, storage may grow but not shrink, system schemas), so they are checked here,
+together with the status subresource and the printer columns.
+
+Rejections are asked for with `dryRun=All` wherever no stored object is needed: admission
+runs in full, and nothing is left behind. Each test has its own namespace.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+CRD_PATH: Final = Path(__file__).resolve().parents[2] / "crd" / "mysql.yaml"
+GROUP: Final = "otus.homework"
+VERSION: Final = "v1"
+PLURAL: Final = "mysqls"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+ESTABLISH_TIMEOUT_S: Final = 60.0
+
+# The original example, verbatim.
+ORIGINAL_SPEC: Final[dict[str, Any]] = {
+    "image": "mysql:5.7",
+    "database": "otus-database",
+    "password": "otuspassword",
+    "storage_size": "1Gi",
+}
+
+
+def ensure_crd(api_client: client.ApiClient) -> None:
+    """Creates crd/mysql.yaml, or replaces the CRD with it, and waits until it is served.
+
+    The CRD is cluster-scoped and shared by every test that needs MySQL objects, in this
+    module and in others, so applying it must be idempotent: create it, or on a conflict
+    replace the stored one (the working tree's CRD is the one under test). It is never
+    deleted afterwards. Deleting a CRD deletes every MySQL object in every namespace,
+    which would pull objects out from under other tests, and a cluster reused through
+    KUBECONFIG is a developer's test cluster that gets the CRD installed anyway. The
+    private cluster that the session fixture starts is thrown away whole at the end.
+    """
+    extensions = client.ApiextensionsV1Api(api_client)
+    manifest = yaml.safe_load(CRD_PATH.read_text())
+    assert manifest["metadata"]["name"] == CRD_NAME
+    try:
+        extensions.create_custom_resource_definition(manifest)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(CRD_NAME)
+        manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(CRD_NAME, manifest)
+
+    def established(crd: client.V1CustomResourceDefinition) -> bool:
+        conditions = crd.status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    eventually(
+        lambda: extensions.read_custom_resource_definition(CRD_NAME),
+        established,
+        timeout_s=ESTABLISH_TIMEOUT_S,
+        what=f"CRD {CRD_NAME} Established",
+    )
+
+
+def mysql_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MySQL",
+        "metadata": {"name": name},
+        "spec": copy.deepcopy(spec),
+    }
+
+
+def as_object(response: object) -> dict[str, Any]:
+    """The custom objects API returns untyped JSON; every response here is an object."""
+    assert isinstance(response, dict)
+    return response
+
+
+def rejection_message(call: Callable[[], object]) -> str:
+    """The API server's message for a call that admission must reject (422 Invalid)."""
+    with pytest.raises(ApiException) as raised:
+        call()
+    body = raised.value.body
+    assert raised.value.status == 422, body
+    assert body is not None
+    message = json.loads(body)["message"]
+    assert isinstance(message, str)
+    return message
+
+
+@pytest.fixture(scope="module")
+def mysql_crd(api_client: client.ApiClient) -> None:
+    ensure_crd(api_client)
+
+
+@pytest.fixture
+def namespace(
+    mysql_crd: None,  # noqa: ARG001 (requested for its effect: the CRD is served)
+    api_client: client.ApiClient,
+    namespace_name: str,
+) -> Iterator[str]:
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace_name)))
+    try:
+        yield namespace_name
+    finally:
+        core.delete_namespace(namespace_name)
+
+
+@pytest.fixture
+def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+def create(
+    custom: client.CustomObjectsApi, namespace: str, body: dict[str, Any], *, dry_run: bool
+) -> dict[str, Any]:
+    created = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, body, dry_run="All" if dry_run else None
+    )
+    assert isinstance(created, dict)
+    return created
+
+
+def test_the_original_example_is_accepted_unchanged(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    created = create(
+        custom, namespace, mysql_object("mysql-instance", ORIGINAL_SPEC), dry_run=False
+    )
+    stored = as_object(
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "mysql-instance")
+    )
+    for spec in (created["spec"], stored["spec"]):
+        # Every field kept as written (nothing pruned or rewritten); the only addition is
+        # the schema's default deletion policy.
+        assert {key: spec[key] for key in ORIGINAL_SPEC} == ORIGINAL_SPEC
+        assert set(spec) - set(ORIGINAL_SPEC) == {"deletion_policy"}
+        assert spec["deletion_policy"] == "BackupThenDelete"
+
+
+def test_a_password_secret_ref_alone_is_accepted_with_the_default_key(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    spec = {k: v for k, v in ORIGINAL_SPEC.items() if k != "password"}
+    spec["passwordSecretRef"] = {"name": "mysql-root"}
+    created = create(custom, namespace, mysql_object("by-reference", spec), dry_run=True)
+    assert created["spec"]["passwordSecretRef"] == {"name": "mysql-root", "key": "password"}
+    assert "password" not in created["spec"]
+
+
+def test_without_storage_size_it_is_rejected_naming_the_field(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    spec = {k: v for k, v in ORIGINAL_SPEC.items() if k != "storage_size"}
+    message = rejection_message(
+        lambda: create(custom, namespace, mysql_object("no-size", spec), dry_run=True)
+    )
+    assert "spec.storage_size: Required value" in message
+
+
+BOTH_OR_NEITHER: Final = "exactly one of spec.password and spec.passwordSecretRef must be set"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            {"storage_size": "1Gb"}, ['spec.storage_size: Invalid value: "1Gb"'], id="size-unit"
+        ),
+        pytest.param(
+            {"storage_size": "lots"}, ['spec.storage_size: Invalid value: "lots"'], id="size-word"
+        ),
+        pytest.param(
+            {"storage_size": "0"},
+            ["spec.storage_size: Invalid value", "must be a positive quantity"],
+            id="size-zero",
+        ),
+        pytest.param(
+            {"backup": {"storage_size": "0Mi"}},
+            ["spec.backup.storage_size: Invalid value", "must be a positive quantity"],
+            id="backup-size-zero",
+        ),
+        pytest.param(
+            {"database": "otus database"},
+            ['spec.database: Invalid value: "otus database"'],
+            id="database-space",
+        ),
+        pytest.param(
+            {"database": "-otus"}, ['spec.database: Invalid value: "-otus"'], id="database-dash"
+        ),
+        pytest.param({"database": "d" * 65}, ["spec.database: Too long"], id="database-too-long"),
+        pytest.param(
+            {"database": "MySQL"},
+            ["spec.database: Invalid value", "must not be a MySQL system schema"],
+            id="database-system-schema",
+        ),
+        pytest.param(
+            {"passwordSecretRef": {"name": "mysql-root"}}, [BOTH_OR_NEITHER], id="both-passwords"
+        ),
+        pytest.param({"password": None}, [BOTH_OR_NEITHER], id="neither-password"),
+        pytest.param(
+            {"deletion_policy": "Shred"},
+            ['spec.deletion_policy: Unsupported value: "Shred"'],
+            id="deletion-policy",
+        ),
+    ],
+)
+def test_bad_input_is_rejected_naming_the_field(
+    custom: client.CustomObjectsApi, namespace: str, change: dict[str, Any], expected: list[str]
+) -> None:
+    spec = {**ORIGINAL_SPEC, **change}
+    spec = {key: value for key, value in spec.items() if value is not None}
+    message = rejection_message(
+        lambda: create(custom, namespace, mysql_object("bad", spec), dry_run=True)
+    )
+    for fragment in expected:
+        assert fragment in message
+    # Nothing was stored (dry run or not, a rejected object never is).
+    listed = as_object(custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL))
+    assert listed["items"] == []
+
+
+def test_storage_may_grow_but_not_shrink(custom: client.CustomObjectsApi, namespace: str) -> None:
+    create(custom, namespace, mysql_object("growing", ORIGINAL_SPEC), dry_run=False)
+
+    def patch_size(size: str) -> dict[str, Any]:
+        patched = custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "growing", {"spec": {"storage_size": size}}
+        )
+        assert isinstance(patched, dict)
+        return patched
+
+    message = rejection_message(lambda: patch_size("512Mi"))
+    assert "spec.storage_size: Invalid value" in message
+    assert "may grow but not shrink" in message
+    stored = as_object(
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "growing")
+    )
+    assert stored["spec"]["storage_size"] == "1Gi"
+
+    assert patch_size("2Gi")["spec"]["storage_size"] == "2Gi"
+    # An equal quantity in other units is not a shrink.
+    assert patch_size("2048Mi")["spec"]["storage_size"] == "2048Mi"
+
+
+def test_the_password_cannot_change(custom: client.CustomObjectsApi, namespace: str) -> None:
+    create(custom, namespace, mysql_object("fixed-password", ORIGINAL_SPEC), dry_run=False)
+    message = rejection_message(
+        lambda: custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "fixed-password", {"spec": {"password": "other"}}
+        )
+    )
+    assert "spec.password: Invalid value" in message
+    assert "cannot be changed" in message
+
+
+def test_status_is_a_subresource(custom: client.CustomObjectsApi, namespace: str) -> None:
+    created = create(custom, namespace, mysql_object("with-status", ORIGINAL_SPEC), dry_run=False)
+    generation = created["metadata"]["generation"]
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Reconciled",
+        "lastTransitionTime": "2024-01-01T00:00:00Z",
+    }
+    status = {"status": {"observedGeneration": generation, "conditions": [ready]}}
+
+    # Through the main resource, status is ignored...
+    through_main = as_object(
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "with-status", status
+        )
+    )
+    assert "status" not in through_main
+    # ...and through /status it is stored, without touching the spec's generation.
+    through_status = as_object(
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, "with-status", status
+        )
+    )
+    assert through_status["status"]["conditions"] == [ready]
+    assert through_status["status"]["observedGeneration"] == generation
+    assert through_status["metadata"]["generation"] == generation
+
+    # And /status does not change the spec.
+    sneaky = {"spec": {"image": "mysql:8.0"}, "status": status["status"]}
+    after = as_object(
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, "with-status", sneaky
+        )
+    )
+    assert after["spec"]["image"] == "mysql:5.7"
+
+
+def test_printer_columns_show_ready_reason_image_storage_age(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    api_client: client.ApiClient,
+    kubeconfig: Path,
+) -> None:
+    columns = client.ApiextensionsV1Api(api_client).read_custom_resource_definition(CRD_NAME)
+    (version,) = columns.spec.versions
+    assert [c.name for c in version.additional_printer_columns] == [
+        "Ready",
+        "Reason",
+        "Image",
+        "Storage",
+        "Age",
+    ]
+
+    create(custom, namespace, mysql_object("mysql-instance", ORIGINAL_SPEC), dry_run=False)
+    ready = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "BackupRunning",
+        "lastTransitionTime": "2024-01-01T00:00:00Z",
+    }
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "mysql-instance", {"status": {"conditions": [ready]}}
+    )
+    # The toolchain's kubectl (on PATH through the kubeconfig fixture) renders the table.
+    shown = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "mysql", "-n", namespace, "-o", "wide"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    assert len(shown) == 2, shown
+    header, row = (line.split() for line in shown)
+    assert header == ["NAME", "READY", "REASON", "IMAGE", "STORAGE", "AGE"]
+    assert row[:5] == ["mysql-instance", "False", "BackupRunning", "mysql:5.7", "1Gi"]
