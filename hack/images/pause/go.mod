@@ -1,0 +1,3 @@
+module mysql-operator/hack/images/pause
+
+go 1.26
