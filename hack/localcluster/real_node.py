@@ -26,7 +26,7 @@ NODE_IP = "10.244.0.1"
 POD_CIDR = "10.244.0.0/24"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 IMAGES_BUILD = REPO_ROOT / "hack" / "images" / "build"
-PAUSE_IMAGE = "localhost/mysql-operator/pause:3.10"
+PAUSE_IMAGE = "localhost/mysql-operator/pause:1.0"  # hack/images/build PAUSE_REF
 
 # Host settings that pods need: bridged traffic must pass iptables (Service DNAT), and
 # the host must forward between pods once a Service address was rewritten.
@@ -349,7 +349,7 @@ def containerd_healthy(ctx: Context) -> bool:
 def import_images(ctx: Context) -> None:
     """Builds (or reuses) the local images and imports them into the node's containerd."""
     subprocess.run(
-        ["bash", str(IMAGES_BUILD), "--import", str(ctx.layout.containerd_socket)],
+        [str(IMAGES_BUILD), "--import", str(ctx.layout.containerd_socket)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
