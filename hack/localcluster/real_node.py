@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -107,6 +108,8 @@ def prepare_host(layout: Layout) -> None:
             "cluster up? Only one can run per machine."
         )
     subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
+    # Chains that existed before our first up are someone else's; down leaves them.
+    changes.setdefault("chains_before", sorted(kubernetes_chains()))
     previous = changes.setdefault("sysctls", {})
     assert isinstance(previous, dict)
     for key, value in SYSCTLS.items():
@@ -118,10 +121,66 @@ def prepare_host(layout: Layout) -> None:
     layout.host_changes.write_text(json.dumps(changes))
 
 
+IPTABLES_FAMILIES = ("iptables", "ip6tables")
+CHAIN_PREFIXES = ("KUBE-", "CNI-")
+
+
+def iptables_dump(family: str) -> dict[str, list[str]]:
+    """Table name to its lines, from `<family>-save`."""
+    tables: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in subprocess.run(
+        [f"{family}-save"], capture_output=True, text=True, check=True
+    ).stdout.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:], [])
+        elif not line.startswith("#") and line != "COMMIT":
+            current.append(line)
+    return tables
+
+
+def kubernetes_chains() -> set[str]:
+    """'family table chain' for every KUBE-/CNI- chain on the host now."""
+    found = set()
+    for family in IPTABLES_FAMILIES:
+        for table, lines in iptables_dump(family).items():
+            for line in lines:
+                chain = line[1:].split()[0] if line.startswith(":") else ""
+                if chain.startswith(CHAIN_PREFIXES):
+                    found.add(f"{family} {table} {chain}")
+    return found
+
+
+def remove_chains(chains: set[str]) -> None:
+    """Deletes the given chains and every rule that jumps to them. The kubelet makes some
+    (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT) even with
+    makeIPTablesUtilChains off, and kube-proxy --cleanup leaves them."""
+    for family in IPTABLES_FAMILIES:
+        for table, lines in iptables_dump(family).items():
+            ours = {c.split()[2] for c in chains if c.startswith(f"{family} {table} ")}
+            if not ours:
+                continue
+            for line in lines:
+                parts = line.split()
+                if (
+                    line.startswith("-A ")
+                    and "-j" in parts
+                    and parts[parts.index("-j") + 1] in ours
+                ):
+                    argv = [family, "-t", table, "-D", *parts[1:]]
+                    subprocess.run(argv, capture_output=True, check=False)
+            for flag in ("-F", "-X"):
+                for chain in sorted(ours):
+                    subprocess.run(
+                        [family, "-t", table, flag, chain], capture_output=True, check=False
+                    )
+
+
 def restore_host(layout: Layout) -> None:
     if not layout.host_changes.exists():
         return
     changes = json.loads(layout.host_changes.read_text())
+    remove_chains(kubernetes_chains() - set(changes.get("chains_before", [])))
     if changes.get("bridge_owner") == str(layout.root) and link_exists(BRIDGE):
         subprocess.run(["ip", "link", "delete", BRIDGE], check=True)
     for key, value in changes.get("sysctls", {}).items():
