@@ -161,7 +161,7 @@ def remove_chains(chains: set[str]) -> None:
             if not ours:
                 continue
             for line in lines:
-                parts = line.split()
+                parts = shlex.split(line)
                 if (
                     line.startswith("-A ")
                     and "-j" in parts
