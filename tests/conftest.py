@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
+
+from tests.support import api_client_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = REPO_ROOT / "hack" / "cluster"
@@ -60,8 +62,7 @@ def kubeconfig(
 
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: Path) -> client.ApiClient:
-    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    return api
+    return api_client_for(kubeconfig)
 
 
 @pytest.fixture

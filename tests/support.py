@@ -1,10 +1,14 @@
-"""Helpers shared by the test tiers: polling with explicit deadlines."""
+"""Helpers shared by the test tiers: polling with explicit deadlines, and test stacks."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+
+from kubernetes import client, config
+from pulumi import automation as auto
 
 T = TypeVar("T")
 
@@ -26,3 +30,39 @@ def eventually(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not true after {timeout_s:.0f}s; last seen {result!r}")
         time.sleep(interval_s)
+
+
+TEST_PASSPHRASE = "integration-test-only"
+
+
+def file_backend_stack(
+    work_dir: Path, project: str, stack_name: str, program: Callable[[], None]
+) -> auto.Stack:
+    """Selects an inline-program stack whose state lives in work_dir/state, with the
+    passphrase secrets provider: the engine for real, and nothing outside the test's dir."""
+    backend = work_dir / "state"
+    backend.mkdir(exist_ok=True)
+    return auto.create_or_select_stack(
+        stack_name=stack_name,
+        project_name=project,
+        program=program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(work_dir),
+            project_settings=auto.ProjectSettings(
+                name=project,
+                runtime="python",
+                backend=auto.ProjectBackend(url=f"file://{backend}"),
+            ),
+            secrets_provider="passphrase",
+            env_vars={
+                "PULUMI_CONFIG_PASSPHRASE": TEST_PASSPHRASE,
+                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            },
+        ),
+    )
+
+
+def api_client_for(kubeconfig: Path) -> client.ApiClient:
+    """A kubernetes client for one kubeconfig, leaving the process-wide default alone."""
+    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    return api

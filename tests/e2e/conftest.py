@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from tests.conftest import CLUSTER
 from tests.e2e.host_snapshot import HostSnapshot
+from tests.support import api_client_for
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,8 +34,7 @@ class RealNode:
     host_before: HostSnapshot | None
 
     def api(self) -> client.ApiClient:
-        api: client.ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
-        return api
+        return api_client_for(self.kubeconfig)
 
 
 @pytest.fixture(scope="session")

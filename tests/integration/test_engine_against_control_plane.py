@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 
-from tests.support import eventually
+from tests.support import eventually, file_backend_stack
 
 pytestmark = pytest.mark.integration
 
@@ -63,28 +63,11 @@ def stack_factory(
     tmp_path: Path, kubeconfig: Path, namespace_name: str
 ) -> Iterator[Callable[[int], auto.Stack]]:
     """Selects one stack (file backend, passphrase secrets) with a program for N replicas."""
-    backend = tmp_path / "state"
-    backend.mkdir()
     created: list[auto.Stack] = []
 
     def make(replicas: int) -> auto.Stack:
-        stack = auto.create_or_select_stack(
-            stack_name="it",
-            project_name="toolchain-it",
-            program=web_program(namespace_name, kubeconfig, replicas),
-            opts=auto.LocalWorkspaceOptions(
-                work_dir=str(tmp_path),
-                project_settings=auto.ProjectSettings(
-                    name="toolchain-it",
-                    runtime="python",
-                    backend=auto.ProjectBackend(url=f"file://{backend}"),
-                ),
-                secrets_provider="passphrase",
-                env_vars={
-                    "PULUMI_CONFIG_PASSPHRASE": "integration-test-only",
-                    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-                },
-            ),
+        stack = file_backend_stack(
+            tmp_path, "toolchain-it", "it", web_program(namespace_name, kubeconfig, replicas)
         )
         created.append(stack)
         return stack

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.support import TEST_PASSPHRASE
+
 pytestmark = pytest.mark.integration
 
 PROGRAM = """\
@@ -63,7 +65,7 @@ def test_pulumi_up_of_a_python_project(
     (tmp_path / "state").mkdir()
     env = {
         **os.environ,
-        "PULUMI_CONFIG_PASSPHRASE": "integration-test-only",
+        "PULUMI_CONFIG_PASSPHRASE": TEST_PASSPHRASE,
         "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
 

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from tests.conftest import CLUSTER
+from tests.support import api_client_for
 from tests.unit.test_toolchain_pins import go_requirement
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(private_cluster: Path) -> None
     env = cluster("env", "--state-dir", str(state_dir)).stdout
     assert f"export KUBECONFIG='{state_dir / 'kubeconfig'}'" in env
 
-    api = config.new_client_from_config(config_file=str(state_dir / "kubeconfig"))  # type: ignore[no-untyped-call]
+    api = api_client_for(state_dir / "kubeconfig")
     version = client.VersionApi(api).get_code()
     assert version.git_version == go_requirement("kubernetes", "k8s.io/kubernetes")
     nodes = client.CoreV1Api(api).list_node().items

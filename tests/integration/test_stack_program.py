@@ -34,7 +34,7 @@ from reconciler.names import InstanceNames, names_for
 from reconciler.program import ClusterAccess, Phase, build_program
 from reconciler.spec import Instance, parse_instance
 from tests.integration.test_crd_admission import GROUP, PLURAL, VERSION, ensure_crd
-from tests.support import eventually
+from tests.support import eventually, file_backend_stack
 
 pytestmark = pytest.mark.integration
 
@@ -153,25 +153,11 @@ class Lab:
 
     def stack(self, instance: Instance, phase: Phase) -> auto.Stack:
         """The instance's stack, selected with the program for `phase`."""
-        backend = self.work_dir / "state"
-        backend.mkdir(exist_ok=True)
-        stack = auto.create_or_select_stack(
-            stack_name=f"{instance.namespace}.{instance.name}",
-            project_name=PROJECT,
-            program=build_program(instance, phase, ClusterAccess(kubeconfig=str(self.kubeconfig))),
-            opts=auto.LocalWorkspaceOptions(
-                work_dir=str(self.work_dir),
-                project_settings=auto.ProjectSettings(
-                    name=PROJECT,
-                    runtime="python",
-                    backend=auto.ProjectBackend(url=f"file://{backend}"),
-                ),
-                secrets_provider="passphrase",
-                env_vars={
-                    "PULUMI_CONFIG_PASSPHRASE": "integration-test-only",
-                    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-                },
-            ),
+        stack = file_backend_stack(
+            self.work_dir,
+            PROJECT,
+            f"{instance.namespace}.{instance.name}",
+            build_program(instance, phase, ClusterAccess(kubeconfig=str(self.kubeconfig))),
         )
         self.stacks.append(stack)
         return stack
