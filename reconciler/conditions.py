@@ -1,0 +1,219 @@
+"""Status conditions, after the Pulumi Kubernetes Operator's Ready/Reconciling/Stalled model.
+
+Pure: no I/O. `Ready` is always present. `Reconciling` and `Stalled` are present only
+while true ("abnormal-true" polarity), so `kubectl get mysql` shows Ready and its reason.
+Every reason comes from a closed enum. A setter keeps `lastTransitionTime` when the
+status does not change, so that repeated reconciles do not make conditions flap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    BACKUP_READY = "BackupReady"  # the last backup-on-delete: running, done or failed
+
+
+class Status(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Reason(StrEnum):
+    # Ready
+    UP_TO_DATE = "UpToDate"
+    NOT_READY = "NotReady"
+    # Reconciling
+    PROCESSING = "ReconcilingProcessing"
+    RETRY = "ReconcilingRetry"
+    DELETING = "ReconcilingDeleting"
+    # Stalled: a person has to act (or, for a failed backup, retries continue with backoff)
+    SPEC_INVALID = "StalledSpecInvalid"
+    SECRET_MISSING = "StalledSecretMissing"  # noqa: S105 (a reason, not a secret)
+    BACKUP_FAILED = "StalledBackupFailed"
+    NAMESPACE_TERMINATING = "StalledNamespaceTerminating"
+    UPDATE_FAILED = "StalledUpdateFailed"
+    # BackupReady
+    BACKUP_RUNNING = "BackupRunning"
+    BACKUP_SUCCEEDED = "BackupSucceeded"
+    BACKUP_SKIPPED = "BackupSkipped"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: ConditionType
+    status: Status
+    reason: Reason
+    message: str
+    observed_generation: int
+    last_transition_time: str  # RFC 3339, seconds precision, as the API server stores it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type.value,
+            "status": self.status.value,
+            "reason": self.reason.value,
+            "message": self.message,
+            "observedGeneration": self.observed_generation,
+            "lastTransitionTime": self.last_transition_time,
+        }
+
+
+def timestamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_conditions(raw: object) -> tuple[Condition, ...]:
+    """Conditions from status; entries this version does not know are dropped."""
+    if not isinstance(raw, Sequence):
+        return ()
+    parsed: list[Condition] = []
+    for item in raw:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            parsed.append(
+                Condition(
+                    type=ConditionType(str(item.get("type"))),
+                    status=Status(str(item.get("status"))),
+                    reason=Reason(str(item.get("reason"))),
+                    message=str(item.get("message", "")),
+                    observed_generation=int(item.get("observedGeneration", 0)),
+                    last_transition_time=str(item.get("lastTransitionTime", "")),
+                )
+            )
+        except (ValueError, TypeError):
+            continue
+    return tuple(parsed)
+
+
+def find(conditions: Iterable[Condition], kind: ConditionType) -> Condition | None:
+    return next((c for c in conditions if c.type is kind), None)
+
+
+def is_true(conditions: Iterable[Condition], kind: ConditionType) -> bool:
+    found = find(conditions, kind)
+    return found is not None and found.status is Status.TRUE
+
+
+def set_condition(
+    conditions: Sequence[Condition],
+    kind: ConditionType,
+    status: Status,
+    reason: Reason,
+    message: str,
+    *,
+    generation: int,
+    now: datetime,
+) -> tuple[Condition, ...]:
+    """Replaces (or adds) one condition; lastTransitionTime moves only when status does."""
+    previous = find(conditions, kind)
+    if previous is not None and previous.status is status:
+        updated = replace(previous, reason=reason, message=message, observed_generation=generation)
+    else:
+        updated = Condition(
+            type=kind,
+            status=status,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            last_transition_time=timestamp(now),
+        )
+    kept = [c for c in conditions if c.type is not kind]
+    return _ordered([*kept, updated])
+
+
+def remove_condition(conditions: Sequence[Condition], kind: ConditionType) -> tuple[Condition, ...]:
+    return tuple(c for c in conditions if c.type is not kind)
+
+
+def mark_ready(
+    conditions: Sequence[Condition], message: str, *, generation: int, now: datetime
+) -> tuple[Condition, ...]:
+    updated = set_condition(
+        conditions,
+        ConditionType.READY,
+        Status.TRUE,
+        Reason.UP_TO_DATE,
+        message,
+        generation=generation,
+        now=now,
+    )
+    return remove_condition(
+        remove_condition(updated, ConditionType.RECONCILING), ConditionType.STALLED
+    )
+
+
+def mark_reconciling(
+    conditions: Sequence[Condition], reason: Reason, message: str, *, generation: int, now: datetime
+) -> tuple[Condition, ...]:
+    """Work is in progress or will be retried; Ready goes False and Stalled is cleared."""
+    updated = set_condition(
+        conditions,
+        ConditionType.RECONCILING,
+        Status.TRUE,
+        reason,
+        message,
+        generation=generation,
+        now=now,
+    )
+    updated = set_condition(
+        updated, ConditionType.READY, Status.FALSE, reason, message, generation=generation, now=now
+    )
+    return remove_condition(updated, ConditionType.STALLED)
+
+
+def mark_stalled(
+    conditions: Sequence[Condition], reason: Reason, message: str, *, generation: int, now: datetime
+) -> tuple[Condition, ...]:
+    """Progress needs a change from outside; Ready goes False and Reconciling is cleared."""
+    updated = set_condition(
+        conditions,
+        ConditionType.STALLED,
+        Status.TRUE,
+        reason,
+        message,
+        generation=generation,
+        now=now,
+    )
+    updated = set_condition(
+        updated, ConditionType.READY, Status.FALSE, reason, message, generation=generation, now=now
+    )
+    return remove_condition(updated, ConditionType.RECONCILING)
+
+
+def mark_backup(
+    conditions: Sequence[Condition],
+    status: Status,
+    reason: Reason,
+    message: str,
+    *,
+    generation: int,
+    now: datetime,
+) -> tuple[Condition, ...]:
+    return set_condition(
+        conditions,
+        ConditionType.BACKUP_READY,
+        status,
+        reason,
+        message,
+        generation=generation,
+        now=now,
+    )
+
+
+_ORDER = {kind: index for index, kind in enumerate(ConditionType)}
+
+
+def _ordered(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
+    # A stable order keeps status patches minimal and diffs readable.
+    return tuple(sorted(conditions, key=lambda c: _ORDER[c.type]))

@@ -1,0 +1,92 @@
+"""Settings: defaults are safe, flags beat the environment, bad values name the flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.settings import (
+    DEFAULT_PASSPHRASE_ENV,
+    LogLevel,
+    SecretReference,
+    SettingsError,
+    parse_settings,
+)
+
+pytestmark = pytest.mark.unit
+
+HOME = {"HOME": "/home/op"}
+
+
+def test_defaults() -> None:
+    settings = parse_settings([], HOME)
+    assert settings.namespaces == ()
+    assert settings.watches_all_namespaces
+    assert settings.workers == 2
+    assert settings.state_dir == Path("/home/op/.cache/mysql-operator/state")
+    assert settings.backend_url == "file:///home/op/.cache/mysql-operator/state"
+    assert settings.passphrase.env_var == DEFAULT_PASSPHRASE_ENV
+    assert settings.passphrase.secret is None
+    assert settings.resync_period_s == 300
+    assert (settings.http_address.host, settings.http_address.port) == ("127.0.0.1", 8080)
+    assert settings.kubeconfig is None
+    assert settings.log_level is LogLevel.INFO
+
+
+def test_environment_then_flags() -> None:
+    env = {
+        **HOME,
+        "MYSQL_OPERATOR_NAMESPACES": "a, b,a",
+        "MYSQL_OPERATOR_WORKERS": "3",
+        "MYSQL_OPERATOR_STATE_DIR": "/srv/state",
+        "MYSQL_OPERATOR_RESYNC_PERIOD": "30",
+        "MYSQL_OPERATOR_LOG_LEVEL": "debug",
+        "MYSQL_OPERATOR_PASSPHRASE_SECRET": "ops/pulumi",
+    }
+    from_env = parse_settings([], env)
+    assert from_env.namespaces == ("a", "b")
+    assert from_env.workers == 3
+    assert from_env.backend_url == "file:///srv/state"
+    assert from_env.resync_period_s == 30
+    assert from_env.log_level is LogLevel.DEBUG
+    assert from_env.passphrase.secret == SecretReference("ops", "pulumi", "passphrase")
+
+    flags = parse_settings(
+        [
+            "--namespace=c",
+            "--workers=5",
+            "--backend-url=s3://bucket/prefix",
+            "--http-address=0.0.0.0:9000",
+            "--passphrase-secret=ops/pulumi/key",
+        ],
+        env,
+    )
+    assert flags.namespaces == ("c",)
+    assert flags.workers == 5
+    assert flags.backend_url == "s3://bucket/prefix"
+    assert flags.state_dir == Path("/srv/state")
+    assert str(flags.http_address) == "0.0.0.0:9000"
+    assert flags.passphrase.secret == SecretReference("ops", "pulumi", "key")
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--workers=0"], "--workers"),
+        (["--workers=many"], "--workers"),
+        (["--workers=1000"], "--workers"),
+        (["--resync-period=-1"], "--resync-period"),
+        (["--http-address=nowhere"], "--http-address"),
+        (["--backend-url=/just/a/path"], "--backend-url"),
+        (["--passphrase-secret=only-a-name"], "--passphrase-secret"),
+    ],
+)
+def test_bad_values_name_the_flag(argv: list[str], flag: str) -> None:
+    with pytest.raises(SettingsError, match=flag):
+        parse_settings(argv, HOME)
+
+
+def test_settings_never_hold_the_passphrase() -> None:
+    settings = parse_settings([], {**HOME, DEFAULT_PASSPHRASE_ENV: "hunter2-very-secret"})
+    assert "hunter2-very-secret" not in repr(settings)
