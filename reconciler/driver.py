@@ -1,0 +1,366 @@
+"""The Pulumi driver: the only module that calls the Automation API.
+
+One stack per MySQL object, named `<namespace>.<name>` (neither part can contain a dot),
+in one project, in a DIY backend (a directory by default). Secrets use the passphrase
+provider; the passphrase reaches the CLI only through the workspace's environment and is
+never logged or put into an exception message.
+
+Errors come out as `StackError` with a `FailureKind`, so that the caller can tell a bad
+spec from a transient failure from a stuck stack (ENGINEERING.md section 5). A stack left
+locked or with pending operations by a crash is recovered here before the next run:
+the DIY lock is cancelled (only one reconciler drives a stack, so a lock found at the
+start of a run is stale), and pending operations are dropped from the checkpoint with an
+export/import.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+from pulumi import automation as auto
+
+from reconciler.program import ClusterAccess, Phase, build_program
+from reconciler.spec import Instance
+from reconciler.status import ToolchainVersions
+
+log = logging.getLogger(__name__)
+
+# The engine's own logs are not needed: results come back as summaries and events.
+ENGINE_ENV: Final = {
+    "PULUMI_SKIP_UPDATE_CHECK": "true",
+    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+}
+KUBERNETES_PREFIX: Final = "kubernetes:"
+PROVIDER_TYPE_PREFIX: Final = "pulumi:providers:"
+
+# stderr fragments of failures worth retrying: the API server or the network hiccuped.
+TRANSIENT_PATTERNS: Final = (
+    r"connection refused",
+    r"connection reset",
+    r"i/o timeout",
+    r"context deadline exceeded",
+    r"TLS handshake timeout",
+    r"the server is currently unable to handle the request",
+    r"the server was unable to return a response",
+    r"\b50[0234]\b",
+    r"\b409\b",
+    r"Too Many Requests",
+    r"the object has been modified",
+    r"etcdserver",
+)
+# stderr fragments of failures that only a spec change fixes.
+SPEC_PATTERNS: Final = (r"\bis invalid\b", r"\b422\b", r"admission webhook .* denied")
+
+
+class FailureKind(StrEnum):
+    SPEC = "spec"  # the API server rejected what the spec declares
+    TRANSIENT = "transient"  # retry with backoff
+    STUCK = "stuck"  # a lock or pending operations; recovered before the next attempt
+    FAILED = "failed"  # a resource failed (a Job, a rollout): retry with backoff, report
+
+
+class StackError(Exception):
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One engine run that finished; `result` is the engine's (succeeded or failed)."""
+
+    update_id: str
+    kind: str
+    result: str
+    resource_changes: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    op: str
+    type: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    change_summary: Mapping[str, int]
+    steps: tuple[PlannedStep, ...]
+    stack_existed: bool
+
+    @property
+    def has_changes(self) -> bool:
+        return any(op != "same" and count > 0 for op, count in self.change_summary.items())
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    project_name: str
+    backend_url: str
+    work_dir: Path  # scratch for the workspace; the state lives in the backend
+    cluster: ClusterAccess
+    # repr=False: settings objects end up in logs.
+    passphrase: str = field(repr=False)
+
+
+def stack_name(namespace: str, name: str) -> str:
+    return f"{namespace}.{name}"
+
+
+def classify(stderr: str) -> FailureKind:
+    if any(re.search(pattern, stderr, re.IGNORECASE) for pattern in SPEC_PATTERNS):
+        return FailureKind.SPEC
+    if any(re.search(pattern, stderr, re.IGNORECASE) for pattern in TRANSIENT_PATTERNS):
+        return FailureKind.TRANSIENT
+    return FailureKind.FAILED
+
+
+def summarize_error(stderr: str, limit: int = 600) -> str:
+    """The engine's diagnostic lines, short enough for a condition message."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    interesting = [line for line in lines if "error" in line.lower()] or lines
+    text = " | ".join(dict.fromkeys(interesting))
+    return text[-limit:] if len(text) > limit else text
+
+
+def drop_pending_operations(deployment: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """A copy of an exported checkpoint without pending operations, and how many there were."""
+    cleaned = dict(deployment)
+    pending = cleaned.pop("pending_operations", None) or []
+    return cleaned, len(pending)
+
+
+def deployed_kubernetes_objects(deployment: Mapping[str, Any] | None) -> int:
+    if not deployment:
+        return 0
+    resources = deployment.get("resources") or []
+    return sum(
+        1
+        for resource in resources
+        if str(resource.get("type", "")).startswith(KUBERNETES_PREFIX)
+        and not str(resource.get("type", "")).startswith(PROVIDER_TYPE_PREFIX)
+    )
+
+
+def _quiet(_line: str) -> None:
+    """Engine output is not logged: it can carry resource details users did not ask for."""
+
+
+def _noop_program() -> None:
+    """Destroy and stack removal need a program only to select the stack."""
+
+
+class Driver:
+    def __init__(self, config: DriverConfig) -> None:
+        self.config = config
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+        if config.backend_url.startswith("file://"):
+            Path(config.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+    # -- stacks --------------------------------------------------------------------------
+
+    def _options(self, backend_url: str | None = None) -> auto.LocalWorkspaceOptions:
+        return auto.LocalWorkspaceOptions(
+            work_dir=str(self.config.work_dir),
+            project_settings=auto.ProjectSettings(
+                name=self.config.project_name,
+                runtime="python",
+                backend=auto.ProjectBackend(url=backend_url or self.config.backend_url),
+            ),
+            secrets_provider="passphrase",
+            env_vars={**ENGINE_ENV, "PULUMI_CONFIG_PASSPHRASE": self.config.passphrase},
+        )
+
+    def _stack(
+        self, namespace: str, name: str, program: Callable[[], None], *, create: bool = True
+    ) -> auto.Stack:
+        select = auto.create_or_select_stack if create else auto.select_stack
+        try:
+            return select(
+                stack_name=stack_name(namespace, name),
+                project_name=self.config.project_name,
+                program=program,
+                opts=self._options(),
+            )
+        except auto.StackNotFoundError:
+            raise
+        except auto.CommandError as error:
+            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+
+    def toolchain_versions(self) -> ToolchainVersions:
+        workspace = auto.LocalWorkspace(**_workspace_kwargs(self._options()))
+        return ToolchainVersions(
+            pulumi_cli=workspace.pulumi_version,
+            pulumi_sdk=metadata.version("pulumi"),
+            # The provider plugin is pinned to the SDK's version (test_toolchain_pins.py).
+            kubernetes_provider=metadata.version("pulumi-kubernetes"),
+        )
+
+    # -- operations ------------------------------------------------------------------------
+
+    def up(self, instance: Instance, phase: Phase) -> RunResult:
+        program = build_program(instance, phase, self.config.cluster)
+        stack = self._stack(instance.namespace, instance.name, program)
+        self._recover(stack)
+        try:
+            result = stack.up(on_output=_quiet, on_error=_quiet, color="never")
+        except auto.CommandError as error:
+            raise self._failure(stack, error) from None
+        return _run_result(result.summary)
+
+    def preview(self, instance: Instance, phase: Phase) -> Plan:
+        """The plan against the current state; creates nothing, not even the stack."""
+        program = build_program(instance, phase, self.config.cluster)
+        steps: list[PlannedStep] = []
+
+        def record(event: auto.EngineEvent) -> None:
+            if event.resource_pre_event is not None:
+                meta = event.resource_pre_event.metadata
+                steps.append(PlannedStep(meta.op.value, meta.type, meta.urn.rsplit("::", 1)[-1]))
+
+        try:
+            stack = self._stack(instance.namespace, instance.name, program, create=False)
+            existed = True
+        except auto.StackNotFoundError:
+            existed = False
+        try:
+            if existed:
+                result = stack.preview(on_output=_quiet, on_error=_quiet, on_event=record)
+            else:
+                # No stack yet: plan against empty state in a throwaway backend.
+                with tempfile.TemporaryDirectory(prefix="mysql-preview-") as scratch:
+                    stack = auto.create_stack(
+                        stack_name=stack_name(instance.namespace, instance.name),
+                        project_name=self.config.project_name,
+                        program=program,
+                        opts=self._options(backend_url=f"file://{scratch}"),
+                    )
+                    result = stack.preview(on_output=_quiet, on_error=_quiet, on_event=record)
+        except auto.CommandError as error:
+            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+        return Plan(
+            change_summary={str(op): int(n) for op, n in result.change_summary.items()},
+            steps=tuple(steps),
+            stack_existed=existed,
+        )
+
+    def destroy(self, namespace: str, name: str) -> RunResult | None:
+        """Destroys the stack's resources (retained ones are only forgotten); None if no stack."""
+        try:
+            stack = self._stack(namespace, name, _noop_program, create=False)
+        except auto.StackNotFoundError:
+            return None
+        self._recover(stack)
+        try:
+            result = stack.destroy(on_output=_quiet, on_error=_quiet, color="never")
+        except auto.CommandError as error:
+            raise self._failure(stack, error) from None
+        return _run_result(result.summary)
+
+    def remove_stack(self, namespace: str, name: str) -> None:
+        """Removes an empty stack from the backend; a missing stack is fine."""
+        try:
+            stack = self._stack(namespace, name, _noop_program, create=False)
+        except auto.StackNotFoundError:
+            return
+        try:
+            stack.workspace.remove_stack(stack.name)
+        except auto.StackNotFoundError:
+            return
+        except auto.CommandError as error:
+            raise self._failure(stack, error) from None
+
+    def deployed_objects(self, namespace: str, name: str) -> int:
+        """How many Kubernetes objects the stack manages (0 when there is no stack)."""
+        try:
+            stack = self._stack(namespace, name, _noop_program, create=False)
+            return deployed_kubernetes_objects(stack.export_stack().deployment)
+        except auto.StackNotFoundError:
+            return 0
+        except auto.CommandError as error:
+            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def _failure(self, stack: auto.Stack, error: auto.CommandError) -> StackError:
+        if isinstance(error, auto.ConcurrentUpdateError):
+            # With one reconciler and one operation per stack, the lock is a crash's:
+            # clear it now, and let the caller retry with backoff.
+            try:
+                stack.cancel()
+            except auto.CommandError as cancel_error:
+                log.warning("stack %s: cancel failed: %s", stack.name, cancel_error)
+            return StackError(FailureKind.STUCK, "the stack was locked by a crashed run")
+        return StackError(classify(str(error)), summarize_error(str(error)))
+
+    def _recover(self, stack: auto.Stack) -> None:
+        """Clears what a crashed run left: a lock, then pending operations."""
+        if self._is_locked(stack):
+            log.warning("stack %s was locked by a crashed run: cancelling", stack.name)
+            try:
+                stack.cancel()
+            except auto.CommandError as error:
+                raise StackError(FailureKind.STUCK, summarize_error(str(error))) from None
+        try:
+            exported = stack.export_stack()
+        except auto.CommandError as error:
+            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+        if not exported.deployment or not exported.deployment.get("pending_operations"):
+            return
+        cleaned, count = drop_pending_operations(exported.deployment)
+        log.warning("stack %s had %d pending operations: dropping them", stack.name, count)
+        stack.import_stack(auto.Deployment(version=exported.version, deployment=cleaned))
+
+    def _is_locked(self, stack: auto.Stack) -> bool:
+        # The DIY backend keeps locks as files; anything else is asked through the engine.
+        url = self.config.backend_url
+        if not url.startswith("file://"):
+            return False
+        # Lock files sit under .pulumi/locks/<...>/<project>/<stack>/; the middle part
+        # differs between backend layouts, so look for the stack's directory anywhere.
+        locks = Path(url.removeprefix("file://")) / ".pulumi" / "locks"
+        if not locks.is_dir():
+            return False
+        return any(
+            directory.is_dir()
+            and directory.parent.name == self.config.project_name
+            and any(directory.iterdir())
+            for directory in locks.rglob(stack.name)
+        )
+
+
+def _run_result(summary: auto.UpdateSummary) -> RunResult:
+    changes = summary.resource_changes or {}
+    return RunResult(
+        update_id=update_id(summary.kind, summary.version, summary.start_time),
+        kind=summary.kind,
+        result=summary.result,
+        resource_changes={str(op): int(count) for op, count in changes.items()},
+    )
+
+
+def update_id(kind: str, version: int | None, start_time: datetime) -> str:
+    """The backend's version where it numbers updates; DIY backends report 0, so there the
+    start second identifies the run (a stack runs one operation at a time)."""
+    if version:
+        return str(version)
+    return f"{kind}-{int(start_time.timestamp())}"
+
+
+def _workspace_kwargs(options: auto.LocalWorkspaceOptions) -> dict[str, Any]:
+    return {
+        "work_dir": options.work_dir,
+        "project_settings": options.project_settings,
+        "secrets_provider": options.secrets_provider,
+        "env_vars": options.env_vars,
+    }
