@@ -1,0 +1,177 @@
+"""Command line: `reconciler run` and `reconciler preview -f cr.yml`.
+
+`run` starts the long-running reconciler (see `runner.py`; exactly one may run per state
+backend). `preview` prints the plan a manifest would cause against the instance's
+current stack state and changes nothing; its exit code is 0 for no changes, 2 for
+changes and 1 for an error, so CI can gate on it.
+
+Log lines are logfmt (`key=value`), one per event, with the instance, the phase and the
+duration where they apply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from reconciler.driver import Plan, StackError, stack_name
+from reconciler.kube import Gateway, load_api_client
+from reconciler.program import Phase
+from reconciler.runner import AlreadyRunning, make_driver, run
+from reconciler.settings import Settings, SettingsError, add_arguments, load_settings
+from reconciler.spec import SpecError, parse_instance
+
+EXIT_NO_CHANGES: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_CHANGES: Final = 2
+# LogRecord's own attributes; anything else on a record came in through `extra=`.
+_RECORD_FIELDS: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS:
+                fields[key] = round(value, 3) if isinstance(value, float) else value
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+
+
+def _logfmt_value(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text and all(c.isalnum() or c in "-_./:@+" for c in text):
+        return text
+    return json.dumps(text)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Every API request at DEBUG would bury the reconciler's own lines.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reconciler", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser(
+        "run",
+        help="run the reconciler (only one may run per state backend)",
+        description="Watch MySQL objects and drive one Pulumi stack per object. "
+        "Exactly one reconciler may run against a state backend at a time.",
+    )
+    add_arguments(run_parser)
+    preview = commands.add_parser(
+        "preview", help="print the plan a manifest would cause; exit 0 no changes, 2 changes"
+    )
+    add_arguments(preview)
+    preview.add_argument("-f", "--filename", required=True, help="a MySQL manifest (YAML)")
+    preview.add_argument(
+        "-n", "--object-namespace", help="namespace of the object if the manifest has none"
+    )
+    preview.add_argument("--output", choices=["text", "json"], default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args, os.environ)
+    except SettingsError as error:
+        print(f"reconciler: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    configure_logging(settings.log_level.value)
+    try:
+        if args.command == "run":
+            return run(settings)
+        return preview(settings, Path(args.filename), args.object_namespace, args.output)
+    except (SettingsError, AlreadyRunning) as error:
+        print(f"reconciler: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def preview(settings: Settings, manifest: Path, namespace: str | None, output: str) -> int:
+    try:
+        document = yaml.safe_load(manifest.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        print(f"reconciler preview: cannot read {manifest}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    if not isinstance(document, dict):
+        print(f"reconciler preview: {manifest} is not a MySQL object", file=sys.stderr)
+        return EXIT_ERROR
+    gateway = Gateway(load_api_client(settings.kubeconfig))
+    obj = _as_stored(document, namespace, gateway)
+    try:
+        instance = parse_instance(obj)
+    except SpecError as error:
+        print(f"reconciler preview: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        plan = make_driver(settings, gateway).preview(instance, Phase.RUNNING)
+    except StackError as error:
+        print(f"reconciler preview: {error.kind.value}: {error.message}", file=sys.stderr)
+        return EXIT_ERROR
+    print(render_plan(plan, stack_name(instance.namespace, instance.name), output))
+    return EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES
+
+
+def _as_stored(
+    document: Mapping[str, Any], namespace: str | None, gateway: Gateway
+) -> dict[str, Any]:
+    """The manifest as the reconciler would see it: namespaced, with the live object's uid
+    (owner references depend on it), or a made-up one for an object not created yet."""
+    obj = dict(document)
+    metadata = dict(obj.get("metadata") or {})
+    metadata["namespace"] = metadata.get("namespace") or namespace or "default"
+    live = gateway.get_mysql(metadata["namespace"], str(metadata.get("name", "")))
+    live_uid = (live or {}).get("metadata", {}).get("uid")
+    metadata["uid"] = live_uid or str(uuid.uuid4())
+    obj["metadata"] = metadata
+    return obj
+
+
+def render_plan(plan: Plan, stack: str, output: str) -> str:
+    changes = {op: n for op, n in plan.change_summary.items() if op != "same" and n}
+    if output == "json":
+        return json.dumps(
+            {
+                "stack": stack,
+                "stackExists": plan.stack_existed,
+                "hasChanges": plan.has_changes,
+                "changeSummary": dict(plan.change_summary),
+                "steps": [
+                    {"op": s.op, "type": s.type, "name": s.name}
+                    for s in plan.steps
+                    if s.op != "same"
+                ],
+            },
+            indent=2,
+        )
+    lines = [f"stack {stack}" + ("" if plan.stack_existed else " (not created yet)")]
+    lines += [f"  {s.op:<10} {s.type} {s.name}" for s in plan.steps if s.op != "same"]
+    summary = ", ".join(f"{op} {n}" for op, n in sorted(changes.items())) or "no changes"
+    lines.append(summary)
+    return "\n".join(lines)
+
+
+__all__ = ["main"]

@@ -1,0 +1,173 @@
+"""`reconciler run`: wires the watch loops, the work queue, N workers and the HTTP server.
+
+Exactly one reconciler may run against a state backend at a time: two would drive the
+same stacks concurrently (ENGINEERING.md section 12). In a cluster, run it as a
+Deployment with one replica and the Recreate strategy. On one machine, a lock file in the
+state directory makes a second reconciler on the same directory refuse to start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Final, TextIO
+
+from reconciler.driver import Driver, DriverConfig
+from reconciler.executor import Executor, Outcome
+from reconciler.http import serve
+from reconciler.kube import Gateway, load_api_client
+from reconciler.metrics import Metrics
+from reconciler.program import ClusterAccess
+from reconciler.queue import Backoff, ShutDown, WorkQueue
+from reconciler.settings import Settings, SettingsError
+from reconciler.watch import Health, Key, WatchLoop
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE: Final = ".reconciler.lock"
+WORK_DIR: Final = "workspace"
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+@contextmanager
+def single_instance(state_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `<state_dir>/.reconciler.lock` while running."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle: TextIO = (state_dir / LOCK_FILE).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another reconciler holds {state_dir / LOCK_FILE}; only one may run"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def resolve_passphrase(settings: Settings, gateway: Gateway) -> str:
+    source = settings.passphrase
+    if source.secret is not None:
+        ref = source.secret
+        value = gateway.secret_value(ref.namespace, ref.name, ref.key)
+        if not value:
+            raise SettingsError(
+                f"--passphrase-secret: Secret {ref.namespace}/{ref.name} has no key {ref.key!r}"
+            )
+        return value
+    value = os.environ.get(source.env_var)
+    if not value:
+        raise SettingsError(
+            f"no state passphrase: set ${source.env_var} or give --passphrase-secret"
+        )
+    return value
+
+
+def make_driver(settings: Settings, gateway: Gateway) -> Driver:
+    return Driver(
+        DriverConfig(
+            project_name=settings.project_name,
+            backend_url=settings.backend_url,
+            work_dir=settings.state_dir / WORK_DIR,
+            cluster=ClusterAccess(kubeconfig=_kubeconfig_path(settings)),
+            passphrase=resolve_passphrase(settings, gateway),
+        )
+    )
+
+
+def _kubeconfig_path(settings: Settings) -> str | None:
+    # The provider reads $KUBECONFIG itself; pass a path only when one was given.
+    return settings.kubeconfig or os.environ.get("KUBECONFIG") or None
+
+
+def run(settings: Settings) -> int:
+    with single_instance(settings.state_dir):
+        gateway = Gateway(load_api_client(settings.kubeconfig))
+        driver = make_driver(settings, gateway)
+        toolchain = driver.toolchain_versions()
+        log.info("starting", extra={"phase": "start", "toolchain": toolchain.to_dict()})
+        metrics = Metrics()
+        executor = Executor(
+            gateway, driver, toolchain, metrics, cluster_domain=settings.cluster_domain
+        )
+        queue: WorkQueue[Key] = WorkQueue()
+        backoff: Backoff[Key] = Backoff(settings.backoff_base_s, settings.backoff_max_s)
+        health = Health(stale_after_s=2 * settings.watch_timeout_s + 60)
+        loops = [
+            WatchLoop(
+                gateway,
+                queue,
+                health,
+                namespace=namespace,
+                resync_period_s=settings.resync_period_s,
+                watch_timeout_s=settings.watch_timeout_s,
+                backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s),
+            )
+            for namespace in (settings.namespaces or (None,))
+        ]
+        server = serve(settings.http_address, health.healthy, metrics)
+        stopping = threading.Event()
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping", extra={"phase": "stop", "signal": signum})
+            stopping.set()
+            for loop in loops:
+                loop.stop()
+            queue.shut_down()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for loop in loops:
+            # Daemons: a watch blocked on the server is simply abandoned at exit.
+            threading.Thread(target=loop.run, name=loop.name, daemon=True).start()
+        workers = [
+            threading.Thread(
+                target=_work, args=(queue, executor, backoff), name=f"worker-{index}", daemon=True
+            )
+            for index in range(settings.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        stopping.wait()
+        # An engine run in progress is not interrupted: a worker finishes its current key.
+        for worker in workers:
+            worker.join()
+        server.shutdown()
+        return 0
+
+
+def _work(queue: WorkQueue[Key], executor: Executor, backoff: Backoff[Key]) -> None:
+    while True:
+        try:
+            key = queue.get()
+        except ShutDown:
+            return
+        if key is None:
+            continue
+        try:
+            result = executor.reconcile(key)
+            if result.outcome is Outcome.RETRY:
+                queue.add_after(key, backoff.next_delay(key))
+            else:
+                backoff.forget(key)
+        except Exception:
+            # A bug must not kill the worker; the key is retried with backoff.
+            log.exception("reconcile crashed", extra={"instance": f"{key[0]}/{key[1]}"})
+            queue.add_after(key, backoff.next_delay(key))
+        finally:
+            queue.done(key)
