@@ -1,0 +1,67 @@
+"""The reconciler's ClusterRole: a reviewed constant, not generated.
+
+Two callers use the service account's credentials, and the role is the union of what
+each needs, with no wildcard anywhere:
+
+1. The reconciler's own calls, all in `reconciler/kube.py` (the only module that talks to
+   the Kubernetes API): list/watch/get/patch of `mysqls` (finalizers are a metadata patch
+   on the object itself), patch of `mysqls/status`, create of core `events`, get of
+   `secrets` (a user's password Secret) and of `namespaces` (is it Terminating?).
+2. The per-instance stack program's Kubernetes provider (`reconciler/program.py`), which
+   manages Secrets, ConfigMaps, PersistentVolumeClaims, PersistentVolumes, Deployments,
+   Services and Jobs. pulumi-kubernetes creates and updates them with server-side apply
+   (patch), reads them (get), deletes them, and awaits them with informers (list, watch).
+   Its awaiters also watch objects it does not manage (pulumi-kubernetes 4.25,
+   provider/pkg/await): a Deployment's ReplicaSets, Pods and PersistentVolumeClaims, a
+   Job's Pods and a Service's Endpoints; those are read-only here.
+
+Not granted, on purpose: `mysqls/finalizers` (needed only to set an owner reference with
+`blockOwnerDeletion: true`, which the program never does), `create`/`delete` of `mysqls`,
+pod logs, and anything in `events.k8s.io`. tests/unit/test_infra_rbac.py derives the
+needs from the reconciler's source and fails when either side drifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+API_GROUP: Final = "otus.homework"  # = reconciler.spec.API_GROUP; checked by the tests
+
+MANAGE: Final = ("get", "list", "watch", "create", "update", "patch", "delete")
+READ: Final = ("get", "list", "watch")
+
+
+@dataclass(frozen=True)
+class Rule:
+    api_groups: tuple[str, ...]
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+
+
+RULES: Final[tuple[Rule, ...]] = (
+    # The reconciler: the MySQL objects, their status, and events about them.
+    Rule((API_GROUP,), ("mysqls",), ("get", "list", "watch", "patch")),
+    Rule((API_GROUP,), ("mysqls/status",), ("patch",)),
+    Rule(("",), ("events",), ("create",)),
+    Rule(("",), ("namespaces",), ("get",)),
+    # The stack program's objects, managed by the Kubernetes provider.
+    Rule(("",), ("secrets", "configmaps", "services", "persistentvolumeclaims"), MANAGE),
+    Rule(("",), ("persistentvolumes",), MANAGE),
+    Rule(("apps",), ("deployments",), MANAGE),
+    Rule(("batch",), ("jobs",), MANAGE),
+    # What the provider's awaiters watch beside them.
+    Rule(("",), ("pods", "endpoints"), READ),
+    Rule(("apps",), ("replicasets",), READ),
+)
+
+
+def permissions(rules: tuple[Rule, ...] = RULES) -> frozenset[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) the rules grant."""
+    return frozenset(
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.api_groups
+        for resource in rule.resources
+        for verb in rule.verbs
+    )

@@ -1,0 +1,280 @@
+"""`pulumi up` of infra/ with the real CLI, language host and provider, against the cluster.
+
+The project (Pulumi.yaml, infra/, crd/ and reconciler/, which infra imports its settings
+names from) is copied to a temporary directory, so that `pulumi stack init` writes its
+stack file there; the state goes to a file backend beside it. The kwok node makes pods
+Ready without running containers, so the image name is never pulled.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from infra.rbac import RULES
+from tests.conftest import REPO_ROOT, pulumi_cli_on_path
+from tests.support import TEST_PASSPHRASE, eventually
+
+pytestmark = pytest.mark.integration
+
+STACK: Final = "test"
+IMAGE: Final = "local/reconciler:test"
+CRD_NAME: Final = "mysqls.otus.homework"
+COMMAND_TIMEOUT_S: Final = 600
+READY_TIMEOUT_S: Final = 120
+GONE_TIMEOUT_S: Final = 120
+COPIED: Final = ("infra", "crd", "reconciler")
+
+
+@dataclass(frozen=True)
+class Project:
+    directory: Path
+    backend: Path
+    env: dict[str, str]
+
+    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [pulumi_cli_on_path(), *args, "--non-interactive", "--color", "never"],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        assert result.returncode == 0, (
+            f"pulumi {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+        return result
+
+
+def copy_project(target: Path) -> Path:
+    target.mkdir()
+    shutil.copy2(REPO_ROOT / "Pulumi.yaml", target / "Pulumi.yaml")
+    for name in COPIED:
+        shutil.copytree(
+            REPO_ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return target
+
+
+@pytest.fixture
+def project(tmp_path: Path, kubeconfig: Path, namespace_name: str) -> Project:
+    backend = tmp_path / "state"
+    backend.mkdir()
+    env = {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{backend}",
+        "PULUMI_CONFIG_PASSPHRASE": TEST_PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        # The language host runs the program with this venv's interpreter.
+        "PULUMI_PYTHON_CMD": sys.executable,
+        "KUBECONFIG": str(kubeconfig),
+    }
+    proj = Project(copy_project(tmp_path / "project"), backend, env)
+    proj.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase")
+    for key, value in {
+        "namespace": namespace_name,
+        "kubeconfig": str(kubeconfig),
+        "image": IMAGE,
+        # kwok has no provisioner; the fake node never touches the path.
+        "stateHostPath": str(tmp_path / "host-state"),
+    }.items():
+        proj.pulumi("config", "set", key, value)
+    return proj
+
+
+@pytest.fixture
+def cleanup(api_client: client.ApiClient, namespace_name: str) -> Iterator[None]:
+    """Removes what destroy keeps; the CRD only if this test was the one to create it."""
+    extensions = client.ApiextensionsV1Api(api_client)
+    crd_existed = _exists(lambda: extensions.read_custom_resource_definition(CRD_NAME))
+    yield
+    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
+    name = f"mysql-operator:{namespace_name}"
+    _ignore_404(lambda: core.delete_namespace(namespace_name))
+    _ignore_404(lambda: core.delete_persistent_volume(f"mysql-operator-state-{namespace_name}"))
+    _ignore_404(lambda: rbac.delete_cluster_role_binding(name))
+    _ignore_404(lambda: rbac.delete_cluster_role(name))
+    if not crd_existed:
+        _ignore_404(lambda: extensions.delete_custom_resource_definition(CRD_NAME))
+
+
+def _exists(read: Any) -> bool:
+    try:
+        read()
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def _ignore_404(call: Any) -> None:
+    try:
+        call()
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def _allowed(
+    api_client: client.ApiClient, namespace: str, group: str, resource: str, verb: str
+) -> bool:
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=f"system:serviceaccount:{namespace}:mysql-operator",
+            groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            resource_attributes=client.V1ResourceAttributes(
+                group=group, resource=resource, verb=verb, namespace="somewhere"
+            ),
+        )
+    )
+    answer = client.AuthorizationV1Api(api_client).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def _passphrase(core: client.CoreV1Api, namespace: str) -> str:
+    secret = core.read_namespaced_secret("mysql-operator-state-passphrase", namespace)
+    return base64.b64decode((secret.data or {})["passphrase"]).decode()
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_up_installs_the_operator_idempotently_and_destroy_keeps_the_state(
+    project: Project, api_client: client.ApiClient, namespace_name: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    apps = client.AppsV1Api(api_client)
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    extensions = client.ApiextensionsV1Api(api_client)
+    ns = namespace_name
+    role_name = f"mysql-operator:{ns}"
+
+    preview = project.pulumi("preview", "--json")
+    planned = json.loads(preview.stdout)["changeSummary"]
+    assert planned.get("create", 0) >= 9, planned
+
+    up = project.pulumi("up", "--yes", "--skip-preview")
+    assert "keeps: CustomResourceDefinition mysqls.otus.homework" in up.stdout + up.stderr
+
+    # -- every object is there ---------------------------------------------------------
+    assert core.read_namespace(ns).status.phase == "Active"
+    crd = eventually(
+        lambda: extensions.read_custom_resource_definition(CRD_NAME),
+        lambda c: any(
+            x.type == "Established" and x.status == "True" for x in c.status.conditions or []
+        ),
+        timeout_s=READY_TIMEOUT_S,
+        what="the CRD Established",
+    )
+    schema = crd.spec.versions[0].schema.open_apiv3_schema
+    assert schema.properties is not None
+    spec_properties = schema.properties["spec"].properties or {}
+    assert "host_path" in spec_properties  # field names kept verbatim
+    assert core.read_namespaced_service_account("mysql-operator", ns).metadata.name
+    role = rbac.read_cluster_role(role_name)
+    rules = role.rules or []
+    assert len(rules) == len(RULES)
+    for rule in rules:
+        assert "*" not in [*(rule.api_groups or []), *(rule.resources or []), *rule.verbs]
+    binding = rbac.read_cluster_role_binding(role_name)
+    assert binding.role_ref.name == role_name
+    assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [
+        ("ServiceAccount", "mysql-operator", ns)
+    ]
+    claim = eventually(
+        lambda: core.read_namespaced_persistent_volume_claim("mysql-operator-state", ns),
+        lambda c: c.status.phase == "Bound",
+        timeout_s=READY_TIMEOUT_S,
+        what="the state claim Bound",
+    )
+    assert claim.spec.volume_name == f"mysql-operator-state-{ns}"
+    passphrase = _passphrase(core, ns)
+    assert len(passphrase) >= 32
+    deployment = eventually(
+        lambda: apps.read_namespaced_deployment("mysql-operator", ns),
+        lambda d: d.status.ready_replicas == 1,
+        timeout_s=READY_TIMEOUT_S,
+        what="the reconciler Deployment ready",
+    )
+    assert deployment.spec.replicas == 1
+    assert deployment.spec.strategy.type == "Recreate"
+    pod = deployment.spec.template.spec
+    assert pod.service_account_name == "mysql-operator"
+    assert pod.security_context.run_as_non_root is True
+    (container,) = pod.containers
+    assert container.image == IMAGE
+    assert container.security_context.read_only_root_filesystem is True
+    assert container.security_context.run_as_non_root is True
+    assert container.liveness_probe.http_get.path == "/healthz"
+    assert container.readiness_probe.http_get.path == "/healthz"
+    assert container.resources.requests
+    assert container.resources.limits
+    env = {e.name: e for e in container.env}
+    assert env["PULUMI_CONFIG_PASSPHRASE"].value is None
+    assert env["PULUMI_CONFIG_PASSPHRASE"].value_from.secret_key_ref.key == "passphrase"
+
+    # -- the role, as the API server authorizes it ------------------------------------
+    def allowed(group: str, resource: str, verb: str) -> bool:
+        return _allowed(api_client, ns, group, resource, verb)
+
+    assert allowed("otus.homework", "mysqls", "watch")
+    assert allowed("otus.homework", "mysqls/status", "patch")
+    assert allowed("", "events", "create")
+    assert allowed("apps", "deployments", "patch")
+    assert not allowed("otus.homework", "mysqls", "delete")
+    assert not allowed("", "namespaces", "delete")
+    assert not allowed("", "nodes", "get")
+    assert not allowed("rbac.authorization.k8s.io", "clusterroles", "create")
+
+    # -- the passphrase is nowhere in plain text --------------------------------------
+    encoded = base64.b64encode(passphrase.encode()).decode()
+    for path in project.backend.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert passphrase not in text, path
+            assert encoded not in text, path
+    for output in (preview.stdout, preview.stderr, up.stdout, up.stderr):
+        assert passphrase not in output
+
+    # -- a second run changes nothing -------------------------------------------------
+    again = json.loads(project.pulumi("preview", "--json").stdout)["changeSummary"]
+    assert set(again) == {"same"}, again
+    project.pulumi("up", "--yes", "--skip-preview", "--expect-no-changes")
+    assert _passphrase(core, ns) == passphrase
+
+    # -- destroy removes the operator and keeps the state ----------------------------
+    project.pulumi("destroy", "--yes", "--skip-preview")
+
+    def gone(read: Any, what: str) -> None:
+        eventually(
+            lambda: _exists(read),
+            lambda found: not found,
+            timeout_s=GONE_TIMEOUT_S,
+            what=f"{what} deleted",
+        )
+
+    gone(lambda: apps.read_namespaced_deployment("mysql-operator", ns), "the Deployment")
+    gone(lambda: core.read_namespaced_service_account("mysql-operator", ns), "the account")
+    gone(lambda: rbac.read_cluster_role(role_name), "the ClusterRole")
+    gone(lambda: rbac.read_cluster_role_binding(role_name), "the ClusterRoleBinding")
+    assert extensions.read_custom_resource_definition(CRD_NAME).metadata.deletion_timestamp is None
+    assert core.read_namespace(ns).status.phase == "Active"
+    assert core.read_namespaced_persistent_volume_claim(
+        "mysql-operator-state", ns
+    ).status.phase == ("Bound")
+    assert _passphrase(core, ns) == passphrase

@@ -1,0 +1,342 @@
+"""The installation program under Pulumi's mocks: every object, its key fields and options."""
+
+from __future__ import annotations
+
+import runpy
+import secrets
+from pathlib import Path
+from typing import Any, Final
+
+import pulumi
+import pytest
+
+from infra.config import InstallConfig, parse_config
+from infra.install import Installed, declare
+from infra.rbac import RULES
+from infra.resources import CRD_FILE, HTTP_PORT, PASSPHRASE_KEY, STATE_MOUNT, TMP, load_crd
+from reconciler.settings import DEFAULT_PASSPHRASE_ENV, SecretReference, parse_settings
+from tests.unit.test_program import RecordingMonitor, Registration, plain_strings
+
+pytestmark = pytest.mark.unit
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+GENERATED: Final = "generated-passphrase-0123456789abcdef"
+GIVEN: Final = "given-passphrase-fedcba9876543210"
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
+BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+PV = "kubernetes:core/v1:PersistentVolume"
+SECRET = "kubernetes:core/v1:Secret"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+PROVIDER = "pulumi:providers:kubernetes"
+
+
+class Rendered:
+    def __init__(self, registrations: list[Registration], installed: Installed) -> None:
+        self.all = registrations
+        self.installed = installed
+
+    def one(self, type_: str) -> Registration:
+        found = [r for r in self.all if r.type == type_]
+        assert len(found) == 1, f"{type_}: {[(r.type, r.name) for r in self.all]}"
+        return found[0]
+
+    def types(self) -> set[str]:
+        return {r.type for r in self.all}
+
+    def container(self) -> dict[str, Any]:
+        containers = self.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+        assert len(containers) == 1
+        container: dict[str, Any] = containers[0]
+        return container
+
+
+def render(
+    config: InstallConfig, monkeypatch: pytest.MonkeyPatch, passphrase: str | None = None
+) -> Rendered:
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: GENERATED)
+    monitor = RecordingMonitor()
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project="mysql-operator", monitor=monitor, preview=False
+    )
+    installed: list[Installed] = []
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def run() -> None:
+        installed.append(declare(config, passphrase))
+
+    run()
+    return Rendered(monitor.registrations, installed[0])
+
+
+def config_of(**raw: str | list[str] | None) -> InstallConfig:
+    return parse_config({"image": "local/reconciler:test", "namespace": "ops", **raw})
+
+
+@pytest.fixture
+def default(monkeypatch: pytest.MonkeyPatch) -> Rendered:
+    return render(config_of(), monkeypatch)
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container["env"]}
+
+
+# -- what is declared ----------------------------------------------------------------------
+
+
+def test_declares_every_object_once(default: Rendered) -> None:
+    assert sorted((r.type, r.name) for r in default.all) == sorted(
+        [
+            (PROVIDER, "kubernetes"),
+            (NAMESPACE, "namespace"),
+            (CRD, "crd"),
+            (SERVICE_ACCOUNT, "service-account"),
+            (CLUSTER_ROLE, "cluster-role"),
+            (BINDING, "cluster-role-binding"),
+            (PVC, "state-claim"),
+            (SECRET, "state-passphrase"),
+            (DEPLOYMENT, "reconciler"),
+        ]
+    )
+
+
+def test_every_object_goes_through_the_provider(default: Rendered) -> None:
+    provider = default.one(PROVIDER)
+    assert provider.inputs["enableServerSideApply"] in (True, "true")
+    for registration in default.all:
+        if registration.type != PROVIDER:
+            assert registration.provider.startswith(provider.urn + "::"), registration.name
+
+
+def test_the_kubeconfig_and_context_reach_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = render(config_of(kubeconfig="/home/ops/kubeconfig", context="kind"), monkeypatch)
+    provider = rendered.one(PROVIDER).inputs
+    assert (provider["kubeconfig"], provider["context"]) == ("/home/ops/kubeconfig", "kind")
+
+
+def test_namespaced_objects_are_in_the_configured_namespace(default: Rendered) -> None:
+    assert default.one(NAMESPACE).inputs["metadata"]["name"] == "ops"
+    for type_ in (SERVICE_ACCOUNT, PVC, SECRET, DEPLOYMENT):
+        assert default.one(type_).inputs["metadata"]["namespace"] == "ops", type_
+
+
+def test_the_crd_is_the_file_verbatim(default: Rendered) -> None:
+    declared = default.one(CRD).inputs
+    document = load_crd(CRD_FILE)
+    assert CRD_FILE == ROOT / "crd" / "mysql.yaml"
+    assert declared["metadata"] == document["metadata"]
+    # snake_case field names such as host_path must not be translated.
+    assert declared["spec"] == document["spec"]
+
+
+def test_the_role_is_the_reviewed_constant_and_is_bound_to_the_account(default: Rendered) -> None:
+    rules = default.one(CLUSTER_ROLE).inputs["rules"]
+    assert rules == [
+        {"apiGroups": list(r.api_groups), "resources": list(r.resources), "verbs": list(r.verbs)}
+        for r in RULES
+    ]
+    assert "*" not in str(rules)
+    role_name = default.one(CLUSTER_ROLE).inputs["metadata"]["name"]
+    binding = default.one(BINDING).inputs
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role_name,
+    }
+    account = default.one(SERVICE_ACCOUNT).inputs["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "ops"}]
+
+
+# -- what destroy keeps -----------------------------------------------------------------------
+
+
+def test_destroy_keeps_the_crd_the_state_its_passphrase_and_their_namespace(
+    default: Rendered,
+) -> None:
+    retained = {r.type for r in default.all if r.retain_on_delete}
+    assert retained == {CRD, PVC, SECRET, NAMESPACE}
+    assert not any(r.protect for r in default.all), "protect would make destroy fail"
+    assert len(default.installed.kept_on_destroy) == 4
+
+
+def test_a_host_path_state_volume_is_kept_and_reserved(monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = render(config_of(stateHostPath="/srv/op-state"), monkeypatch)
+    volume = rendered.one(PV)
+    assert volume.retain_on_delete
+    spec = volume.inputs["spec"]
+    assert spec["persistentVolumeReclaimPolicy"] == "Retain"
+    assert spec["claimRef"] == {"namespace": "ops", "name": "mysql-operator-state"}
+    assert spec["hostPath"]["path"] == "/srv/op-state"
+    claim = rendered.one(PVC).inputs["spec"]
+    assert (claim["volumeName"], claim["storageClassName"]) == (
+        volume.inputs["metadata"]["name"],
+        "",
+    )
+
+
+def test_a_remote_backend_needs_no_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = render(config_of(backendUrl="s3://bucket/state"), monkeypatch)
+    assert PVC not in rendered.types()
+    volumes = rendered.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["volumes"]
+    state = next(v for v in volumes if v["name"] == "state")
+    assert "emptyDir" in state
+    assert (
+        env_of(rendered.container())["MYSQL_OPERATOR_BACKEND_URL"]["value"] == "s3://bucket/state"
+    )
+
+
+def test_the_state_claim(default: Rendered) -> None:
+    claim = default.one(PVC).inputs
+    assert claim["metadata"]["name"] == "mysql-operator-state"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+# -- the passphrase ---------------------------------------------------------------------------
+
+
+def test_the_generated_passphrase_is_secret_and_kept_from_the_first_run(default: Rendered) -> None:
+    secret = default.one(SECRET)
+    assert secret.inputs["stringData"] == {PASSPHRASE_KEY: GENERATED}
+    assert set(secret.ignore_changes) == {"data", "stringData"}
+    for registration in default.all:
+        assert GENERATED not in plain_strings(registration.wire), registration.name
+
+
+def test_a_configured_passphrase_is_used_and_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = render(config_of(), monkeypatch, passphrase=GIVEN)
+    secret = rendered.one(SECRET)
+    assert secret.inputs["stringData"] == {PASSPHRASE_KEY: GIVEN}
+    assert not secret.ignore_changes
+    for registration in rendered.all:
+        assert GIVEN not in plain_strings(registration.wire), registration.name
+
+
+def test_the_reconciler_reads_the_passphrase_from_the_secret(default: Rendered) -> None:
+    env = env_of(default.container())
+    assert "value" not in env[DEFAULT_PASSPHRASE_ENV]
+    assert env[DEFAULT_PASSPHRASE_ENV]["valueFrom"]["secretKeyRef"] == {
+        "name": default.one(SECRET).inputs["metadata"]["name"],
+        "key": PASSPHRASE_KEY,
+    }
+    assert SecretReference("ns", "name").key == PASSPHRASE_KEY
+
+
+# -- the Deployment ---------------------------------------------------------------------------
+
+
+def test_one_replica_recreated_never_two(default: Rendered) -> None:
+    spec = default.one(DEPLOYMENT).inputs["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    template = spec["template"]
+    assert spec["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert template["spec"]["serviceAccountName"] == "mysql-operator"
+
+
+def test_the_deployment_waits_for_what_it_uses(default: Rendered) -> None:
+    needs = set(default.one(DEPLOYMENT).dependencies)
+    for type_ in (CRD, BINDING, SECRET, PVC):
+        assert default.one(type_).urn in needs, type_
+
+
+def test_probes_on_healthz_at_the_port_the_reconciler_listens_on(default: Rendered) -> None:
+    container = default.container()
+    assert container["ports"] == [{"name": "http", "containerPort": HTTP_PORT}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    settings = parse_settings([], settings_environ(container))
+    assert settings.http_address.port == HTTP_PORT
+    assert settings.http_address.host == "0.0.0.0"  # noqa: S104 (probes come from the kubelet)
+
+
+def test_non_root_read_only_and_without_privileges(default: Rendered) -> None:
+    pod = default.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = default.container()["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["mountPath"]: m["name"] for m in default.container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts[TMP]]
+    assert "emptyDir" in volumes[mounts[env_of(default.container())["PULUMI_HOME"]["value"]]]
+    claim = volumes[mounts[STATE_MOUNT]]["persistentVolumeClaim"]["claimName"]
+    assert claim == default.one(PVC).inputs["metadata"]["name"]
+
+
+def test_requests_and_limits(monkeypatch: pytest.MonkeyPatch, default: Rendered) -> None:
+    assert default.container()["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    rendered = render(config_of(memoryLimit="4Gi", cpuRequest="500m"), monkeypatch)
+    resources = rendered.container()["resources"]
+    assert (resources["limits"]["memory"], resources["requests"]["cpu"]) == ("4Gi", "500m")
+
+
+def settings_environ(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
+
+
+def test_the_environment_is_what_the_reconciler_settings_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rendered = render(
+        config_of(watchedNamespaces=["shop", "blog"], workers="4", logLevel="debug"), monkeypatch
+    )
+    container = rendered.container()
+    assert container["image"] == "local/reconciler:test"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["args"] == ["run"]
+    settings = parse_settings([], settings_environ(container))
+    assert settings.namespaces == ("shop", "blog")
+    assert settings.workers == 4
+    assert settings.log_level.value == "DEBUG"
+    assert str(settings.state_dir) == STATE_MOUNT
+    assert settings.backend_url == f"file://{STATE_MOUNT}"
+    assert settings.passphrase.env_var == DEFAULT_PASSPHRASE_ENV
+
+
+def test_watching_every_namespace_sets_no_namespaces(default: Rendered) -> None:
+    assert "MYSQL_OPERATOR_NAMESPACES" not in env_of(default.container())
+
+
+# -- the entry point --------------------------------------------------------------------------
+
+
+def test_the_entry_point_reads_the_stack_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: GENERATED)
+    monitor = RecordingMonitor()
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project="mysql-operator", monitor=monitor, preview=False
+    )
+    pulumi.runtime.set_all_config(
+        {
+            "mysql-operator:image": "local/reconciler:test",
+            "mysql-operator:namespace": "from-config",
+            "mysql-operator:watchedNamespaces": '["a","b"]',
+        }
+    )
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def run() -> None:
+        runpy.run_path(str(ROOT / "infra"), run_name="__main__")
+
+    try:
+        run()
+    finally:
+        pulumi.runtime.set_all_config({})
+    namespace = next(r for r in monitor.registrations if r.type == NAMESPACE)
+    assert namespace.inputs["metadata"]["name"] == "from-config"
+    deployment = next(r for r in monitor.registrations if r.type == DEPLOYMENT)
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(container)["MYSQL_OPERATOR_NAMESPACES"]["value"] == "a,b"
