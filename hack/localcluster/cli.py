@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localcluster import kwok_node, real_node
-from localcluster.control_plane import CONTROL_PLANE, Component, Context
+from localcluster.control_plane import CONTROL_PLANE, Component, Context, kubectl
+from localcluster.example import RECONCILER, run_example
 from localcluster.layout import REPO_ROOT, Layout, NodeKind, default_state_dir
 from localcluster.pki import ensure_node_certificates, ensure_pki, write_kubeconfig
 from localcluster.processes import Started, log, start, stop, wait_until
@@ -26,6 +27,8 @@ hack/cluster status [--state-dir DIR]
     show each component; non-zero exit if any is down
 hack/cluster env [--state-dir DIR]
     print the exports that point kubectl, pulumi and the tests at this cluster
+hack/cluster example [--state-dir DIR]
+    run the reconciler on this cluster and apply the original example (examples/mysql.yaml)
 """
 
 
@@ -51,19 +54,6 @@ def toolchain_bin_dir() -> Path:
 def context_for(layout: Layout, node: NodeKind, bin_dir: Path) -> Context:
     api_ip = real_node.NODE_IP if node is NodeKind.REAL else "127.0.0.1"
     return Context(layout=layout, ports=layout.ports(), bin_dir=bin_dir, node=node, api_ip=api_ip)
-
-
-def kubectl(ctx: Context, *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [ctx.binary("kubectl"), f"--kubeconfig={ctx.layout.kubeconfig}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
-    return result.stdout
 
 
 def succeeds(ctx: Context, *args: str) -> bool:
@@ -167,6 +157,8 @@ def stop_component(layout: Layout, name: str) -> None:
 
 def cmd_down(layout: Layout) -> None:
     node = layout.node_kind()
+    # The example's reconciler first: it talks to everything else.
+    stop_component(layout, RECONCILER)
     if node is NodeKind.REAL:
         bin_dir = Path(layout.bin_file.read_text().strip())
         ctx = context_for(layout, node, bin_dir)
@@ -212,6 +204,15 @@ def cmd_status(layout: Layout) -> int:
     return 0 if all_ok else 1
 
 
+def cmd_example(layout: Layout) -> None:
+    node = layout.node_kind()
+    if node is None or not layout.bin_file.exists():
+        raise SystemExit(f"no cluster at {layout.root}: run `hack/cluster up` first")
+    started_at = time.monotonic()
+    run_example(context_for(layout, node, Path(layout.bin_file.read_text().strip())))
+    log(f"example Ready in {time.monotonic() - started_at:.1f}s")
+
+
 def cmd_env(layout: Layout) -> None:
     if not layout.bin_file.exists():
         raise SystemExit(f"no cluster at {layout.root}: run `hack/cluster up` first")
@@ -225,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hack/cluster", usage=USAGE, description="A local Kubernetes cluster."
     )
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("command", choices=("up", "down", "status", "env", "example"))
     parser.add_argument("--state-dir", type=Path, default=default_state_dir())
     parser.add_argument(
         "--node", type=NodeKind, choices=list(NodeKind), default=NodeKind.REAL, help="for up"
@@ -238,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd_down(layout)
     elif args.command == "status":
         return cmd_status(layout)
+    elif args.command == "example":
+        cmd_example(layout)
     else:
         cmd_env(layout)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -39,6 +40,20 @@ class Component:
     argv: Callable[[Context], list[str]]
     healthy: Callable[[Context], bool]
     env: Mapping[str, str] | None = None
+
+
+def kubectl(ctx: Context, *args: str, stdin: str | None = None) -> str:
+    """Runs the toolchain's kubectl as cluster admin; raises RuntimeError with its stderr."""
+    result = subprocess.run(
+        [ctx.binary("kubectl"), f"--kubeconfig={ctx.layout.kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
 
 
 def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:

@@ -21,6 +21,14 @@ class NodeKind(StrEnum):
     REAL = "real"
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    """Rewrites a config file only when its content changes: kube-proxy exits when its
+    config file is written to, even with the same content, and a second `up` must not
+    disturb what runs."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def default_state_dir() -> Path:
     explicit = os.environ.get("MYSQL_OPERATOR_CLUSTER_DIR")
     if explicit:
@@ -44,6 +52,7 @@ class Ports:
     kube_proxy_healthz: int
     kube_proxy_metrics: int
     coredns_health: int
+    reconciler: int
 
 
 def free_loopback_ports(count: int) -> list[int]:

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from localcluster.layout import CLUSTER_DOMAIN, SERVICE_IP
+from localcluster.layout import CLUSTER_DOMAIN, SERVICE_IP, write_if_changed
 
 CLIENT_EXTENSIONS = "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
 
@@ -113,5 +113,5 @@ def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
         "current-context": "local",
     }
     # JSON is valid YAML, and keeps this package free of third-party imports.
-    path.write_text(json.dumps(config, indent=2))
+    write_if_changed(path, json.dumps(config, indent=2))
     path.chmod(0o600)

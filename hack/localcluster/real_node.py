@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from localcluster.control_plane import Component, Context, http_ok
-from localcluster.layout import CLUSTER_DOMAIN, REPO_ROOT, Layout
+from localcluster.layout import CLUSTER_DOMAIN, REPO_ROOT, Layout, write_if_changed
 from localcluster.processes import log
 
 NODE_NAME = "mysql-operator-node"
@@ -194,12 +194,12 @@ def write_configs(ctx: Context) -> None:
     layout = ctx.layout
     for directory in (layout.containerd, layout.cni_conf, layout.cni_ipam, layout.pod_logs):
         directory.mkdir(parents=True, exist_ok=True)
-    layout.config_file("containerd", "toml").write_text(containerd_config(layout))
-    (layout.cni_conf / "10-mysql-operator.conflist").write_text(cni_config(layout))
-    layout.config_file("resolv", "conf").write_text(f"nameserver {NODE_IP}\n")
-    layout.config_file("kubelet").write_text(json.dumps(kubelet_config(ctx), indent=2))
-    layout.config_file("kube-proxy").write_text(json.dumps(kube_proxy_config(ctx), indent=2))
-    layout.config_file("Corefile", "conf").write_text(corefile(ctx))
+    write_if_changed(layout.config_file("containerd", "toml"), containerd_config(layout))
+    write_if_changed(layout.cni_conf / "10-mysql-operator.conflist", cni_config(layout))
+    write_if_changed(layout.config_file("resolv", "conf"), f"nameserver {NODE_IP}\n")
+    write_if_changed(layout.config_file("kubelet"), json.dumps(kubelet_config(ctx), indent=2))
+    write_if_changed(layout.config_file("kube-proxy"), json.dumps(kube_proxy_config(ctx), indent=2))
+    write_if_changed(layout.config_file("Corefile", "conf"), corefile(ctx))
 
 
 def containerd_config(layout: Layout) -> str:

@@ -38,6 +38,20 @@ def test_node_is_ready_and_real(real_node: RealNode) -> None:
     assert node.status.node_info.kubelet_version.startswith("v1.")
 
 
+def test_a_second_up_restarts_nothing(real_node: RealNode) -> None:
+    assert real_node.state_dir is not None, "only a node this session started can be checked"
+    pids = {p.name: p.read_text() for p in (real_node.state_dir / "pids").glob("*.pid")}
+    again = subprocess.run(
+        [str(CLUSTER), "up", "--node=real", "--state-dir", str(real_node.state_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.read_text() for p in (real_node.state_dir / "pids").glob("*.pid")} == pids
+    assert node_conditions(real_node.api())["Ready"] == "True"
+
+
 @pytest.fixture
 def namespace(real_node: RealNode) -> Iterator[str]:
     name = f"e2e-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,116 @@
+"""`hack/cluster example`: the operator running on the original example, on this cluster.
+
+It installs the CRD, gives the example's two claims static volumes under the state
+directory (the local cluster has no storage provisioner, and the operator must not need
+one), starts the reconciler as a process of this cluster (so `down` stops it by PID),
+applies examples/mysql.yaml unchanged and waits until it is Ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+from localcluster.control_plane import Context, http_ok, kubectl
+from localcluster.layout import REPO_ROOT
+from localcluster.processes import log, start, wait_until
+
+EXAMPLE = REPO_ROOT / "examples" / "mysql.yaml"
+CRD = REPO_ROOT / "crd" / "mysql.yaml"
+PYTHON_ENV = REPO_ROOT / "hack" / "python-env"
+EXAMPLE_NAME = "mysql-instance"
+EXAMPLE_NAMESPACE = "default"
+RECONCILER = "reconciler"
+
+
+def passphrase_file(ctx: Context) -> Path:
+    """The example reconciler's state passphrase: made once, kept with the cluster."""
+    path = ctx.layout.root / "reconciler-passphrase"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path
+
+
+def static_volumes(ctx: Context) -> str:
+    volumes = []
+    for claim in (f"{EXAMPLE_NAME}-data", f"{EXAMPLE_NAME}-backup"):
+        host_dir = ctx.layout.root / "volumes" / claim
+        volumes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"example-{claim}"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "claimRef": {"namespace": EXAMPLE_NAMESPACE, "name": claim},
+                    "hostPath": {"path": str(host_dir), "type": "DirectoryOrCreate"},
+                },
+            }
+        )
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": volumes})
+
+
+def reconciler_argv(ctx: Context, venv: Path) -> list[str]:
+    return [
+        str(venv / "bin" / "python"),
+        "-m",
+        "reconciler",
+        "run",
+        f"--state-dir={ctx.layout.root / 'reconciler-state'}",
+        f"--kubeconfig={ctx.layout.kubeconfig}",
+        f"--http-address=127.0.0.1:{ctx.ports.reconciler}",
+    ]
+
+
+def run_example(ctx: Context) -> None:
+    kubectl(ctx, "apply", "--server-side", "-f", str(CRD))
+    kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd/mysqls.otus.homework")
+    kubectl(ctx, "apply", "-f", "-", stdin=static_volumes(ctx))
+
+    venv = Path(
+        subprocess.run(
+            ["bash", str(PYTHON_ENV)], check=True, stdout=subprocess.PIPE, text=True
+        ).stdout.strip()
+    )
+    start(
+        RECONCILER,
+        reconciler_argv(ctx, venv),
+        pid_file=ctx.layout.pid_file(RECONCILER),
+        log_file=ctx.layout.log_file(RECONCILER),
+        healthy=lambda: http_ok(f"http://127.0.0.1:{ctx.ports.reconciler}/healthz"),
+        # Through the environment, never the command line.
+        env={
+            "PULUMI_CONFIG_PASSPHRASE": passphrase_file(ctx).read_text(),
+            "PYTHONPATH": str(REPO_ROOT),
+            # The engine and the provider plugin come from the toolchain.
+            "PATH": f"{ctx.bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        },
+    )
+    kubectl(ctx, "apply", "-n", EXAMPLE_NAMESPACE, "-f", str(EXAMPLE))
+
+    def ready() -> bool:
+        try:
+            status = kubectl(
+                ctx,
+                "get",
+                "mysql",
+                EXAMPLE_NAME,
+                "-n",
+                EXAMPLE_NAMESPACE,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            )
+        except RuntimeError:
+            return False
+        return status == "True"
+
+    wait_until(f"MySQL {EXAMPLE_NAME} Ready", ready, ctx.layout.log_file(RECONCILER))
+    log(f"{EXAMPLE_NAME} is Ready:\n{kubectl(ctx, 'get', 'mysql,all', '-n', EXAMPLE_NAMESPACE)}")
