@@ -146,7 +146,31 @@ class Harness:
     def common_flags(self) -> list[str]:
         return [f"--state-dir={self.state_dir}", f"--kubeconfig={self.kubeconfig}"]
 
-    def start(self) -> None:
+    def start(self, attempts: int = 3) -> None:
+        """Starts the reconciler and waits until it serves /healthz. The port was free when
+        picked, but another process on the machine may take it first: then pick again."""
+        for _ in range(attempts):
+            self._spawn()
+            process = self.process
+            assert process is not None
+            eventually(
+                partial(self._serving_state, process),
+                lambda seen: seen[0] is not None or seen[1] == 200,
+                timeout_s=120,
+                what="the reconciler serving /healthz, or exited",
+            )
+            if process.poll() is None:
+                return
+            if not any("Address already in use" in line for line in self.log_lines()[-5:]):
+                raise AssertionError(f"the reconciler exited with {process.returncode}")
+            self.port = free_port()
+        raise AssertionError(f"no free port for the reconciler after {attempts} attempts")
+
+    def _serving_state(self, process: subprocess.Popen[bytes]) -> tuple[int | None, int]:
+        """The reconciler's exit code (None: running) and its /healthz status code."""
+        return process.poll(), self.http_get("/healthz")[0]
+
+    def _spawn(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
