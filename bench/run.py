@@ -1,0 +1,574 @@
+"""One benchmark run: its own kwok cluster, the reconciler and the baseline side by side.
+
+Order: cluster up, CRD, the reconciler and the baseline started in namespaces of their
+own; the reconciler's idle RSS with 0 objects; then for each of N instances, one at a
+time, a MySQL object for the reconciler and then an identical one for the baseline, each
+waited on until Ready; the RSS with N objects Ready; the no-op window (several resync
+periods with nothing changed); stop everything; cluster down (always).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final, TypeVar
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from bench import procfs
+from bench.stats import Reconciled, reconciled_lines, summary
+from reconciler.names import names_for
+from reconciler.spec import API_GROUP, parse_instance
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+CLUSTER: Final = REPO_ROOT / "hack" / "cluster"
+CRD_PATH: Final = REPO_ROOT / "crd" / "mysql.yaml"
+VERSION: Final = "v1"
+PLURAL: Final = "mysqls"
+POLL_S: Final = 0.2
+READY_TIMEOUT_S: Final = 600.0
+OPERATOR_NS: Final = "bench-reconciler"
+BASELINE_NS: Final = "bench-baseline"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Options:
+    instances: int
+    resync_s: float
+    noop_periods: int
+    workers: int
+    work_dir: Path
+    http_port: int
+
+
+def eventually(read: Callable[[], T], done: Callable[[T], bool], timeout_s: float, what: str) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+def ready_at(obj: dict[str, Any] | None, generation: int) -> bool:
+    if obj is None:
+        return False
+    status = obj.get("status") or {}
+    return status.get("observedGeneration") == generation and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def _parse_k8s_time(value: Any) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _minus(later: float | None, earlier: float | None) -> float | None:
+    return None if later is None or earlier is None else round(later - earlier, 3)
+
+
+@dataclass
+class Cluster:
+    state_dir: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    def up(self) -> None:
+        subprocess.run(
+            [str(CLUSTER), "up", "--node=kwok", "--state-dir", str(self.state_dir)], check=True
+        )
+
+    def down(self) -> None:
+        subprocess.run([str(CLUSTER), "down", "--state-dir", str(self.state_dir)], check=False)
+
+
+@dataclass
+class Process:
+    """A child process with its output in a file."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv, cwd=REPO_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def lines(self) -> list[str]:
+        return self.log_path.read_text().splitlines() if self.log_path.exists() else []
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self._log is not None:
+            self._log.close()
+
+
+@dataclass
+class PeakRss:
+    """Samples a process tree's RSS in a thread; keeps the peak (may miss short spikes)."""
+
+    pid: int
+    every_s: float = 0.25
+    peak_kib: int = 0
+    processes_at_peak: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            kib, processes = procfs.tree_rss_kib(self.pid)
+            self.samples += 1
+            if kib > self.peak_kib:
+                self.peak_kib, self.processes_at_peak = kib, processes
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return {
+            "peak_mib": round(self.peak_kib / 1024, 1),
+            "processes_at_peak": self.processes_at_peak,
+            "samples": self.samples,
+            "every_s": self.every_s,
+        }
+
+
+@dataclass
+class Bench:
+    options: Options
+    api_client: client.ApiClient
+    kubeconfig: Path
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.extensions = client.ApiextensionsV1Api(self.api_client)
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def apply_crd(self) -> None:
+        manifest = yaml.safe_load(CRD_PATH.read_text())
+        try:
+            self.extensions.create_custom_resource_definition(manifest)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        eventually(
+            lambda: self.extensions.read_custom_resource_definition(manifest["metadata"]["name"]),
+            lambda crd: any(
+                c.type == "Established" and c.status == "True"
+                for c in ((crd.status and crd.status.conditions) or [])
+            ),
+            60,
+            "the CRD established",
+        )
+        for namespace in (OPERATOR_NS, BASELINE_NS):
+            self.core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+            )
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PULUMI_CONFIG_PASSPHRASE": f"bench-{secrets.token_hex(16)}",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+
+    def reconciler(self) -> Process:
+        work = self.options.work_dir
+        return Process(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "run",
+                f"--state-dir={work / 'state'}",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--namespace={OPERATOR_NS}",
+                f"--workers={self.options.workers}",
+                f"--resync-period={self.options.resync_s}",
+                f"--http-address=127.0.0.1:{self.options.http_port}",
+                # in-sync passes are logged at DEBUG only; the no-op count needs them.
+                "--log-level=DEBUG",
+            ],
+            self.env(),
+            work / "reconciler.log",
+        )
+
+    def baseline(self) -> Process:
+        return Process(
+            [
+                sys.executable,
+                "-m",
+                "bench.baseline",
+                f"--namespace={BASELINE_NS}",
+                f"--kubeconfig={self.kubeconfig}",
+            ],
+            self.env(),
+            self.options.work_dir / "baseline.log",
+        )
+
+    def wait_healthy(self, process: Process) -> None:
+        def healthy() -> bool:
+            assert process.popen is not None
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"the reconciler exited; see {process.log_path}")
+            url = f"http://127.0.0.1:{self.options.http_port}/healthz"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        eventually(healthy, bool, 180, "the reconciler's /healthz")
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def manifest(self, namespace: str, name: str) -> dict[str, Any]:
+        host = self.options.work_dir / "host" / namespace / name
+        return {
+            "apiVersion": f"{API_GROUP}/{VERSION}",
+            "kind": "MySQL",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "image": "mysql:5.7",
+                "database": "bench",
+                "password": "benchpassword",
+                "storage_size": "1Gi",
+                "host_path": str(host / "data"),
+                "backup": {"host_path": str(host / "backup")},
+            },
+        }
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: Any = self.custom.get_namespaced_custom_object(
+                API_GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found)
+
+    def apply_and_wait(self, namespace: str, name: str) -> tuple[float, float, dict[str, Any]]:
+        """(applied, ready seen) in epoch seconds, and the Ready object."""
+        applied = time.time()
+        self.custom.create_namespaced_custom_object(
+            API_GROUP, VERSION, namespace, PLURAL, self.manifest(namespace, name)
+        )
+        obj = eventually(
+            lambda: self.get(namespace, name),
+            lambda found: ready_at(found, 1),
+            READY_TIMEOUT_S,
+            f"{namespace}/{name} Ready",
+        )
+        assert obj is not None
+        return applied, time.time(), obj
+
+    def first_created(self, obj: dict[str, Any]) -> float | None:
+        """The earliest creationTimestamp of the instance's namespaced objects (1 s)."""
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        selector = f"app.kubernetes.io/instance={name}"
+        listers = (
+            self.core.list_namespaced_secret,
+            self.core.list_namespaced_config_map,
+            self.core.list_namespaced_service,
+            self.core.list_namespaced_persistent_volume_claim,
+            self.apps.list_namespaced_deployment,
+            self.batch.list_namespaced_job,
+        )
+        times = [
+            item.metadata.creation_timestamp.timestamp()
+            for lister in listers
+            for item in lister(namespace, label_selector=selector).items
+            if item.metadata is not None and item.metadata.creation_timestamp is not None
+        ]
+        return min(times) if times else None
+
+    def job_completed(self, obj: dict[str, Any]) -> float | None:
+        names = names_for(parse_instance(obj))
+        job = self.batch.read_namespaced_job(names.restore_job, obj["metadata"]["namespace"])
+        return _parse_k8s_time(job.status and job.status.completion_time)
+
+    def cluster_await_s(self, obj: dict[str, Any]) -> float | None:
+        """Deployment created -> restore Job complete, from the API server (1 s resolution)."""
+        names = names_for(parse_instance(obj))
+        namespace = obj["metadata"]["namespace"]
+        deployment = self.apps.read_namespaced_deployment(names.deployment, namespace)
+        job = self.batch.read_namespaced_job(names.restore_job, namespace)
+        created = _parse_k8s_time(deployment.metadata and deployment.metadata.creation_timestamp)
+        completed = _parse_k8s_time(job.status and job.status.completion_time)
+        if created is None or completed is None:
+            return None
+        return completed - created
+
+    # -- measurements -----------------------------------------------------------------------
+
+    def rss_sample(self, pid: int, samples: int = 5, every_s: float = 1.0) -> dict[str, Any]:
+        values, processes = [], 0
+        for _ in range(samples):
+            kib, processes = procfs.tree_rss_kib(pid)
+            values.append(kib)
+            time.sleep(every_s)
+        return {
+            "median_mib": round(statistics.median(values) / 1024, 1),
+            "max_mib": round(max(values) / 1024, 1),
+            "processes": processes,
+            "samples": samples,
+        }
+
+    def deploy_line(self, reconciler: Process, name: str) -> Reconciled:
+        instance = f"{OPERATOR_NS}/{name}"
+
+        def find() -> Reconciled | None:
+            for line in reconciled_lines(reconciler.lines()):
+                if line.instance == instance and line.action == "deploy":
+                    return line
+            return None
+
+        found = eventually(find, lambda line: line is not None, 30, f"{instance} deploy line")
+        assert found is not None
+        return found
+
+    def baseline_record(self, baseline: Process, name: str) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            for line in baseline.lines():
+                if line.startswith("{"):
+                    record: dict[str, Any] = json.loads(line)
+                    if record.get("event") == "reconciled" and record.get("name") == name:
+                        return record
+            return None
+
+        found = eventually(find, lambda r: r is not None, 30, f"baseline record for {name}")
+        assert found is not None
+        return found
+
+    def one_at_a_time(self, reconciler: Process, baseline: Process) -> None:
+        rows_r: list[dict[str, Any]] = []
+        rows_b: list[dict[str, Any]] = []
+        for index in range(self.options.instances):
+            name = f"bench-{index}"
+            applied, seen, obj = self.apply_and_wait(OPERATOR_NS, name)
+            line = self.deploy_line(reconciler, name)
+            rows_r.append(
+                {
+                    "name": name,
+                    "total_s": round(seen - applied, 3),
+                    "queue_wait_s": round(line.started - applied, 3),
+                    "reconcile_s": round(line.duration_s, 3),
+                    "ready_seen_after_s": round(seen - line.ended, 3),
+                    "cluster_await_s": self.cluster_await_s(obj),
+                    "start_to_first_object_s": _minus(self.first_created(obj), line.started),
+                    "job_complete_to_end_s": _minus(line.ended, self.job_completed(obj)),
+                    "resource_changes": obj["status"].get("lastUpdate", {}).get("resourceChanges"),
+                }
+            )
+            rows_r[-1]["tree_rss_mib_after"] = round(
+                procfs.tree_rss_kib(reconciler.pid)[0] / 1024, 1
+            )
+            print(f"reconciler {name}: {rows_r[-1]}", flush=True)
+            applied, seen, obj = self.apply_and_wait(BASELINE_NS, name)
+            record = self.baseline_record(baseline, name)
+            rows_b.append(
+                {
+                    "name": name,
+                    "total_s": round(seen - applied, 3),
+                    "queue_wait_s": round(record["picked_up"] - applied, 3),
+                    "render_s": round(record["rendered"] - record["picked_up"], 3),
+                    "apply_s": round(record["apply_s"], 3),
+                    "readiness_wait_s": round(record["readiness_wait_s"], 3),
+                    "ready_seen_after_s": round(seen - record["status_written"], 3),
+                    "cluster_await_s": self.cluster_await_s(obj),
+                    "start_to_first_object_s": _minus(self.first_created(obj), record["picked_up"]),
+                    "job_complete_to_end_s": _minus(
+                        record["status_written"], self.job_completed(obj)
+                    ),
+                }
+            )
+            print(f"baseline   {name}: {rows_b[-1]}", flush=True)
+
+        def summarize(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
+            return {
+                key: summary([float(row[key]) for row in rows if row[key] is not None])
+                for key in keys
+                if any(row[key] is not None for row in rows)
+            }
+
+        reconciler_summary = summarize(
+            rows_r,
+            [
+                "total_s",
+                "queue_wait_s",
+                "reconcile_s",
+                "ready_seen_after_s",
+                "cluster_await_s",
+                "start_to_first_object_s",
+                "job_complete_to_end_s",
+            ],
+        )
+        baseline_summary = summarize(
+            rows_b,
+            [
+                "total_s",
+                "queue_wait_s",
+                "render_s",
+                "apply_s",
+                "readiness_wait_s",
+                "ready_seen_after_s",
+                "cluster_await_s",
+                "start_to_first_object_s",
+                "job_complete_to_end_s",
+            ],
+        )
+        r_total, b_total = reconciler_summary["total_s"], baseline_summary["total_s"]
+        self.results["apply_to_ready"] = {
+            "reconciler": {"instances": rows_r, "summary": reconciler_summary},
+            "baseline": {"instances": rows_b, "summary": baseline_summary},
+            "ratio_reconciler_over_baseline": {
+                "p50": round(r_total["p50"] / b_total["p50"], 2),
+                "p95": round(r_total["p95"] / b_total["p95"], 2),
+            },
+            "overhead_over_baseline_s": {
+                "p50": round(r_total["p50"] - b_total["p50"], 3),
+                "p95": round(r_total["p95"] - b_total["p95"], 3),
+            },
+        }
+
+    def last_update_ids(self) -> dict[str, str]:
+        listed: Any = self.custom.list_namespaced_custom_object(
+            API_GROUP, VERSION, OPERATOR_NS, PLURAL
+        )
+        return {
+            item["metadata"]["name"]: str(
+                (item.get("status") or {}).get("lastUpdate", {}).get("id")
+            )
+            for item in listed["items"]
+        }
+
+    def idle_cpu(self, reconciler: Process) -> dict[str, Any]:
+        """CPU of the tree over the same window as the no-op one, with 0 objects."""
+        before = procfs.tree_cpu_ms(reconciler.pid)
+        started = time.monotonic()
+        time.sleep(self.options.noop_periods * self.options.resync_s)
+        cpu_ms = procfs.tree_cpu_ms(reconciler.pid) - before
+        window = time.monotonic() - started
+        return {
+            "window_s": round(window, 1),
+            "cpu_ms_process_tree": round(cpu_ms, 1),
+            "cpu_ms_per_second": round(cpu_ms / window, 2),
+        }
+
+    def noop(self, reconciler: Process, idle: dict[str, Any]) -> None:
+        def count(action: str) -> int:
+            return sum(line.action == action for line in reconciled_lines(reconciler.lines()))
+
+        ids_before = self.last_update_ids()
+        deploys_before, in_sync_before = count("deploy"), count("in-sync")
+        cpu_before = procfs.tree_cpu_ms(reconciler.pid)
+        started = time.monotonic()
+        time.sleep(self.options.noop_periods * self.options.resync_s)
+        cpu_after = procfs.tree_cpu_ms(reconciler.pid)
+        window = time.monotonic() - started
+        ids_after = self.last_update_ids()
+        in_sync = count("in-sync") - in_sync_before
+        cpu_ms = cpu_after - cpu_before
+        self.results["noop"] = {
+            "window_s": round(window, 1),
+            "resync_period_s": self.options.resync_s,
+            "in_sync_passes": in_sync,
+            "engine_runs_deploy_lines": count("deploy") - deploys_before,
+            "last_update_ids_changed": sum(ids_before[k] != ids_after.get(k) for k in ids_before),
+            "cpu_ms_process_tree": round(cpu_ms, 1),
+            "cpu_ms_per_in_sync_pass": round(cpu_ms / in_sync, 2) if in_sync else None,
+            "cpu_ms_per_second": round(cpu_ms / window, 2),
+            "zero_objects_same_window": idle,
+        }
+        print(f"no-op: {self.results['noop']}", flush=True)
+
+    def run(self) -> dict[str, Any]:
+        reconciler, baseline = self.reconciler(), self.baseline()
+        self.apply_crd()
+        try:
+            reconciler.start()
+            baseline.start()
+            self.wait_healthy(reconciler)
+            time.sleep(self.options.resync_s)  # settle: start-up work and a first resync
+            idle_zero = self.rss_sample(reconciler.pid)
+            print(f"idle RSS, 0 objects: {idle_zero}", flush=True)
+            idle_cpu = self.idle_cpu(reconciler)
+            print(f"idle CPU, 0 objects: {idle_cpu}", flush=True)
+            peak = PeakRss(reconciler.pid)
+            peak.start()
+            try:
+                self.one_at_a_time(reconciler, baseline)
+            finally:
+                self.results["peak_rss_one_at_a_time"] = peak.stop()
+            time.sleep(self.options.resync_s)
+            idle_n = self.rss_sample(reconciler.pid)
+            print(f"idle RSS, {self.options.instances} objects: {idle_n}", flush=True)
+            self.results["idle_rss"] = {
+                "objects_0": idle_zero,
+                f"objects_{self.options.instances}": idle_n,
+                "baseline_objects_n": self.rss_sample(baseline.pid, samples=1, every_s=0),
+            }
+            self.noop(reconciler, idle_cpu)
+        finally:
+            reconciler.stop()
+            baseline.stop()
+        return self.results
+
+
+def run_with_cluster(options: Options) -> dict[str, Any]:
+    cluster = Cluster(options.work_dir / "cluster")
+    try:
+        cluster.up()
+        api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+        return Bench(options, api_client, cluster.kubeconfig).run()
+    finally:
+        cluster.down()
