@@ -157,38 +157,49 @@ def mark_reconciling(
     conditions: Sequence[Condition], reason: Reason, message: str, *, generation: int, now: datetime
 ) -> tuple[Condition, ...]:
     """Work is in progress or will be retried; Ready goes False and Stalled is cleared."""
-    updated = set_condition(
+    return _mark_not_ready(
         conditions,
         ConditionType.RECONCILING,
-        Status.TRUE,
+        ConditionType.STALLED,
         reason,
         message,
         generation=generation,
         now=now,
     )
-    updated = set_condition(
-        updated, ConditionType.READY, Status.FALSE, reason, message, generation=generation, now=now
-    )
-    return remove_condition(updated, ConditionType.STALLED)
 
 
 def mark_stalled(
     conditions: Sequence[Condition], reason: Reason, message: str, *, generation: int, now: datetime
 ) -> tuple[Condition, ...]:
     """Progress needs a change from outside; Ready goes False and Reconciling is cleared."""
-    updated = set_condition(
+    return _mark_not_ready(
         conditions,
         ConditionType.STALLED,
-        Status.TRUE,
+        ConditionType.RECONCILING,
         reason,
         message,
         generation=generation,
         now=now,
     )
-    updated = set_condition(
-        updated, ConditionType.READY, Status.FALSE, reason, message, generation=generation, now=now
-    )
-    return remove_condition(updated, ConditionType.RECONCILING)
+
+
+def _mark_not_ready(
+    conditions: Sequence[Condition],
+    active: ConditionType,
+    cleared: ConditionType,
+    reason: Reason,
+    message: str,
+    *,
+    generation: int,
+    now: datetime,
+) -> tuple[Condition, ...]:
+    """Sets `active` True and Ready False with the same reason, and removes `cleared`."""
+    updated = conditions
+    for kind, status in ((active, Status.TRUE), (ConditionType.READY, Status.FALSE)):
+        updated = set_condition(
+            updated, kind, status, reason, message, generation=generation, now=now
+        )
+    return remove_condition(updated, cleared)
 
 
 def mark_backup(
