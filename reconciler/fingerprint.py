@@ -13,6 +13,7 @@ the hash only through scrypt, salted with the object's uid.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from typing import Final
@@ -42,8 +43,14 @@ def inputs_fingerprint(instance: Instance, phase: Phase) -> str:
 
 
 def _slow_digest(password: str, instance: Instance) -> str:
-    # n=2**14, r=8: about 16 MiB and tens of milliseconds, once per reconcile.
-    digest = hashlib.scrypt(
-        password.encode(), salt=instance.uid.encode(), n=2**14, r=8, p=1, dklen=32
-    )
+    return _scrypt_hex(password, instance.uid)
+
+
+# Every resync recomputes the fingerprint of every unchanged object, and one scrypt costs
+# about 64 ms of CPU here (docs/benchmarks.md, no-op cost); the digest of a given
+# password and uid never changes, so it is worked out once per process.
+@functools.lru_cache(maxsize=4096)
+def _scrypt_hex(password: str, salt: str) -> str:
+    # n=2**14, r=8: about 16 MiB and tens of milliseconds.
+    digest = hashlib.scrypt(password.encode(), salt=salt.encode(), n=2**14, r=8, p=1, dklen=32)
     return digest.hex()
