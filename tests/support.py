@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 
 T = TypeVar("T")
@@ -66,3 +68,29 @@ def api_client_for(kubeconfig: Path) -> client.ApiClient:
     """A kubernetes client for one kubeconfig, leaving the process-wide default alone."""
     api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     return api
+
+
+def read_or_none(read: Callable[[], Any]) -> Any | None:
+    """The result of a read, or None where the API server says 404."""
+    try:
+        return read()
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def delete_namespace_and_volumes(core: client.CoreV1Api, namespace: str, timeout_s: float) -> None:
+    """Deletes a test namespace, waits until it is gone, then deletes the cluster-scoped
+    volumes reserved for claims in it (retained volumes outlive their namespace)."""
+    read_or_none(lambda: core.delete_namespace(namespace))
+    eventually(
+        lambda: read_or_none(lambda: core.read_namespace(namespace)),
+        lambda found: found is None,
+        timeout_s=timeout_s,
+        what=f"namespace {namespace} deleted",
+    )
+    for volume in core.list_persistent_volume().items:
+        ref = volume.spec.claim_ref
+        if ref is not None and ref.namespace == namespace:
+            read_or_none(partial(core.delete_persistent_volume, str(volume.metadata.name)))

@@ -14,10 +14,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 
-from tests.support import eventually, file_backend_stack
+from tests.support import eventually, file_backend_stack, read_or_none
 
 pytestmark = pytest.mark.integration
 
@@ -76,15 +75,6 @@ def stack_factory(
     # A failed assertion must not leave the namespace behind for the next test.
     if created:
         created[-1].destroy(on_output=lambda _line: None)
-
-
-def read_or_none(read: Callable[[], object]) -> object | None:
-    try:
-        return read()
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
 
 
 def test_up_preview_update_destroy(

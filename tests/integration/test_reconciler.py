@@ -32,10 +32,9 @@ from typing import Any, Final
 import pytest
 import yaml
 from kubernetes import client, watch
-from kubernetes.client.exceptions import ApiException
 
 from tests.integration.test_crd_admission import GROUP, PLURAL, VERSION, ensure_crd
-from tests.support import eventually
+from tests.support import delete_namespace_and_volumes, eventually, read_or_none
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +46,6 @@ PASSPHRASE: Final = f"it-{uuid.uuid4().hex}"
 READY_TIMEOUT_S: Final = 240.0
 GONE_TIMEOUT_S: Final = 240.0
 RESYNC_S: Final = 3
-
-
-def read_or_none(read: Callable[[], Any]) -> Any | None:
-    try:
-        return read()
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
 
 
 def free_port() -> int:
@@ -314,17 +304,7 @@ class Harness:
                     {"metadata": {"finalizers": None}},
                 )
             )
-        read_or_none(lambda: self.core.delete_namespace(self.namespace))
-        eventually(
-            lambda: read_or_none(lambda: self.core.read_namespace(self.namespace)),
-            lambda found: found is None,
-            timeout_s=GONE_TIMEOUT_S,
-            what=f"namespace {self.namespace} deleted",
-        )
-        for volume in self.core.list_persistent_volume().items:
-            ref = volume.spec.claim_ref
-            if ref is not None and ref.namespace == self.namespace:
-                read_or_none(partial(self.core.delete_persistent_volume, str(volume.metadata.name)))
+        delete_namespace_and_volumes(self.core, self.namespace, GONE_TIMEOUT_S)
 
 
 @pytest.fixture

@@ -35,9 +35,8 @@ from tests.integration.test_reconciler import (
     READY_TIMEOUT_S,
     Harness,
     condition,
-    read_or_none,
 )
-from tests.support import api_client_for, eventually
+from tests.support import api_client_for, eventually, read_or_none
 
 pytestmark = pytest.mark.integration
 

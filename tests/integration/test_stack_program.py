@@ -27,14 +27,18 @@ from typing import Any, Final
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 
 from reconciler.names import InstanceNames, names_for
 from reconciler.program import ClusterAccess, Phase, build_program
 from reconciler.spec import Instance, parse_instance
 from tests.integration.test_crd_admission import GROUP, PLURAL, VERSION, ensure_crd
-from tests.support import eventually, file_backend_stack
+from tests.support import (
+    delete_namespace_and_volumes,
+    eventually,
+    file_backend_stack,
+    read_or_none,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,15 +58,6 @@ RUNNING_RESOURCES: Final = 11
 
 def quiet(_line: str) -> None:
     """Engine output is not needed: outcomes are read from the API server."""
-
-
-def read_or_none(read: Callable[[], Any]) -> Any | None:
-    try:
-        return read()
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
 
 
 @dataclass
@@ -212,19 +207,7 @@ class Lab:
                 self.stacks[-1].destroy(on_output=quiet, exclude_protected=True)
             except auto.CommandError as error:
                 print(f"cleanup: destroy failed, deleting the namespace anyway: {error}")
-        read_or_none(lambda: self.core.delete_namespace(self.namespace))
-        eventually(
-            lambda: read_or_none(lambda: self.core.read_namespace(self.namespace)),
-            lambda found: found is None,
-            timeout_s=GONE_TIMEOUT_S,
-            what=f"namespace {self.namespace} deleted",
-        )
-        for volume in self.core.list_persistent_volume().items:
-            ref = volume.spec.claim_ref
-            if ref is not None and ref.namespace == self.namespace:
-                name = volume.metadata.name
-                assert name is not None
-                read_or_none(partial(self.core.delete_persistent_volume, name))
+        delete_namespace_and_volumes(self.core, self.namespace, GONE_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
