@@ -73,6 +73,7 @@ class Result:
     outcome: Outcome
     action: str
     error_kind: str | None = None
+    error: str | None = None  # what failed, for the log (the status and Events have it too)
 
 
 class Executor:
@@ -108,11 +109,11 @@ class Executor:
         if result.error_kind is not None:
             self.metrics.errors.labels(kind=result.error_kind).inc()
         level = logging.DEBUG if result.action == "in-sync" else logging.INFO
-        log.log(
-            level,
-            "reconciled",
-            extra=_fields(key, result.action, outcome=result.outcome.value, duration_s=duration),
-        )
+        fields = _fields(key, result.action, outcome=result.outcome.value, duration_s=duration)
+        if result.error is not None:
+            level = logging.WARNING
+            fields.update(error_kind=result.error_kind, error=result.error)
+        log.log(level, "reconciled", extra=fields)
         return result
 
     # -- observe and decide ----------------------------------------------------------------
@@ -276,7 +277,7 @@ class _Run:
                 Reason.BACKUP_FAILED,
                 f"backup failed, nothing was deleted; retrying with backoff: {error.message}",
             )
-            return Result(Outcome.RETRY, "backup", error.kind.value)
+            return Result(Outcome.RETRY, "backup", error.kind.value, error.message)
         self.status = replace(self.status, last_update=_record(run, Phase.TEARDOWN))
         self._set_conditions(
             mark_backup(
@@ -296,13 +297,13 @@ class _Run:
     def _failed(self, step: str, error: StackError, reason: Reason) -> Result:
         if error.kind is FailureKind.SPEC:
             self._stall(Reason.SPEC_INVALID, error.message)
-            return Result(Outcome.STALLED, step, error.kind.value)
+            return Result(Outcome.STALLED, step, error.kind.value, error.message)
         if error.kind is FailureKind.FAILED:
             self._stall(reason, f"{step} failed; retrying with backoff: {error.message}")
         else:
             self._reconciling(Reason.RETRY, f"{step}: {error.kind.value} error: {error.message}")
             self._event("Retrying", f"{step}: {error.message}", warning=True)
-        return Result(Outcome.RETRY, step, error.kind.value)
+        return Result(Outcome.RETRY, step, error.kind.value, error.message)
 
     def _stall(self, reason: Reason, message: str) -> None:
         before = find(self.status.conditions, ConditionType.STALLED)

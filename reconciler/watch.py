@@ -3,7 +3,10 @@ resourceVersion, and list again on 410 Gone and every resync period.
 
 Every list enqueues every key, so objects that existed before the reconciler started are
 reconciled exactly like new ones, and a missed event costs at most one resync period.
-The queue holds keys only: the worker reads the object fresh, so nothing here caches.
+A MODIFIED event that changes only the status is dropped: the reconciler's own status
+writes must not requeue the key, or a failing object would be retried at once instead of
+after its backoff. The queue holds keys only: the worker reads the object fresh, so
+nothing here caches objects (only each key's `intent`).
 A watch that fails reconnects with capped exponential backoff; `Health` records whether
 the loop is alive, which /healthz reports.
 """
@@ -13,7 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.kube import ApiUnavailable, Expired, Gateway, key_of
 from reconciler.queue import Backoff, WorkQueue
@@ -50,6 +55,28 @@ class Health:
             )
 
 
+# What a user or the API server changes on the object, as opposed to its status: the
+# spec (through the generation), deletion, finalizers, labels and annotations.
+Intent = tuple[str, int, str, tuple[str, ...], str, str]
+
+
+def intent(obj: Mapping[str, Any]) -> Intent:
+    metadata = obj.get("metadata", {})
+    return (
+        str(metadata.get("uid", "")),
+        int(metadata.get("generation") or 0),
+        str(metadata.get("deletionTimestamp") or ""),
+        tuple(metadata.get("finalizers") or ()),
+        repr(sorted((metadata.get("labels") or {}).items())),
+        repr(sorted((metadata.get("annotations") or {}).items())),
+    )
+
+
+def worth_queueing(event_type: str, obj: Mapping[str, Any], last: Intent | None) -> bool:
+    """False only for a MODIFIED event whose object's intent is the one last seen."""
+    return event_type != "MODIFIED" or last is None or intent(obj) != last
+
+
 class WatchLoop:
     """One list+watch loop over one namespace, or all of them (`namespace=None`)."""
 
@@ -73,6 +100,7 @@ class WatchLoop:
         self.backoff = backoff
         self.name = f"watch:{namespace or '*'}"
         self.stop_event = threading.Event()
+        self.intents: dict[Key, Intent] = {}
 
     def run(self) -> None:
         self.health.register(self.name)
@@ -98,6 +126,7 @@ class WatchLoop:
     def _list_and_watch(self) -> None:
         listing = self.gateway.list_mysqls(self.namespace)
         self.health.beat(self.name)
+        self.intents = {key_of(obj): intent(obj) for obj in listing.items}
         for obj in listing.items:
             self.queue.add(key_of(obj))
         log.info("%s: listed %d objects", self.name, len(listing.items))
@@ -114,7 +143,13 @@ class WatchLoop:
                     version = event.obj.get("metadata", {}).get("resourceVersion")
                     if version:
                         resource_version = str(version)
-                    self.queue.add(key_of(event.obj))
+                    key = key_of(event.obj)
+                    if worth_queueing(event.type, event.obj, self.intents.get(key)):
+                        self.queue.add(key)
+                    if event.type == "DELETED":
+                        self.intents.pop(key, None)
+                    else:
+                        self.intents[key] = intent(event.obj)
                     if self.stop_event.is_set() or time.monotonic() >= resync_at:
                         return
             except Expired:

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.kube import ApiUnavailable, Expired, Gateway, Listing, WatchEvent
 from reconciler.queue import Backoff, ShutDown, WorkQueue
-from reconciler.watch import Health, WatchLoop
+from reconciler.watch import Health, WatchLoop, intent, worth_queueing
 
 pytestmark = pytest.mark.unit
 
@@ -179,3 +179,28 @@ def test_health_needs_every_loop_recent() -> None:
     assert health.healthy()
     health.stopped("watch:b")
     assert not health.healthy()
+
+
+def spec_object(**metadata: Any) -> dict[str, Any]:
+    base = {"namespace": "ns", "name": "db", "uid": "u1", "generation": 1, "finalizers": ["f"]}
+    return {"metadata": {**base, **metadata}, "spec": {}, "status": {}}
+
+
+def test_a_status_only_change_is_not_queued_but_every_intent_change_is() -> None:
+    seen = intent(spec_object())
+    status_write = spec_object(resourceVersion="12")
+    status_write["status"] = {"conditions": [{"type": "Ready", "status": "False"}]}
+    assert not worth_queueing("MODIFIED", status_write, seen)
+    for changed in (
+        spec_object(generation=2),
+        spec_object(deletionTimestamp="2026-11-26T00:00:00Z"),
+        spec_object(finalizers=[]),
+        spec_object(labels={"team": "a"}),
+        spec_object(annotations={"note": "x"}),
+        spec_object(uid="u2"),  # deleted and created again between two events
+    ):
+        assert worth_queueing("MODIFIED", changed, seen), changed["metadata"]
+    # Never seen before, added or deleted: always queued.
+    assert worth_queueing("MODIFIED", status_write, None)
+    assert worth_queueing("ADDED", status_write, seen)
+    assert worth_queueing("DELETED", status_write, seen)
