@@ -146,6 +146,9 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
         # read-only, so that is an emptyDir (the image puts the provider plugin on PATH).
         EnvVarArgs(name="PULUMI_HOME", value=PULUMI_HOME),
         EnvVarArgs(name="HOME", value=TMP),
+        # The CLI (built without cgo) needs a user name when the image's /etc/passwd
+        # lacks the pod's uid.
+        EnvVarArgs(name="USER", value=APP),
         EnvVarArgs(name="PULUMI_SKIP_UPDATE_CHECK", value="true"),
         EnvVarArgs(name="PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", value="true"),
         EnvVarArgs(name="PYTHONDONTWRITEBYTECODE", value="1"),
