@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import tarfile
 import types
 from pathlib import Path
@@ -21,6 +22,8 @@ def images() -> types.ModuleType:
     """The build script as a module, compiled by hand so that no __pycache__ lands in hack/."""
     module = types.ModuleType("images_build")
     module.__file__ = str(BUILD)
+    # Dataclasses look their module up by name.
+    sys.modules[module.__name__] = module
     exec(compile(BUILD.read_text(), str(BUILD), "exec"), module.__dict__)  # noqa: S102
     return module
 
@@ -146,7 +149,7 @@ def test_alias_of_the_official_example_is_kept(images: types.ModuleType) -> None
 def test_input_key_follows_contents(
     images: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(images, "HERE", tmp_path)
+    monkeypatch.setattr(images, "REPO_ROOT", tmp_path)
     source = tmp_path / "entrypoint.sh"
     source.write_text("one")
     first = images.input_key([source], ["bookworm"])
