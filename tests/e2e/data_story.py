@@ -1,5 +1,6 @@
-"""The product's promise on a real node: rows written into MySQL survive
-`kubectl delete mysql`, and come back from the backup when the object is created again.
+"""The product's promise on a real node, as a story that any way of running the reconciler
+must pass: rows written into MySQL survive `kubectl delete mysql`, and come back from the
+backup when the object is created again.
 
 The original example is applied unchanged. The node has no storage provisioner, so the
 test provides static volumes that the example's claims bind to, as an administrator would;
@@ -9,20 +10,18 @@ through the backup and the restore Job.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-import pytest
 from kubernetes import client
 
 from tests.e2e.conftest import RealNode
 from tests.integration.test_crd_admission import ensure_crd
 from tests.integration.test_reconciler import Harness
 from tests.support import eventually
-
-pytestmark = pytest.mark.e2e
 
 NAME: Final = "mysql-instance"
 DATABASE: Final = "otus-database"
@@ -108,23 +107,10 @@ def run_sql(harness: Harness, job_name: str, statements: str) -> str:
     return log
 
 
-@pytest.fixture
-def harness(real_node: RealNode, tmp_path: Path) -> Iterator[Harness]:
-    api = real_node.api()
-    ensure_crd(api)
-    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    harness = Harness(api, real_node.kubeconfig, namespace, tmp_path)
-    harness.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    try:
-        yield harness
-    finally:
-        if harness.log_path.exists():
-            print("--- reconciler log (tail) ---")
-            print("\n".join(harness.log_lines()[-80:]))
-        harness.clean_up()
-
-
-def test_rows_survive_delete_and_come_back_on_recreate(harness: Harness, tmp_path: Path) -> None:
+def rows_survive_delete_and_come_back_on_recreate(
+    harness: Harness, tmp_path: Path, start_reconciler: Callable[[], None]
+) -> None:
+    """The story; `start_reconciler` starts whichever reconciler is under test."""
     ns = harness.namespace
     data_dir, backup_dir, fresh_data_dir = (
         tmp_path / "data",
@@ -140,7 +126,7 @@ def test_rows_survive_delete_and_come_back_on_recreate(harness: Harness, tmp_pat
 
     # The object exists before the reconciler starts, and still gets reconciled.
     harness.create(NAME, dict(ORIGINAL_SPEC))
-    harness.start()
+    start_reconciler()
     first = harness.wait_ready(NAME, generation=1)
     assert first["status"]["endpoint"]["host"] == f"{NAME}.{ns}.svc.cluster.local"
 
@@ -173,3 +159,20 @@ def test_rows_survive_delete_and_come_back_on_recreate(harness: Harness, tmp_pat
 
     log = run_sql(harness, "read-rows", "SELECT v FROM kept ORDER BY v;")
     assert log.split() == sorted(ROWS)
+
+
+@contextlib.contextmanager
+def e2e_harness(real_node: RealNode, tmp_path: Path) -> Iterator[Harness]:
+    """A Harness on a fresh namespace of the real node; it cleans up after itself."""
+    api = real_node.api()
+    ensure_crd(api)
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    harness = Harness(api, real_node.kubeconfig, namespace, tmp_path)
+    harness.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        yield harness
+    finally:
+        if harness.log_path.exists():
+            print("--- reconciler log (tail) ---")
+            print("\n".join(harness.log_lines()[-80:]))
+        harness.clean_up()

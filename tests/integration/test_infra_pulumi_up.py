@@ -1,135 +1,58 @@
 """`pulumi up` of infra/ with the real CLI, language host and provider, against the cluster.
 
-The project (Pulumi.yaml, infra/, crd/ and reconciler/, which infra imports its settings
-names from) is copied to a temporary directory, so that `pulumi stack init` writes its
-stack file there; the state goes to a file backend beside it. The kwok node makes pods
-Ready without running containers, so the image name is never pulled.
+The project is copied and driven as tests/pulumi_project.py describes. The kwok node
+makes pods Ready without running containers, so the image name is never pulled.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from infra.rbac import RULES
-from tests.conftest import REPO_ROOT, pulumi_cli_on_path
-from tests.support import TEST_PASSPHRASE, eventually
+from tests.pulumi_project import (
+    CRD_NAME,
+    Project,
+    crd_exists,
+    exists,
+    new_project,
+    remove_installation,
+)
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
-STACK: Final = "test"
 IMAGE: Final = "local/reconciler:test"
-CRD_NAME: Final = "mysqls.otus.homework"
-COMMAND_TIMEOUT_S: Final = 600
 READY_TIMEOUT_S: Final = 120
 GONE_TIMEOUT_S: Final = 120
-COPIED: Final = ("infra", "crd", "reconciler")
-
-
-@dataclass(frozen=True)
-class Project:
-    directory: Path
-    backend: Path
-    env: dict[str, str]
-
-    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [pulumi_cli_on_path(), *args, "--non-interactive", "--color", "never"],
-            cwd=self.directory,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
-        assert result.returncode == 0, (
-            f"pulumi {' '.join(args)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
-        return result
-
-
-def copy_project(target: Path) -> Path:
-    target.mkdir()
-    shutil.copy2(REPO_ROOT / "Pulumi.yaml", target / "Pulumi.yaml")
-    for name in COPIED:
-        shutil.copytree(
-            REPO_ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    return target
 
 
 @pytest.fixture
 def project(tmp_path: Path, kubeconfig: Path, namespace_name: str) -> Project:
-    backend = tmp_path / "state"
-    backend.mkdir()
-    env = {
-        **os.environ,
-        "PULUMI_BACKEND_URL": f"file://{backend}",
-        "PULUMI_CONFIG_PASSPHRASE": TEST_PASSPHRASE,
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        # The language host runs the program with this venv's interpreter.
-        "PULUMI_PYTHON_CMD": sys.executable,
-        "KUBECONFIG": str(kubeconfig),
-    }
-    proj = Project(copy_project(tmp_path / "project"), backend, env)
-    proj.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase")
-    for key, value in {
-        "namespace": namespace_name,
-        "kubeconfig": str(kubeconfig),
-        "image": IMAGE,
-        # kwok has no provisioner; the fake node never touches the path.
-        "stateHostPath": str(tmp_path / "host-state"),
-    }.items():
-        proj.pulumi("config", "set", key, value)
-    return proj
+    return new_project(
+        tmp_path,
+        kubeconfig,
+        {
+            "namespace": namespace_name,
+            "image": IMAGE,
+            # kwok has no provisioner; the fake node never touches the path.
+            "stateHostPath": str(tmp_path / "host-state"),
+        },
+    )
 
 
 @pytest.fixture
 def cleanup(api_client: client.ApiClient, namespace_name: str) -> Iterator[None]:
     """Removes what destroy keeps; the CRD only if this test was the one to create it."""
-    extensions = client.ApiextensionsV1Api(api_client)
-    crd_existed = _exists(lambda: extensions.read_custom_resource_definition(CRD_NAME))
+    crd_existed = crd_exists(api_client)
     yield
-    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-    name = f"mysql-operator:{namespace_name}"
-    _ignore_404(lambda: core.delete_namespace(namespace_name))
-    _ignore_404(lambda: core.delete_persistent_volume(f"mysql-operator-state-{namespace_name}"))
-    _ignore_404(lambda: rbac.delete_cluster_role_binding(name))
-    _ignore_404(lambda: rbac.delete_cluster_role(name))
-    if not crd_existed:
-        _ignore_404(lambda: extensions.delete_custom_resource_definition(CRD_NAME))
-
-
-def _exists(read: Any) -> bool:
-    try:
-        read()
-    except ApiException as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
-
-
-def _ignore_404(call: Any) -> None:
-    try:
-        call()
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    remove_installation(api_client, namespace_name, crd=not crd_existed)
 
 
 def _allowed(
@@ -262,7 +185,7 @@ def test_up_installs_the_operator_idempotently_and_destroy_keeps_the_state(
 
     def gone(read: Any, what: str) -> None:
         eventually(
-            lambda: _exists(read),
+            lambda: exists(read),
             lambda found: not found,
             timeout_s=GONE_TIMEOUT_S,
             what=f"{what} deleted",
