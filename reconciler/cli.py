@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         "preview", help="print the plan a manifest would cause; exit 0 no changes, 2 changes"
     )
     add_arguments(preview)
-    preview.add_argument("-f", "--filename", required=True, help="a MySQL manifest (YAML)")
+    preview.add_argument(
+        "-f", "--filename", required=True, help="a MySQL manifest (YAML); - for standard input"
+    )
     preview.add_argument(
         "-n", "--object-namespace", help="namespace of the object if the manifest has none"
     )
@@ -112,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def preview(settings: Settings, manifest: Path, namespace: str | None, output: str) -> int:
     try:
-        document = yaml.safe_load(manifest.read_text())
+        # `-`: e.g. `kubectl exec -i` into the reconciler's pod, which has the state.
+        text = sys.stdin.read() if str(manifest) == "-" else manifest.read_text()
+        document = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as error:
         print(f"reconciler preview: cannot read {manifest}: {error}", file=sys.stderr)
         return EXIT_ERROR
