@@ -220,6 +220,9 @@ def cmd_env(layout: Layout) -> None:
     print(f"export KUBECONFIG='{layout.kubeconfig}'")
     print(f"export PATH='{bin_dir}':\"$PATH\"")
     print("export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true")
+    if layout.node_kind() is NodeKind.REAL:
+        # ctr reads it; `hack/images/build --import "$CONTAINERD_ADDRESS"` loads images.
+        print(f"export CONTAINERD_ADDRESS='{layout.containerd_socket}'")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
