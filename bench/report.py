@@ -1,4 +1,4 @@
-"""The Markdown page for docs/benchmarks.md, from the JSON results."""
+"""The Markdown pages docs/benchmarks*.md, from the JSON results."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _row(cells: list[object]) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+from bench.markdown import machine_section, row
+from bench.report_scale import render_burst, render_restart
 
 
 def _pcts(summary: dict[str, Any], key: str) -> tuple[str, str]:
@@ -20,7 +19,16 @@ def _pcts(summary: dict[str, Any], key: str) -> tuple[str, str]:
 
 
 def render(results: dict[str, Any]) -> str:
-    machine = results["machine"]
+    """The page for any scenario's results (`scenario` is absent in the first runs' JSON)."""
+    scenario = results.get("scenario", "one-at-a-time")
+    if scenario == "burst":
+        return render_burst(results)
+    if scenario == "restart":
+        return render_restart(results)
+    return render_one_at_a_time(results)
+
+
+def render_one_at_a_time(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -34,49 +42,32 @@ def render(results: dict[str, Any]) -> str:
         f"- instances: {results['options']['instances']}, one at a time; reconciler workers:"
         f" {results['options']['workers']}; resync period: {results['options']['resync_s']} s",
         "",
-        "## Machine",
-        "",
-        _row(["what", "value"]),
-        _row(["---", "---"]),
-        _row(["CPUs (nproc)", machine["nproc"]]),
-        _row(["memory", f"{machine['mem_total_mib']} MiB"]),
-        _row(["CPU model", machine["cpu_model"]]),
-        _row(["kernel", machine["kernel"]]),
-        _row(["Python", machine["python"]]),
-        _row(["Go", machine["go"]]),
-        _row(["Pulumi CLI", machine["pulumi_cli"]]),
-        _row(
-            [
-                "Pulumi SDK / pulumi-kubernetes SDK",
-                f"{machine['pulumi_sdk']} / {machine['pulumi_kubernetes_sdk']}",
-            ]
-        ),
-        _row(["load average (1/5/15 min) at start", machine["load_average_at_start"]]),
-        _row(["load average at end", results.get("load_average_at_end", "n/a")]),
-        "",
+        *machine_section(results),
         "**The machine was shared with other test runs while this ran.** Absolute times are",
         "inflated and noisy; the reconciler/baseline ratio is the number to read, because",
         "both sides ran in the same run, interleaved instance by instance, under the same load.",
         "",
     ]
     ready = results.get("apply_to_ready")
+    # Absent in runs from before the bench recorded it: the default then applied.
+    binder_period = results.get("cluster", {}).get("pvclaimbinder_sync_period") or "15s"
     if ready is not None:
         rs, bs = ready["reconciler"]["summary"], ready["baseline"]["summary"]
         ratio, overhead = ready["ratio_reconciler_over_baseline"], ready["overhead_over_baseline_s"]
         lines += [
             "## 1. Object applied → Ready (seconds)",
             "",
-            _row(["measure", "reconciler p50", "reconciler p95", "baseline p50", "baseline p95"]),
-            _row(["---", "---:", "---:", "---:", "---:"]),
-            _row(["**total: applied → Ready seen**", *_pcts(rs, "total_s"), *_pcts(bs, "total_s")]),
-            _row(
+            row(["measure", "reconciler p50", "reconciler p95", "baseline p50", "baseline p95"]),
+            row(["---", "---:", "---:", "---:", "---:"]),
+            row(["**total: applied → Ready seen**", *_pcts(rs, "total_s"), *_pcts(bs, "total_s")]),
+            row(
                 [
                     "queue wait: applied → reconcile started",
                     *_pcts(rs, "queue_wait_s"),
                     *_pcts(bs, "queue_wait_s"),
                 ]
             ),
-            _row(
+            row(
                 [
                     "reconciler: deploy reconcile (engine `up`, with its readiness awaits)",
                     *_pcts(rs, "reconcile_s"),
@@ -84,9 +75,9 @@ def render(results: dict[str, Any]) -> str:
                     "",
                 ]
             ),
-            _row(["baseline: render (program under mocks)", "", "", *_pcts(bs, "render_s")]),
-            _row(["baseline: server-side apply", "", "", *_pcts(bs, "apply_s")]),
-            _row(
+            row(["baseline: render (program under mocks)", "", "", *_pcts(bs, "render_s")]),
+            row(["baseline: server-side apply", "", "", *_pcts(bs, "apply_s")]),
+            row(
                 [
                     "baseline: readiness waits (claims Bound, Deployment available, Job complete)",
                     "",
@@ -94,14 +85,14 @@ def render(results: dict[str, Any]) -> str:
                     *_pcts(bs, "readiness_wait_s"),
                 ]
             ),
-            _row(
+            row(
                 [
                     "Ready written → seen by the bench",
                     *_pcts(rs, "ready_seen_after_s"),
                     *_pcts(bs, "ready_seen_after_s"),
                 ]
             ),
-            _row(
+            row(
                 [
                     "cluster side: Deployment created → restore Job complete (API server, 1 s"
                     " resolution)",
@@ -109,14 +100,14 @@ def render(results: dict[str, Any]) -> str:
                     *_pcts(bs, "cluster_await_s"),
                 ]
             ),
-            _row(
+            row(
                 [
                     "reconcile started → first object created (server time, 1 s resolution)",
                     *_pcts(rs, "start_to_first_object_s"),
                     *_pcts(bs, "start_to_first_object_s"),
                 ]
             ),
-            _row(
+            row(
                 [
                     "restore Job complete → reconcile ended (server time, 1 s resolution)",
                     *_pcts(rs, "job_complete_to_end_s"),
@@ -130,7 +121,7 @@ def render(results: dict[str, Any]) -> str:
             "",
             "Per instance (seconds; cluster await = Deployment created → restore Job complete):",
             "",
-            _row(
+            row(
                 [
                     "instance",
                     "reconciler total",
@@ -141,9 +132,9 @@ def render(results: dict[str, Any]) -> str:
                     "cluster await",
                 ]
             ),
-            _row(["---", "---:", "---:", "---:", "---:", "---:", "---:"]),
+            row(["---", "---:", "---:", "---:", "---:", "---:", "---:"]),
             *(
-                _row(
+                row(
                     [
                         r["name"],
                         r["total_s"],
@@ -159,13 +150,14 @@ def render(results: dict[str, Any]) -> str:
                 )
             ),
             "",
-            "On this kwok cluster most instances, on both sides, wait ~10-12 s for",
-            "kube-controller-manager to bind the static claims to their volumes; a few do not.",
-            "The wait falls before the Deployment is created (then it is in the baseline's",
-            "waits or inside the reconcile, not in cluster await) or after it (then it is in",
-            "cluster await). With 10 instances that makes p50 and p95 noisy: compare the rows,",
-            "and run more instances for stable percentiles. Server timestamps have 1 s",
-            "resolution, so the two server-time rows can be off by up to 1 s (even negative).",
+            "On this kwok cluster an instance, on either side, may wait up to one binder sync",
+            "period of kube-controller-manager for its static claims to bind to their volumes",
+            f"(`--pvclaimbinder-sync-period`: {binder_period}); some do not wait at all. The",
+            "wait falls before the Deployment is created (then it is in the baseline's waits or",
+            "inside the reconcile, not in cluster await) or after it (then it is in cluster",
+            "await). With few instances that makes p50 and p95 noisy: compare the rows, and run",
+            "more instances for stable percentiles. Server timestamps have 1 s resolution, so",
+            "the two server-time rows can be off by up to 1 s (even negative).",
             "",
             "The reconciler does not expose the readiness wait inside an engine run: Pulumi's",
             "`up` awaits the Deployment and the restore Job itself, so it is part of the deploy",
@@ -178,16 +170,16 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             "## 2. No-op cost (unchanged objects, resyncs only)",
             "",
-            _row(["measure", "value"]),
-            _row(["---", "---:"]),
-            _row(["window", f"{noop['window_s']} s ({noop['resync_period_s']} s resync period)"]),
-            _row(["in-sync passes (reconciles of unchanged objects)", noop["in_sync_passes"]]),
-            _row(["engine runs (deploy lines; target 0)", noop["engine_runs_deploy_lines"]]),
-            _row(["status.lastUpdate ids changed (target 0)", noop["last_update_ids_changed"]]),
-            _row(["CPU of the reconciler's process tree", f"{noop['cpu_ms_process_tree']} ms"]),
-            _row(["CPU per in-sync pass", f"{noop['cpu_ms_per_in_sync_pass']} ms"]),
-            _row(["CPU per second of wall time", f"{noop['cpu_ms_per_second']} ms/s"]),
-            _row(
+            row(["measure", "value"]),
+            row(["---", "---:"]),
+            row(["window", f"{noop['window_s']} s ({noop['resync_period_s']} s resync period)"]),
+            row(["in-sync passes (reconciles of unchanged objects)", noop["in_sync_passes"]]),
+            row(["engine runs (deploy lines; target 0)", noop["engine_runs_deploy_lines"]]),
+            row(["status.lastUpdate ids changed (target 0)", noop["last_update_ids_changed"]]),
+            row(["CPU of the reconciler's process tree", f"{noop['cpu_ms_process_tree']} ms"]),
+            row(["CPU per in-sync pass", f"{noop['cpu_ms_per_in_sync_pass']} ms"]),
+            row(["CPU per second of wall time", f"{noop['cpu_ms_per_second']} ms/s"]),
+            row(
                 [
                     "for comparison: CPU per second with 0 objects (same window length)",
                     f"{noop['zero_objects_same_window']['cpu_ms_per_second']} ms/s",
@@ -204,12 +196,12 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             "## 3. Idle RSS of the reconciler's process tree",
             "",
-            _row(["objects", "median MiB", "max MiB", "processes"]),
-            _row(["---:", "---:", "---:", "---:"]),
+            row(["objects", "median MiB", "max MiB", "processes"]),
+            row(["---:", "---:", "---:", "---:"]),
         ]
         for label, key in (("0", "objects_0"), (str(n), f"objects_{n}")):
             found = rss[key]
-            lines.append(_row([label, found["median_mib"], found["max_mib"], found["processes"]]))
+            lines.append(row([label, found["median_mib"], found["max_mib"], found["processes"]]))
         base = rss["baseline_objects_n"]
         peak = results.get("peak_rss_one_at_a_time")
         growth = [
@@ -231,10 +223,12 @@ def render(results: dict[str, Any]) -> str:
             "",
         ]
     lines += [
-        "## Not measured yet",
+        "## Elsewhere and not measured yet",
         "",
-        "See the TODO list in bench/README.md: burst (10/50/100 x workers 1/2/4), restart with",
-        "100 Ready objects, idle RSS with 100 objects, the real node, backup and restore.",
+        "Burst (10/50/100 objects at once x workers 1/2/4): docs/benchmarks-burst.md. Restart",
+        "with 100 Ready objects and idle RSS with 100 objects: docs/benchmarks-restart.md.",
+        "Not measured yet: see the TODO list in bench/README.md (the real node, backup and",
+        "restore).",
         "",
     ]
     return "\n".join(lines)

@@ -1,48 +1,40 @@
-"""One benchmark run: its own kwok cluster, the reconciler and the baseline side by side.
+"""The one-at-a-time scenario: the reconciler and the baseline side by side.
 
-Order: cluster up, CRD, the reconciler and the baseline started in namespaces of their
-own; the reconciler's idle RSS with 0 objects; then for each of N instances, one at a
-time, a MySQL object for the reconciler and then an identical one for the baseline, each
-waited on until Ready; the RSS with N objects Ready; the no-op window (several resync
-periods with nothing changed); stop everything; cluster down (always).
+Order, on the bench's own cluster (`bench.cluster`): CRD, the reconciler and the baseline
+started in namespaces of their own; the reconciler's idle RSS with 0 objects; then for
+each of N instances, one at a time, a MySQL object for the reconciler and then an
+identical one for the baseline, each waited on until Ready; the RSS with N objects Ready;
+the no-op window (several resync periods with nothing changed); stop everything.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import statistics
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import Any, Final
 
-import yaml
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client
 
 from bench import procfs
+from bench.objects import Objects, eventually, ready_at
+from bench.processes import (
+    PeakRss,
+    Process,
+    baseline_process,
+    bench_env,
+    reconciler_process,
+    rss_sample,
+    wait_healthy,
+)
 from bench.stats import Reconciled, reconciled_lines, summary
 from reconciler.names import names_for
-from reconciler.spec import API_GROUP, parse_instance
+from reconciler.spec import parse_instance
 
-REPO_ROOT: Final = Path(__file__).resolve().parent.parent
-CLUSTER: Final = REPO_ROOT / "hack" / "cluster"
-CRD_PATH: Final = REPO_ROOT / "crd" / "mysql.yaml"
-VERSION: Final = "v1"
-PLURAL: Final = "mysqls"
-POLL_S: Final = 0.2
 READY_TIMEOUT_S: Final = 600.0
 OPERATOR_NS: Final = "bench-reconciler"
 BASELINE_NS: Final = "bench-baseline"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,122 +47,12 @@ class Options:
     http_port: int
 
 
-def eventually(read: Callable[[], T], done: Callable[[T], bool], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(POLL_S)
-
-
-def ready_at(obj: dict[str, Any] | None, generation: int) -> bool:
-    if obj is None:
-        return False
-    status = obj.get("status") or {}
-    return status.get("observedGeneration") == generation and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
 def _parse_k8s_time(value: Any) -> float | None:
     return value.timestamp() if value is not None else None
 
 
 def _minus(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else round(later - earlier, 3)
-
-
-@dataclass
-class Cluster:
-    state_dir: Path
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.state_dir / "kubeconfig"
-
-    def up(self) -> None:
-        subprocess.run(
-            [str(CLUSTER), "up", "--node=kwok", "--state-dir", str(self.state_dir)], check=True
-        )
-
-    def down(self) -> None:
-        subprocess.run([str(CLUSTER), "down", "--state-dir", str(self.state_dir)], check=False)
-
-
-@dataclass
-class Process:
-    """A child process with its output in a file."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    popen: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
-
-    def start(self) -> None:
-        self._log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.argv, cwd=REPO_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def lines(self) -> list[str]:
-        return self.log_path.read_text().splitlines() if self.log_path.exists() else []
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        if self._log is not None:
-            self._log.close()
-
-
-@dataclass
-class PeakRss:
-    """Samples a process tree's RSS in a thread; keeps the peak (may miss short spikes)."""
-
-    pid: int
-    every_s: float = 0.25
-    peak_kib: int = 0
-    processes_at_peak: int = 0
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            kib, processes = procfs.tree_rss_kib(self.pid)
-            self.samples += 1
-            if kib > self.peak_kib:
-                self.peak_kib, self.processes_at_peak = kib, processes
-            self._stop.wait(self.every_s)
-
-    def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        return {
-            "peak_mib": round(self.peak_kib / 1024, 1),
-            "processes_at_peak": self.processes_at_peak,
-            "samples": self.samples,
-            "every_s": self.every_s,
-        }
 
 
 @dataclass
@@ -184,124 +66,45 @@ class Bench:
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
-        self.custom = client.CustomObjectsApi(self.api_client)
-        self.extensions = client.ApiextensionsV1Api(self.api_client)
+        self.objects = Objects(self.api_client, self.options.work_dir / "host")
 
     # -- set-up -----------------------------------------------------------------------------
 
     def apply_crd(self) -> None:
-        manifest = yaml.safe_load(CRD_PATH.read_text())
-        try:
-            self.extensions.create_custom_resource_definition(manifest)
-        except ApiException as error:
-            if error.status != 409:
-                raise
-        eventually(
-            lambda: self.extensions.read_custom_resource_definition(manifest["metadata"]["name"]),
-            lambda crd: any(
-                c.type == "Established" and c.status == "True"
-                for c in ((crd.status and crd.status.conditions) or [])
-            ),
-            60,
-            "the CRD established",
-        )
+        self.objects.apply_crd()
         for namespace in (OPERATOR_NS, BASELINE_NS):
-            self.core.create_namespace(
-                client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
-            )
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PULUMI_CONFIG_PASSPHRASE": f"bench-{secrets.token_hex(16)}",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PYTHONPATH": str(REPO_ROOT),
-        }
+            self.objects.create_namespace(namespace)
 
     def reconciler(self) -> Process:
         work = self.options.work_dir
-        return Process(
-            [
-                sys.executable,
-                "-m",
-                "reconciler",
-                "run",
-                f"--state-dir={work / 'state'}",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--namespace={OPERATOR_NS}",
-                f"--workers={self.options.workers}",
-                f"--resync-period={self.options.resync_s}",
-                f"--http-address=127.0.0.1:{self.options.http_port}",
-                # in-sync passes are logged at DEBUG only; the no-op count needs them.
-                "--log-level=DEBUG",
-            ],
-            self.env(),
-            work / "reconciler.log",
+        return reconciler_process(
+            state_dir=work / "state",
+            kubeconfig=self.kubeconfig,
+            namespace=OPERATOR_NS,
+            workers=self.options.workers,
+            resync_s=self.options.resync_s,
+            http_port=self.options.http_port,
+            env=bench_env(self.kubeconfig),
+            log_path=work / "reconciler.log",
         )
 
     def baseline(self) -> Process:
-        return Process(
-            [
-                sys.executable,
-                "-m",
-                "bench.baseline",
-                f"--namespace={BASELINE_NS}",
-                f"--kubeconfig={self.kubeconfig}",
-            ],
-            self.env(),
-            self.options.work_dir / "baseline.log",
+        return baseline_process(
+            kubeconfig=self.kubeconfig,
+            namespace=BASELINE_NS,
+            workers=1,
+            env=bench_env(self.kubeconfig),
+            log_path=self.options.work_dir / "baseline.log",
         )
-
-    def wait_healthy(self, process: Process) -> None:
-        def healthy() -> bool:
-            assert process.popen is not None
-            if process.popen.poll() is not None:
-                raise RuntimeError(f"the reconciler exited; see {process.log_path}")
-            url = f"http://127.0.0.1:{self.options.http_port}/healthz"
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        eventually(healthy, bool, 180, "the reconciler's /healthz")
 
     # -- objects ----------------------------------------------------------------------------
 
-    def manifest(self, namespace: str, name: str) -> dict[str, Any]:
-        host = self.options.work_dir / "host" / namespace / name
-        return {
-            "apiVersion": f"{API_GROUP}/{VERSION}",
-            "kind": "MySQL",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "image": "mysql:5.7",
-                "database": "bench",
-                "password": "benchpassword",
-                "storage_size": "1Gi",
-                "host_path": str(host / "data"),
-                "backup": {"host_path": str(host / "backup")},
-            },
-        }
-
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found: Any = self.custom.get_namespaced_custom_object(
-                API_GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return dict(found)
+        return self.objects.get(namespace, name)
 
     def apply_and_wait(self, namespace: str, name: str) -> tuple[float, float, dict[str, Any]]:
         """(applied, ready seen) in epoch seconds, and the Ready object."""
-        applied = time.time()
-        self.custom.create_namespaced_custom_object(
-            API_GROUP, VERSION, namespace, PLURAL, self.manifest(namespace, name)
-        )
+        applied = self.objects.create(namespace, name)
         obj = eventually(
             lambda: self.get(namespace, name),
             lambda found: ready_at(found, 1),
@@ -349,19 +152,6 @@ class Bench:
         return completed - created
 
     # -- measurements -----------------------------------------------------------------------
-
-    def rss_sample(self, pid: int, samples: int = 5, every_s: float = 1.0) -> dict[str, Any]:
-        values, processes = [], 0
-        for _ in range(samples):
-            kib, processes = procfs.tree_rss_kib(pid)
-            values.append(kib)
-            time.sleep(every_s)
-        return {
-            "median_mib": round(statistics.median(values) / 1024, 1),
-            "max_mib": round(max(values) / 1024, 1),
-            "processes": processes,
-            "samples": samples,
-        }
 
     def deploy_line(self, reconciler: Process, name: str) -> Reconciled:
         instance = f"{OPERATOR_NS}/{name}"
@@ -480,17 +270,6 @@ class Bench:
             },
         }
 
-    def last_update_ids(self) -> dict[str, str]:
-        listed: Any = self.custom.list_namespaced_custom_object(
-            API_GROUP, VERSION, OPERATOR_NS, PLURAL
-        )
-        return {
-            item["metadata"]["name"]: str(
-                (item.get("status") or {}).get("lastUpdate", {}).get("id")
-            )
-            for item in listed["items"]
-        }
-
     def idle_cpu(self, reconciler: Process) -> dict[str, Any]:
         """CPU of the tree over the same window as the no-op one, with 0 objects."""
         before = procfs.tree_cpu_ms(reconciler.pid)
@@ -508,14 +287,14 @@ class Bench:
         def count(action: str) -> int:
             return sum(line.action == action for line in reconciled_lines(reconciler.lines()))
 
-        ids_before = self.last_update_ids()
+        ids_before = self.objects.last_update_ids(OPERATOR_NS)
         deploys_before, in_sync_before = count("deploy"), count("in-sync")
         cpu_before = procfs.tree_cpu_ms(reconciler.pid)
         started = time.monotonic()
         time.sleep(self.options.noop_periods * self.options.resync_s)
         cpu_after = procfs.tree_cpu_ms(reconciler.pid)
         window = time.monotonic() - started
-        ids_after = self.last_update_ids()
+        ids_after = self.objects.last_update_ids(OPERATOR_NS)
         in_sync = count("in-sync") - in_sync_before
         cpu_ms = cpu_after - cpu_before
         self.results["noop"] = {
@@ -537,9 +316,9 @@ class Bench:
         try:
             reconciler.start()
             baseline.start()
-            self.wait_healthy(reconciler)
+            wait_healthy(reconciler, self.options.http_port)
             time.sleep(self.options.resync_s)  # settle: start-up work and a first resync
-            idle_zero = self.rss_sample(reconciler.pid)
+            idle_zero = rss_sample(reconciler.pid)
             print(f"idle RSS, 0 objects: {idle_zero}", flush=True)
             idle_cpu = self.idle_cpu(reconciler)
             print(f"idle CPU, 0 objects: {idle_cpu}", flush=True)
@@ -550,25 +329,15 @@ class Bench:
             finally:
                 self.results["peak_rss_one_at_a_time"] = peak.stop()
             time.sleep(self.options.resync_s)
-            idle_n = self.rss_sample(reconciler.pid)
+            idle_n = rss_sample(reconciler.pid)
             print(f"idle RSS, {self.options.instances} objects: {idle_n}", flush=True)
             self.results["idle_rss"] = {
                 "objects_0": idle_zero,
                 f"objects_{self.options.instances}": idle_n,
-                "baseline_objects_n": self.rss_sample(baseline.pid, samples=1, every_s=0),
+                "baseline_objects_n": rss_sample(baseline.pid, samples=1, every_s=0),
             }
             self.noop(reconciler, idle_cpu)
         finally:
             reconciler.stop()
             baseline.stop()
         return self.results
-
-
-def run_with_cluster(options: Options) -> dict[str, Any]:
-    cluster = Cluster(options.work_dir / "cluster")
-    try:
-        cluster.up()
-        api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
-        return Bench(options, api_client, cluster.kubeconfig).run()
-    finally:
-        cluster.down()

@@ -1,11 +1,12 @@
-"""Pure helpers: percentiles and the reconciler's logfmt lines."""
+"""Pure helpers: percentiles, the reconciler's logfmt lines, burst and restart summaries."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -84,3 +85,75 @@ def summary(values: Sequence[float]) -> dict[str, float]:
         "max": round(max(values), 3),
         "mean": round(sum(values) / len(values), 3),
     }
+
+
+def burst_summary(applied: Sequence[float], ready_seen: Mapping[str, float]) -> dict[str, float]:
+    """K objects applied at once (epoch seconds each) and when each was first seen Ready:
+    the span of the applies, the time from the first apply until half and until all were
+    Ready, and instances per minute over the whole burst."""
+    if not applied or not ready_seen:
+        raise ValueError("a burst needs applies and Ready objects")
+    first = min(applied)
+    after = [seen - first for seen in ready_seen.values()]
+    all_ready = max(after)
+    return {
+        "objects": len(ready_seen),
+        "apply_span_s": round(max(applied) - first, 3),
+        "first_ready_s": round(min(after), 3),
+        "half_ready_s": round(percentile(after, 50), 3),
+        "all_ready_s": round(all_ready, 3),
+        "instances_per_minute": round(len(ready_seen) * 60 / all_ready, 2),
+    }
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 2)
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """What a reconciler's log says after a (re)start, for a set of expected instances."""
+
+    in_sync: frozenset[str]  # the expected instances seen in sync at least once
+    missing: frozenset[str]
+    reached_at: float | None  # ts of the in-sync line that completed the set
+    actions: Mapping[str, int]  # every reconciled line's action (phase), counted
+
+    @property
+    def deploys(self) -> int:
+        return self.actions.get("deploy", 0)
+
+
+def steady_state(lines: Iterable[str], expected: Collection[str]) -> SteadyState:
+    """Steady state = every expected instance has had an in-sync pass (the reconciler
+    decided, from the object and its status alone, that no engine run is needed)."""
+    wanted = set(expected)
+    seen: set[str] = set()
+    reached_at = None
+    actions: Counter[str] = Counter()
+    for line in reconciled_lines(lines):
+        actions[line.action] += 1
+        if line.action == "in-sync" and line.instance in wanted and line.instance not in seen:
+            seen.add(line.instance)
+            if seen == wanted:
+                reached_at = line.ended
+    return SteadyState(
+        in_sync=frozenset(seen),
+        missing=frozenset(wanted - seen),
+        reached_at=reached_at,
+        actions=dict(actions),
+    )
+
+
+def first_message_at(lines: Iterable[str], message_part: str) -> float | None:
+    """The ts of the first line whose msg contains message_part (e.g. `starting`)."""
+    for line in lines:
+        fields = parse_logfmt(line)
+        if message_part in fields.get("msg", "") and "ts" in fields:
+            try:
+                return datetime.fromisoformat(fields["ts"]).timestamp()
+            except ValueError:
+                continue
+    return None

@@ -152,6 +152,10 @@ def controller_manager_argv(ctx: Context) -> list[str]:
         f"--cluster-signing-cert-file={pki / 'ca.crt'}",
         f"--cluster-signing-key-file={pki / 'ca.key'}",
         "--use-service-account-credentials=true",
+        # Static claims bind to their pre-bound volumes at the binder's periodic sync when
+        # the volume was not yet in its cache at the claim's event; the default 15 s period
+        # made readiness on kwok a lottery of 1 to 15 s (bench/README.md).
+        "--pvclaimbinder-sync-period=2s",
         "--leader-elect=false",
         "--profiling=false",
     ]

@@ -1,12 +1,29 @@
-"""bench's pure helpers: percentiles, logfmt lines, /proc parsing. No timings asserted."""
+"""bench's pure helpers: percentiles, logfmt lines, /proc parsing, burst and restart
+summaries, port choice, targets. No timings asserted: the inputs are made up."""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
+from bench.burst import burst_results
+from bench.cluster import LAYOUT_SOURCE, ephemeral_low, flag_value, pick_ports, port_names
 from bench.machine import cpu_model, mem_total_kib
 from bench.procfs import parse_stat, parse_vm_rss_kib
-from bench.stats import parse_logfmt, percentile, reconciled_lines
+from bench.report import render
+from bench.restart import restart_targets
+from bench.stats import (
+    burst_summary,
+    first_message_at,
+    parse_logfmt,
+    percentile,
+    ratio,
+    reconciled_lines,
+    steady_state,
+)
+from bench.targets import check
 
 pytestmark = pytest.mark.unit
 
@@ -59,3 +76,170 @@ def test_vm_rss_and_machine_fields() -> None:
     assert parse_vm_rss_kib("Name:\tkthreadd\n") == 0
     assert cpu_model("processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\n") == "Some CPU @ 2.0GHz"
     assert mem_total_kib("MemTotal:        8000000 kB\n") == 8000000
+
+
+def test_burst_summary_counts_from_the_first_apply() -> None:
+    applied = [100.0, 100.5, 101.0]
+    seen = {"a": 110.0, "b": 120.0, "c": 130.0}
+    assert burst_summary(applied, seen) == {
+        "objects": 3,
+        "apply_span_s": 1.0,
+        "first_ready_s": 10.0,
+        "half_ready_s": 20.0,
+        "all_ready_s": 30.0,
+        "instances_per_minute": 6.0,
+    }
+
+
+def test_burst_summary_needs_something_to_summarize() -> None:
+    with pytest.raises(ValueError, match="needs"):
+        burst_summary([], {})
+
+
+def test_ratio_is_none_without_both_sides() -> None:
+    assert ratio(30.0, 12.0) == 2.5
+    assert ratio(None, 12.0) is None
+    assert ratio(30.0, None) is None
+    assert ratio(30.0, 0.0) is None
+
+
+def _line(ts: str, instance: str, phase: str) -> str:
+    return (
+        f"ts=2026-11-26T12:00:{ts}+00:00 level=debug logger=reconciler.executor"
+        f" msg=reconciled instance={instance} phase={phase} outcome=done duration_s=0.01"
+    )
+
+
+def test_steady_state_is_the_line_that_completes_the_set() -> None:
+    lines = [
+        'ts=2026-11-26T12:00:01.000+00:00 level=info msg=starting phase=start toolchain="{}"',
+        'ts=2026-11-26T12:00:02.000+00:00 level=info msg="watch:ns: listed 2 objects"',
+        _line("03.000", "ns/a", "in-sync"),
+        _line("03.500", "ns/a", "in-sync"),  # a second pass of the same object
+        _line("04.000", "other/x", "in-sync"),  # not expected
+        _line("05.000", "ns/b", "in-sync"),
+        _line("06.000", "ns/b", "deploy"),
+    ]
+    state = steady_state(lines, ["ns/a", "ns/b"])
+    assert state.missing == frozenset()
+    assert state.reached_at == first_message_at([lines[5]], "reconciled")
+    assert state.actions == {"in-sync": 4, "deploy": 1}
+    assert state.deploys == 1
+    assert first_message_at(lines, "starting") == first_message_at(lines[:1], "start")
+    assert first_message_at(lines, "listed") is not None
+    assert first_message_at(lines, "nothing like it") is None
+
+
+def test_steady_state_is_not_reached_while_an_object_is_missing() -> None:
+    state = steady_state([_line("03.000", "ns/a", "in-sync")], ["ns/a", "ns/b"])
+    assert state.reached_at is None
+    assert state.missing == frozenset({"ns/b"})
+    assert state.deploys == 0
+
+
+def test_port_names_come_from_the_layout_source() -> None:
+    source = "class Other:\n    x: int\n\nclass Ports:\n    etcd_client: int\n    kwok: int\n"
+    assert port_names(source) == ("etcd_client", "kwok")
+    real = port_names(LAYOUT_SOURCE.read_text())
+    assert {"apiserver", "etcd_client", "kwok", "reconciler"} <= set(real)
+    with pytest.raises(ValueError, match="Ports"):
+        port_names("x = 1\n")
+
+
+def _seeded() -> random.Random:
+    return random.Random(7)  # noqa: S311 (port numbers, not secrets)
+
+
+def test_ports_are_picked_free_and_below_the_ephemeral_range() -> None:
+    assert ephemeral_low("32768\t60999\n") == 32768
+    taken = {20000 + n for n in range(0, 12000, 2)}
+    ports = pick_ports(12, 20000, 32768, lambda port: port not in taken, _seeded())
+    assert len(set(ports)) == 12
+    assert all(20000 <= port < 32768 and port not in taken for port in ports)
+    with pytest.raises(ValueError, match="too few"):
+        pick_ports(12, 32000, 32768, lambda _port: True, _seeded())
+    with pytest.raises(RuntimeError, match="free ports"):
+        pick_ports(12, 20000, 32768, lambda _port: False, _seeded())
+
+
+def test_flag_value_reads_one_flag_of_an_argv() -> None:
+    argv = ["kube-controller-manager", "--pvclaimbinder-sync-period=2s", "--leader-elect=false"]
+    assert flag_value(argv, "--pvclaimbinder-sync-period") == "2s"
+    assert flag_value(argv, "--profiling") is None
+
+
+def test_targets_compare_what_was_measured() -> None:
+    assert check("x", {"limit": 300.0, "unit": "s"}, 250.0)["met"] is True
+    assert check("x", {"limit": 0, "unit": "runs"}, 1)["met"] is False
+    assert check("x", {"limit": 150.0, "unit": "MiB"}, None)["met"] is None
+
+
+def _cell(objects: int, all_ready_s: float, peak_mib: float) -> dict[str, Any]:
+    side = {
+        "all_ready_s": all_ready_s,
+        "half_ready_s": all_ready_s / 2,
+        "instances_per_minute": 1.0,
+        "apply_span_s": 0.1,
+        "peak_rss": {"peak_mib": peak_mib, "processes_at_peak": 9},
+        "cpu_s_per_instance": 1.0,
+    }
+    return {
+        "objects": objects,
+        "workers": 2,
+        "load_average_at_start": [1.0, 1.0, 1.0],
+        "reconciler": {**side, "reconciles": {"deploy_lines": objects, "deploy_s": None}},
+        "baseline": side,
+        "ratio_all_ready_reconciler_over_baseline": 1.0,
+        "cleanup_s": 3.0,
+    }
+
+
+def test_burst_targets_and_page_show_the_measured_values() -> None:
+    cells = [_cell(10, 40.0, 700.0), _cell(100, 321.5, 1400.0)]
+    results = burst_results(cells)
+    rows = results["burst"]["targets"]
+    assert [(row["measured"], row["met"]) for row in rows] == [(321.5, False), (1400.0, True)]
+    page = render(
+        {
+            "scenario": "burst",
+            "date": "d",
+            "command": "c",
+            "machine": _MACHINE,
+            "options": {"resync_s": 10.0},
+            **results,
+        }
+    )
+    assert "321.5 s" in page
+    assert "**missed**" in page
+    assert "1400 MiB" in page
+
+
+def test_restart_targets_only_claim_idle_rss_for_the_issues_object_count() -> None:
+    measured = {
+        "objects": 3,
+        "idle_rss_objects_m": {"median_mib": 120.0},
+        "restart": {"engine_runs_deploy_lines": 0, "last_update_ids_changed": 0},
+        "setup": {"peak_rss": {"peak_mib": 500.0}},
+    }
+    rows = restart_targets(measured)
+    assert rows[0]["measured"] is None
+    assert [row["met"] for row in rows[1:]] == [True, True, True]
+    measured["objects"] = 100
+    assert restart_targets(measured)[0]["measured"] == 120.0
+
+
+_MACHINE = {
+    key: "x"
+    for key in (
+        "nproc",
+        "mem_total_mib",
+        "cpu_model",
+        "kernel",
+        "python",
+        "go",
+        "pulumi_cli",
+        "pulumi_sdk",
+        "pulumi_kubernetes_sdk",
+        "load_average_at_start",
+    )
+}

@@ -1,0 +1,144 @@
+"""The bench's own kwok cluster, on ports that no other local cluster can take.
+
+`hack/cluster up` picks its ports once, at the first `up`, by binding port 0 (the kernel's
+ephemeral range) and writes them to `<state-dir>/ports.json`; every other cluster on the
+machine (the test tiers', `hack/up`'s) does the same, and so does every outgoing
+connection's source port. Between that pick and the components' listen there is a window
+in which two clusters could pick the same port. The bench closes it: before `up` it
+writes `ports.json` itself, with free ports *below* the ephemeral range, which nothing
+else here hands out; and one machine-wide lock lets only one bench run at a time (two
+would also spoil each other's numbers on a small machine). The state directory is the
+run's own new work directory, so it cannot collide either.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import json
+import os
+import random
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+CLUSTER: Final = REPO_ROOT / "hack" / "cluster"
+LAYOUT_SOURCE: Final = REPO_ROOT / "hack" / "localcluster" / "layout.py"
+EPHEMERAL_RANGE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOCK_PATH: Final = Path(tempfile.gettempdir()) / "mysql-operator-bench.lock"
+# Ports below this are left to system services.
+LOWEST_PORT: Final = 10000
+MIN_CHOICES: Final = 1000
+
+
+class BenchBusy(Exception):
+    """Another bench run holds the machine-wide lock."""
+
+
+def port_names(layout_source: str) -> tuple[str, ...]:
+    """The fields of `Ports` in hack/localcluster/layout.py, read from its source (hack/
+    is not an importable package of the project)."""
+    for node in ast.parse(layout_source).body:
+        if isinstance(node, ast.ClassDef) and node.name == "Ports":
+            return tuple(
+                stmt.target.id
+                for stmt in node.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+            )
+    raise ValueError("no class Ports in hack/localcluster/layout.py")
+
+
+def ephemeral_low(range_text: str) -> int:
+    """The first port of the kernel's ephemeral range (`ip_local_port_range`)."""
+    return int(range_text.split()[0])
+
+
+def pick_ports(
+    count: int, low: int, high: int, is_free: Callable[[int], bool], rng: random.Random
+) -> list[int]:
+    """`count` distinct free ports in [low, high), in random order."""
+    if high - low < max(count, MIN_CHOICES):
+        raise ValueError(f"too few ports below the ephemeral range: [{low}, {high})")
+    candidates = rng.sample(range(low, high), high - low)
+    chosen = [port for port in candidates[: count * 20] if is_free(port)][:count]
+    if len(chosen) < count:
+        raise RuntimeError(f"found only {len(chosen)} free ports of {count} in [{low}, {high})")
+    return chosen
+
+
+def loopback_port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextmanager
+def machine_lock(path: Path = LOCK_PATH) -> Iterator[None]:
+    """One bench run per machine; raises `BenchBusy` naming the holder."""
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise BenchBusy(
+                f"another bench run holds {path} (pid {handle.read().strip() or '?'})"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+@dataclass
+class Cluster:
+    state_dir: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    def reserve_ports(self) -> dict[str, int]:
+        """Writes ports.json before `up`; call it under `machine_lock`."""
+        names = port_names(LAYOUT_SOURCE.read_text())
+        high = ephemeral_low(EPHEMERAL_RANGE.read_text())
+        ports = pick_ports(len(names), LOWEST_PORT, high, loopback_port_free, random.SystemRandom())
+        chosen = dict(zip(names, ports, strict=True))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "ports.json").write_text(json.dumps(chosen))
+        return chosen
+
+    def up(self) -> None:
+        subprocess.run(
+            [str(CLUSTER), "up", "--node=kwok", "--state-dir", str(self.state_dir)], check=True
+        )
+
+    def down(self) -> None:
+        subprocess.run([str(CLUSTER), "down", "--state-dir", str(self.state_dir)], check=False)
+
+    def controller_manager_flag(self, flag: str) -> str | None:
+        """A flag's value in the running kube-controller-manager's argv (None: not given)."""
+        try:
+            pid = int(
+                (self.state_dir / "pids" / "kube-controller-manager.pid").read_text().split()[0]
+            )
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError, IndexError):
+            return None
+        return flag_value(argv, flag)
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    for arg in argv:
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
