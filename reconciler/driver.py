@@ -15,6 +15,7 @@ export/import.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
@@ -213,7 +214,8 @@ class Driver:
         stack = self._stack(instance.namespace, instance.name, program)
         self._recover(stack)
         try:
-            result = stack.up(on_output=_quiet, on_error=_quiet, color="never")
+            # show_secrets=False: the summary read after the run needs no decryption.
+            result = stack.up(on_output=_quiet, on_error=_quiet, color="never", show_secrets=False)
         except auto.CommandError as error:
             raise self._failure(stack, error) from None
         return _run_result(result.summary)
@@ -262,7 +264,9 @@ class Driver:
             return None
         self._recover(stack)
         try:
-            result = stack.destroy(on_output=_quiet, on_error=_quiet, color="never")
+            result = stack.destroy(
+                on_output=_quiet, on_error=_quiet, color="never", show_secrets=False
+            )
         except auto.CommandError as error:
             raise self._failure(stack, error) from None
         return _run_result(result.summary)
@@ -311,6 +315,8 @@ class Driver:
                 stack.cancel()
             except auto.CommandError as error:
                 raise StackError(FailureKind.STUCK, summarize_error(str(error))) from None
+        if self._checkpoint_is_clean(stack):
+            return  # no `stack export` (a CLI run and a passphrase decryption) per reconcile
         try:
             exported = stack.export_stack()
         except auto.CommandError as error:
@@ -337,6 +343,23 @@ class Driver:
             and any(directory.iterdir())
             for directory in locks.rglob(stack.name)
         )
+
+    def _checkpoint_is_clean(self, stack: auto.Stack) -> bool:
+        """True when the DIY backend's checkpoint file shows no pending operations; False
+        when it does, or cannot be read that way (another backend, a compressed file)."""
+        url = self.config.backend_url
+        if not url.startswith("file://"):
+            return False
+        stacks = Path(url.removeprefix("file://")) / ".pulumi" / "stacks"
+        for path in stacks.rglob(f"{stack.name}.json"):
+            if path.parent.name not in (self.config.project_name, "stacks"):
+                continue
+            try:
+                latest = json.loads(path.read_text()).get("checkpoint", {}).get("latest") or {}
+            except (OSError, ValueError):
+                return False
+            return not latest.get("pending_operations")
+        return False
 
 
 def _run_result(summary: auto.UpdateSummary) -> RunResult:

@@ -349,7 +349,11 @@ def test_resources_reach_the_container() -> None:
 
 
 def test_the_service(running: Rendered) -> None:
-    spec = running.one(SERVICE, "mysql-instance").inputs["spec"]
+    service = running.one(SERVICE, "mysql-instance")
+    # Not awaited (the provider sleeps 10 s per Endpoints event); the Deployment is.
+    assert service.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert "annotations" not in running.one(DEPLOYMENT, "mysql-instance").inputs["metadata"]
+    spec = service.inputs["spec"]
     assert spec["ports"] == [{"name": "mysql", "port": 3306, "targetPort": 3306}]
     assert spec["selector"] == {
         "app": "mysql-instance",
