@@ -27,8 +27,10 @@ hack/cluster status [--state-dir DIR]
     show each component; non-zero exit if any is down
 hack/cluster env [--state-dir DIR]
     print the exports that point kubectl, pulumi and the tests at this cluster
-hack/cluster example [--state-dir DIR]
-    run the reconciler on this cluster and apply the original example (examples/mysql.yaml)
+hack/cluster example [--in-cluster] [--state-dir DIR]
+    run the reconciler on this cluster and apply the original example (examples/mysql.yaml);
+    --in-cluster: install the operator's image with `pulumi up` (hack/operator) instead
+    of running the reconciler as a host process (real node only)
 """
 
 
@@ -204,12 +206,15 @@ def cmd_status(layout: Layout) -> int:
     return 0 if all_ok else 1
 
 
-def cmd_example(layout: Layout) -> None:
+def cmd_example(layout: Layout, in_cluster: bool) -> None:
     node = layout.node_kind()
     if node is None or not layout.bin_file.exists():
         raise SystemExit(f"no cluster at {layout.root}: run `hack/cluster up` first")
     started_at = time.monotonic()
-    run_example(context_for(layout, node, Path(layout.bin_file.read_text().strip())))
+    if in_cluster and node is not NodeKind.REAL:
+        raise SystemExit("--in-cluster needs a real node: the kwok node runs no image")
+    ctx = context_for(layout, node, Path(layout.bin_file.read_text().strip()))
+    run_example(ctx, in_cluster=in_cluster)
     log(f"example Ready in {time.monotonic() - started_at:.1f}s")
 
 
@@ -234,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--node", type=NodeKind, choices=list(NodeKind), default=NodeKind.REAL, help="for up"
     )
+    parser.add_argument(
+        "--in-cluster", action="store_true", help="for example: the operator's image, installed"
+    )
     args = parser.parse_args(argv)
     layout = Layout(args.state_dir.resolve())
     if args.command == "up":
@@ -243,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "status":
         return cmd_status(layout)
     elif args.command == "example":
-        cmd_example(layout)
+        cmd_example(layout, args.in_cluster)
     else:
         cmd_env(layout)
     return 0

@@ -2,8 +2,9 @@
 
 It installs the CRD, gives the example's two claims static volumes under the state
 directory (the local cluster has no storage provisioner, and the operator must not need
-one), starts the reconciler as a process of this cluster (so `down` stops it by PID),
-applies examples/mysql.yaml unchanged and waits until it is Ready.
+one), starts the reconciler as a process of this cluster (so `down` stops it by PID), or
+with `in_cluster` installs the operator's image with `pulumi up` (hack/operator), applies
+examples/mysql.yaml unchanged and waits until it is Ready.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from localcluster.processes import log, start, wait_until
 EXAMPLE = REPO_ROOT / "examples" / "mysql.yaml"
 CRD = REPO_ROOT / "crd" / "mysql.yaml"
 PYTHON_ENV = REPO_ROOT / "hack" / "python-env"
+OPERATOR = REPO_ROOT / "hack" / "operator"
 EXAMPLE_NAME = "mysql-instance"
 EXAMPLE_NAMESPACE = "default"
 RECONCILER = "reconciler"
@@ -69,11 +71,40 @@ def reconciler_argv(ctx: Context, venv: Path) -> list[str]:
     ]
 
 
-def run_example(ctx: Context) -> None:
+def run_example(ctx: Context, *, in_cluster: bool = False) -> None:
     kubectl(ctx, "apply", "--server-side", "-f", str(CRD))
     kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd/mysqls.otus.homework")
     kubectl(ctx, "apply", "-f", "-", stdin=static_volumes(ctx))
 
+    if in_cluster:
+        subprocess.run([str(OPERATOR), "up", f"--state-dir={ctx.layout.root}"], check=True)
+    else:
+        start_host_reconciler(ctx)
+    kubectl(ctx, "apply", "-n", EXAMPLE_NAMESPACE, "-f", str(EXAMPLE))
+
+    def ready() -> bool:
+        try:
+            status = kubectl(
+                ctx,
+                "get",
+                "mysql",
+                EXAMPLE_NAME,
+                "-n",
+                EXAMPLE_NAMESPACE,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            )
+        except RuntimeError:
+            return False
+        return status == "True"
+
+    # In the cluster, `kubectl -n mysql-operator logs deploy/mysql-operator` tells why.
+    reconciler_log = None if in_cluster else ctx.layout.log_file(RECONCILER)
+    wait_until(f"MySQL {EXAMPLE_NAME} Ready", ready, reconciler_log)
+    log(f"{EXAMPLE_NAME} is Ready:\n{kubectl(ctx, 'get', 'mysql,all', '-n', EXAMPLE_NAMESPACE)}")
+
+
+def start_host_reconciler(ctx: Context) -> None:
     venv = Path(
         subprocess.run(
             ["bash", str(PYTHON_ENV)], check=True, stdout=subprocess.PIPE, text=True
@@ -94,23 +125,3 @@ def run_example(ctx: Context) -> None:
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         },
     )
-    kubectl(ctx, "apply", "-n", EXAMPLE_NAMESPACE, "-f", str(EXAMPLE))
-
-    def ready() -> bool:
-        try:
-            status = kubectl(
-                ctx,
-                "get",
-                "mysql",
-                EXAMPLE_NAME,
-                "-n",
-                EXAMPLE_NAMESPACE,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-            )
-        except RuntimeError:
-            return False
-        return status == "True"
-
-    wait_until(f"MySQL {EXAMPLE_NAME} Ready", ready, ctx.layout.log_file(RECONCILER))
-    log(f"{EXAMPLE_NAME} is Ready:\n{kubectl(ctx, 'get', 'mysql,all', '-n', EXAMPLE_NAMESPACE)}")
