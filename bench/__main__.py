@@ -6,7 +6,10 @@ Markdown page.
 - `--burst 10,50,100 --burst-workers 1,2,4`: K objects at once for each K and W;
   docs/benchmarks-burst.json;
 - `--restart [M]`: M Ready objects (default 100), the reconciler restarted; idle RSS with
-  0 and M objects; docs/benchmarks-restart.json.
+  0 and M objects; docs/benchmarks-restart.json;
+- `--backup-restore [MB,MB...]`: on the real node, per size of generated data (default
+  100,1000), the operator's backup and restore against `mysqldump | mysql` in the pod;
+  docs/benchmarks-backup-restore.json.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench import machine, report
+from bench.backup_restore import BackupRestore, BackupRestoreOptions
 from bench.burst import Burst, BurstOptions
 from bench.cluster import BenchBusy, Cluster, machine_lock
 from bench.objects import Objects, api_client_for
@@ -34,7 +39,10 @@ DEFAULT_OUT = {
     "one-at-a-time": Path("docs/benchmarks.json"),
     "burst": Path("docs/benchmarks-burst.json"),
     "restart": Path("docs/benchmarks-restart.json"),
+    "backup-restore": Path("docs/benchmarks-backup-restore.json"),
 }
+DEFAULT_BACKUP_RESTORE_MB = (100, 1000)
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _positive_ints(text: str) -> tuple[int, ...]:
@@ -45,6 +53,13 @@ def _positive_ints(text: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected integers of at least 1: {text!r}")
     return values
+
+
+def _under_docs(path: Path) -> bool:
+    resolved = path.resolve()
+    return any(
+        resolved.is_relative_to(docs.resolve()) for docs in (Path("docs"), REPO_ROOT / "docs")
+    )
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -63,6 +78,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     scenario.add_argument(
         "--restart", type=int, nargs="?", const=100, metavar="M", help="restart with M Ready"
     )
+    scenario.add_argument(
+        "--backup-restore",
+        type=_positive_ints,
+        nargs="?",
+        const=DEFAULT_BACKUP_RESTORE_MB,
+        metavar="MB,MB...",
+        help="backup and restore on the real node, per MB of generated data (default 100,1000)",
+    )
     parser.add_argument(
         "--burst-workers",
         type=_positive_ints,
@@ -71,7 +94,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="burst: the reconciler's and the baseline's workers (default 1,2,4)",
     )
     parser.add_argument(
-        "--node", choices=["kwok"], default="kwok", help="only kwok for now (no real node)"
+        "--node",
+        choices=["kwok"],
+        default="kwok",
+        help="the scale scenarios' node (only kwok); --backup-restore always runs on the real node",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="the reconciler's --workers (not for --burst)"
@@ -81,10 +107,26 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="default: docs/benchmarks*.json")
     parser.add_argument("--markdown", type=Path, default=None, help="default: --out with .md")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a new temp dir")
+    parser.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="development only: run beside another bench run, without the machine-wide lock"
+        " (its numbers are not for docs/; needs --out)",
+    )
     args = parser.parse_args(argv)
     args.scenario = (
-        "burst" if args.burst else "restart" if args.restart is not None else "one-at-a-time"
+        "burst"
+        if args.burst
+        else "restart"
+        if args.restart is not None
+        else "backup-restore"
+        if args.backup_restore
+        else "one-at-a-time"
     )
+    if args.scenario == "backup-restore":
+        args.node = "real"
+    if args.no_lock and (args.out is None or _under_docs(args.out)):
+        parser.error("--no-lock: give --out outside docs/ (numbers taken beside another run)")
     if args.burst_workers is not None and args.scenario != "burst":
         parser.error("--burst-workers: only with --burst")
     args.burst_workers = args.burst_workers or (1, 2, 4)
@@ -103,6 +145,8 @@ def scenario_options(args: argparse.Namespace) -> dict[str, Any]:
         return {**common, "sizes": list(args.burst), "workers": list(args.burst_workers)}
     if args.scenario == "restart":
         return {**common, "objects": args.restart, "workers": args.workers}
+    if args.scenario == "backup-restore":
+        return {**common, "sizes_mb": list(args.backup_restore), "workers": args.workers}
     return {
         **common,
         "instances": args.instances,
@@ -114,7 +158,7 @@ def scenario_options(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     try:
-        with machine_lock():
+        with nullcontext() if args.no_lock else machine_lock():
             return measure(args, sys.argv[1:] if argv is None else list(argv))
     except BenchBusy as error:
         print(f"python -m bench: {error}", file=sys.stderr)
@@ -142,7 +186,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> int:
         path.write_text(json.dumps(results, indent=2) + "\n")
         path.with_suffix(".md").write_text(report.render(results))
 
-    cluster = Cluster(work_dir / "cluster")
+    cluster = Cluster(work_dir / "cluster", node=args.node)
     http_port = cluster.reserve_ports()["reconciler"]
     try:
         cluster.up()
@@ -184,6 +228,11 @@ def run_scenario(
             args.restart, args.workers, args.resync_period, work_dir, http_port
         )
         return Restart(restart, objects, kubeconfig).run()
+    if args.scenario == "backup-restore":
+        sizes = BackupRestoreOptions(
+            args.backup_restore, args.workers, args.resync_period, work_dir, http_port
+        )
+        return BackupRestore(sizes, objects, api_client, kubeconfig).run(checkpoint)
     options = Options(
         instances=args.instances,
         resync_s=args.resync_period,

@@ -1,4 +1,5 @@
-"""The bench's own kwok cluster, on ports that no other local cluster can take.
+"""The bench's own cluster (a kwok node, or the real node for backup and restore), on ports
+that no other local cluster can take.
 
 `hack/cluster up` picks its ports once, at the first `up`, by binding port 0 (the kernel's
 ephemeral range) and writes them to `<state-dir>/ports.json`; every other cluster on the
@@ -9,6 +10,10 @@ writes `ports.json` itself, with free ports *below* the ephemeral range, which n
 else here hands out; and one machine-wide lock lets only one bench run at a time (two
 would also spoil each other's numbers on a small machine). The state directory is the
 run's own new work directory, so it cannot collide either.
+
+Only one real node can exist per machine: it owns the bridge `mysqlop0`. `up` refuses a
+real node while that bridge exists (someone else's real node is up) before it changes
+anything; `hack/cluster up` would refuse too, but only after starting a control plane.
 """
 
 from __future__ import annotations
@@ -32,13 +37,14 @@ CLUSTER: Final = REPO_ROOT / "hack" / "cluster"
 LAYOUT_SOURCE: Final = REPO_ROOT / "hack" / "localcluster" / "layout.py"
 EPHEMERAL_RANGE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOCK_PATH: Final = Path(tempfile.gettempdir()) / "mysql-operator-bench.lock"
+REAL_NODE_BRIDGE: Final = Path("/sys/class/net/mysqlop0")  # hack/localcluster/real_node.py
 # Ports below this are left to system services.
 LOWEST_PORT: Final = 10000
 MIN_CHOICES: Final = 1000
 
 
 class BenchBusy(Exception):
-    """Another bench run holds the machine-wide lock."""
+    """Another bench run holds the machine-wide lock, or another real node is up."""
 
 
 def port_names(layout_source: str) -> tuple[str, ...]:
@@ -102,6 +108,7 @@ def machine_lock(path: Path = LOCK_PATH) -> Iterator[None]:
 @dataclass
 class Cluster:
     state_dir: Path
+    node: str = "kwok"  # or "real"
 
     @property
     def kubeconfig(self) -> Path:
@@ -118,8 +125,13 @@ class Cluster:
         return chosen
 
     def up(self) -> None:
+        if self.node == "real" and REAL_NODE_BRIDGE.exists():
+            raise BenchBusy(
+                f"{REAL_NODE_BRIDGE.name} exists: another real node is up (one per machine)"
+            )
         subprocess.run(
-            [str(CLUSTER), "up", "--node=kwok", "--state-dir", str(self.state_dir)], check=True
+            [str(CLUSTER), "up", f"--node={self.node}", "--state-dir", str(self.state_dir)],
+            check=True,
         )
 
     def down(self) -> None:

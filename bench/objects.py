@@ -49,6 +49,14 @@ def ready_at(obj: dict[str, Any] | None, generation: int) -> bool:
     )
 
 
+def condition_of(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The object's condition of type `kind` (Ready, Stalled, BackupReady...), if any."""
+    for found in (obj.get("status") or {}).get("conditions") or []:
+        if found.get("type") == kind:
+            return dict(found)
+    return None
+
+
 def ready_timeout_s(objects: int) -> float:
     """How long `objects` applied at once may take to be Ready before the bench gives up."""
     return 600.0 + 30.0 * objects
@@ -62,8 +70,16 @@ def _unless_gone(delete: Callable[[str], object], name: str) -> None:
             raise
 
 
-def manifest(namespace: str, name: str, host_root: Path) -> dict[str, Any]:
-    """The one MySQL object every scenario applies; its hostPath volumes under host_root."""
+def manifest(
+    namespace: str,
+    name: str,
+    host_root: Path,
+    *,
+    data_dir: str = "data",
+    storage_size: str = "1Gi",
+) -> dict[str, Any]:
+    """The one MySQL object every scenario applies; its hostPath volumes under host_root
+    (`data_dir` names the data's: a re-created object gets a fresh, empty one)."""
     host = host_root / namespace / name
     return {
         "apiVersion": f"{API_GROUP}/{VERSION}",
@@ -73,8 +89,8 @@ def manifest(namespace: str, name: str, host_root: Path) -> dict[str, Any]:
             "image": "mysql:5.7",
             "database": "bench",
             "password": "benchpassword",
-            "storage_size": "1Gi",
-            "host_path": str(host / "data"),
+            "storage_size": storage_size,
+            "host_path": str(host / data_dir),
             "backup": {"host_path": str(host / "backup")},
         },
     }
@@ -107,12 +123,22 @@ class Objects:
     def create_namespace(self, namespace: str) -> None:
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
 
-    def create(self, namespace: str, name: str) -> float:
+    def create(
+        self, namespace: str, name: str, *, data_dir: str = "data", storage_size: str = "1Gi"
+    ) -> float:
         """Creates one object; returns when the request was sent (epoch seconds)."""
-        sent = time.time()
-        self.custom.create_namespaced_custom_object(
-            API_GROUP, VERSION, namespace, PLURAL, manifest(namespace, name, self.host_root)
+        body = manifest(
+            namespace, name, self.host_root, data_dir=data_dir, storage_size=storage_size
         )
+        sent = time.time()
+        self.custom.create_namespaced_custom_object(API_GROUP, VERSION, namespace, PLURAL, body)
+        return sent
+
+    def delete(self, namespace: str, name: str) -> float:
+        """Deletes one object (its finalizer runs the teardown); returns when the request
+        was sent (epoch seconds)."""
+        sent = time.time()
+        self.custom.delete_namespaced_custom_object(API_GROUP, VERSION, namespace, PLURAL, name)
         return sent
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:

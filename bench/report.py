@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.markdown import machine_section, row
+from bench.report_backup import render_backup_restore
 from bench.report_scale import render_burst, render_restart
 
 
@@ -25,6 +26,8 @@ def render(results: dict[str, Any]) -> str:
         return render_burst(results)
     if scenario == "restart":
         return render_restart(results)
+    if scenario == "backup-restore":
+        return render_backup_restore(results)
     return render_one_at_a_time(results)
 
 
@@ -227,8 +230,8 @@ def render_one_at_a_time(results: dict[str, Any]) -> str:
         "",
         "Burst (10/50/100 objects at once x workers 1/2/4): docs/benchmarks-burst.md. Restart",
         "with 100 Ready objects and idle RSS with 100 objects: docs/benchmarks-restart.md.",
-        "Not measured yet: see the TODO list in bench/README.md (the real node, backup and",
-        "restore).",
+        "Backup and restore on the real node: docs/benchmarks-backup-restore.md. Not measured",
+        "yet: see the TODO list in bench/README.md (the real node's applied → Ready).",
         "",
     ]
     return "\n".join(lines)

@@ -1,16 +1,45 @@
 """bench's pure helpers: percentiles, logfmt lines, /proc parsing, burst and restart
-summaries, port choice, targets. No timings asserted: the inputs are made up."""
+summaries, port choice, targets, the backup-and-restore scenario's scripts, parsers, Job
+times and page. No timings asserted: the inputs are made up."""
 
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
+from bench.__main__ import parse
+from bench.backup_restore import (
+    backup_restore_results,
+    newest_dump,
+    stalled_message,
+)
 from bench.burst import burst_results
 from bench.cluster import LAYOUT_SOURCE, ephemeral_low, flag_value, pick_ports, port_names
+from bench.dataset import (
+    BASELINE_SCRIPT,
+    FILL_SCRIPT,
+    SQL_SCRIPT,
+    Baseline,
+    Filled,
+    TableCheck,
+    fill_job,
+    parse_baseline,
+    parse_fill,
+    parse_table_check,
+    phase_timeout_s,
+    storage_size,
+    table_check_sql,
+)
+from bench.jobs import job_times
 from bench.machine import cpu_model, mem_total_kib
+from bench.objects import condition_of, manifest
 from bench.procfs import parse_stat, parse_vm_rss_kib
 from bench.report import render
 from bench.restart import restart_targets
@@ -243,3 +272,187 @@ _MACHINE = {
         "load_average_at_start",
     )
 }
+
+
+# -- backup and restore ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shell", "script"), [("sh", FILL_SCRIPT), ("bash", BASELINE_SCRIPT), ("bash", SQL_SCRIPT)]
+)
+def test_the_scripts_are_valid_shell(shell: str, script: str) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell}")
+    checked = subprocess.run([shell, "-n"], input=script, text=True, capture_output=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_fill_job_reaches_the_service_with_the_instances_password() -> None:
+    job = fill_job(
+        name="bench-fill",
+        service="br",
+        database="bench",
+        secret="br-credentials",
+        key="password",
+        size_mb=100,
+    )
+    assert job.spec.active_deadline_seconds == int(phase_timeout_s(100))
+    assert job.spec.backoff_limit == 0
+    (container,) = job.spec.template.spec.containers
+    assert (container.image, container.image_pull_policy) == ("mysql:5.7", "Never")
+    assert container.command == ["sh", "-c", FILL_SCRIPT]
+    env = {variable.name: variable for variable in container.env}
+    assert env["MYSQL_HOST"].value == "br"
+    assert env["TARGET_MIB"].value == "100"
+    assert env["MYSQL_PWD"].value is None
+    selector = env["MYSQL_PWD"].value_from.secret_key_ref
+    assert (selector.name, selector.key) == ("br-credentials", "password")
+
+
+def test_the_scripts_outputs_are_parsed_from_their_last_line() -> None:
+    log = "fill: 2 rows, 16384 bytes before this round\nfill rows=4096 data_length=5275648\n"
+    assert parse_fill(log) == Filled(rows=4096, data_length=5275648)
+    out = "baseline dump_bytes=123 dump_start=10.5 dump_end=12.0 pipe_end=15.25\n"
+    assert parse_baseline(out) == Baseline(dump_bytes=123, dump_only_s=1.5, pipe_s=3.25)
+    assert parse_table_check("4096\nbench.filler\t98765\n") == TableCheck(4096, "98765")
+    with pytest.raises(ValueError, match="no `fill"):
+        parse_fill("ERROR 2002 (HY000): Can't connect\n")
+    with pytest.raises(ValueError, match="count and a checksum"):
+        parse_table_check("4096\n")
+    assert "`bench_copy`.`filler`" in table_check_sql("bench_copy")
+
+
+def test_storage_size_covers_the_data_and_its_copy() -> None:
+    assert storage_size(5) == "1Gi"
+    assert storage_size(1000) == "3Gi"
+    body = manifest("ns", "br", Path("/h"), data_dir="data-recreated", storage_size="3Gi")
+    assert body["spec"]["host_path"] == "/h/ns/br/data-recreated"
+    assert body["spec"]["backup"]["host_path"] == "/h/ns/br/backup"
+    assert body["spec"]["storage_size"] == "3Gi"
+    assert manifest("ns", "br", Path("/h"))["spec"]["host_path"] == "/h/ns/br/data"
+
+
+def _at(second: int) -> datetime:
+    return datetime(2026, 11, 26, 12, 0, second, tzinfo=UTC)
+
+
+def _pod(created: int, started: int | None, finished: int | None, code: int) -> client.V1Pod:
+    terminated = (
+        None
+        if started is None
+        else client.V1ContainerStateTerminated(
+            exit_code=code, started_at=_at(started), finished_at=_at(finished or started)
+        )
+    )
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=f"p{created}", creation_timestamp=_at(created)),
+        status=client.V1PodStatus(
+            container_statuses=[
+                client.V1ContainerStatus(
+                    name="c",
+                    image="i",
+                    image_id="",
+                    ready=False,
+                    restart_count=0,
+                    state=client.V1ContainerState(terminated=terminated),
+                )
+            ]
+        ),
+    )
+
+
+def test_job_times_take_the_newest_terminated_pod() -> None:
+    job = client.V1Job(
+        metadata=client.V1ObjectMeta(name="br-backup-1"),
+        status=client.V1JobStatus(
+            start_time=_at(1), completion_time=_at(20), succeeded=1, failed=1
+        ),
+    )
+    times = job_times(job, [_pod(1, 2, 5, 1), _pod(6, 8, 19, 0)])
+    assert (times.job_s, times.container_s, times.exit_code) == (19.0, 11.0, 0)
+    assert (times.succeeded, times.failed) == (1, 1)
+    running = client.V1Job(
+        metadata=client.V1ObjectMeta(name="br-backup-1"),
+        status=client.V1JobStatus(start_time=_at(1)),
+    )
+    times = job_times(running, [_pod(1, None, None, 0)])
+    assert (times.job_s, times.container_s, times.exit_code) == (None, None, None)
+    assert times.to_dict()["job_s"] is None
+
+
+def test_newest_dump_is_the_last_by_name(tmp_path: Path) -> None:
+    assert newest_dump(tmp_path) is None
+    for name in (
+        "dump-20261126T120000Z-000.sql",
+        "dump-20261126T120000Z-001.sql",
+        ".dump-inprogress.12",
+    ):
+        (tmp_path / name).write_text("x")
+    assert newest_dump(tmp_path) == tmp_path / "dump-20261126T120000Z-001.sql"
+
+
+def test_conditions_and_stalled_messages() -> None:
+    obj = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False"},
+                {"type": "Stalled", "status": "True", "reason": "R", "message": "m"},
+            ]
+        }
+    }
+    assert condition_of(obj, "Ready") == {"type": "Ready", "status": "False"}
+    assert condition_of(obj, "BackupReady") is None
+    assert stalled_message(obj) == "R: m"
+    assert stalled_message({"status": {}}) is None
+
+
+def _br_cell(size_mb: int, pipe_s: float, backup_s: float, restore_s: float) -> dict[str, Any]:
+    return {
+        "size_mb": size_mb,
+        "server_version": "10.11.99-MariaDB",
+        "generated": {"rows": 7, "data_length_mb": float(size_mb), "fill_job": {"job_s": 1.0}},
+        "baseline": {"pipe_s": pipe_s, "dump_only_s": 1.0, "dump_mb": 2.0},
+        "backup": {"job": {"job_s": backup_s, "container_s": 1.0}, "dump_mb": 2.5},
+        "restore": {"job": {"job_s": restore_s}, "rows_match": True, "checksum_match": True},
+        "backup_plus_restore_s": backup_s + restore_s,
+        "ratio_backup_restore_over_pipe": round((backup_s + restore_s) / pipe_s, 2),
+    }
+
+
+def test_backup_restore_targets_and_page_show_the_measured_ratio() -> None:
+    failed = {
+        "size_mb": 1000,
+        "error": "restored TableCheck(rows=1) ...",
+        "load_average_at_start": [],
+    }
+    results = backup_restore_results([_br_cell(100, 10.0, 9.0, 4.5), failed])
+    rows = results["backup_restore"]["targets"]
+    assert [(row["measured"], row["met"]) for row in rows] == [(1.35, False), (None, None)]
+    page = render(
+        {
+            "scenario": "backup-restore",
+            "date": "d",
+            "command": "c",
+            "machine": _MACHINE,
+            "options": {"workers": 2, "resync_s": 10.0},
+            **results,
+        }
+    )
+    assert "**1.35x**" in page
+    assert "≤ 1.2x (**missed**)" in page
+    assert "10.11.99-MariaDB" in page
+    assert "restored TableCheck" in page
+
+
+def test_backup_restore_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("bench.__main__.shutil.which", lambda _name: "/bin/pulumi")
+    args = parse(["--backup-restore"])
+    assert (args.scenario, args.backup_restore, args.node) == (
+        "backup-restore",
+        (100, 1000),
+        "real",
+    )
+    assert parse(["--backup-restore", "5", "--no-lock", "--out", str(tmp_path / "x.json")]).no_lock
+    for argv in (["--backup-restore", "5", "--no-lock"], ["--no-lock", "--out", "docs/x.json"]):
+        with pytest.raises(SystemExit):
+            parse(argv)
