@@ -19,8 +19,7 @@ from typing import Any, Final
 from kubernetes import client
 
 from tests.e2e.conftest import RealNode
-from tests.integration.test_crd_admission import ensure_crd
-from tests.integration.test_reconciler import Harness
+from tests.integration.test_reconciler import Harness, harness_in_new_namespace
 from tests.support import eventually
 
 NAME: Final = "mysql-instance"
@@ -164,15 +163,8 @@ def rows_survive_delete_and_come_back_on_recreate(
 @contextlib.contextmanager
 def e2e_harness(real_node: RealNode, tmp_path: Path) -> Iterator[Harness]:
     """A Harness on a fresh namespace of the real node; it cleans up after itself."""
-    api = real_node.api()
-    ensure_crd(api)
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    harness = Harness(api, real_node.kubeconfig, namespace, tmp_path)
-    harness.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    try:
+    with harness_in_new_namespace(
+        real_node.api(), real_node.kubeconfig, namespace, tmp_path
+    ) as harness:
         yield harness
-    finally:
-        if harness.log_path.exists():
-            print("--- reconciler log (tail) ---")
-            print("\n".join(harness.log_lines()[-80:]))
-        harness.clean_up()

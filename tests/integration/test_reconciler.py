@@ -14,6 +14,7 @@ namespace, so it never touches objects of other tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -307,22 +308,39 @@ class Harness:
         delete_namespace_and_volumes(self.core, self.namespace, GONE_TIMEOUT_S)
 
 
-@pytest.fixture
-def harness(
-    api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
+@contextlib.contextmanager
+def harness_in_new_namespace(
+    api_client: client.ApiClient,
+    kubeconfig: Path,
+    namespace: str,
+    work_dir: Path,
+    *,
+    clean_up: bool = True,
 ) -> Iterator[Harness]:
+    """A Harness on a namespace it creates, with the CRD installed. On exit it prints the
+    reconciler's log tail and cleans up; `clean_up=False` only stops the reconciler, for a
+    cluster that goes whole."""
     ensure_crd(api_client)
-    harness = Harness(api_client, kubeconfig, namespace_name, tmp_path)
-    harness.core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace_name))
-    )
+    harness = Harness(api_client, kubeconfig, namespace, work_dir)
+    harness.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     try:
         yield harness
     finally:
         if harness.log_path.exists():
             print("--- reconciler log (tail) ---")
             print("\n".join(harness.log_lines()[-80:]))
-        harness.clean_up()
+        if clean_up:
+            harness.clean_up()
+        else:
+            harness.stop()
+
+
+@pytest.fixture
+def harness(
+    api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
+) -> Iterator[Harness]:
+    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
+        yield harness
 
 
 def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(

@@ -25,16 +25,15 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from kubernetes import client
 
 from tests.integration import test_reconciler
-from tests.integration.test_crd_admission import ensure_crd
 from tests.integration.test_reconciler import (
     FINALIZER,
     NAME,
     READY_TIMEOUT_S,
     Harness,
     condition,
+    harness_in_new_namespace,
 )
 from tests.support import api_client_for, eventually, read_or_none
 
@@ -428,19 +427,11 @@ def private_harness(
     private_cluster: Path, namespace_name: str, tmp_path: Path
 ) -> Iterator[Harness]:
     kubeconfig = private_cluster / "kubeconfig"
-    api_client = api_client_for(kubeconfig)
-    ensure_crd(api_client)
-    harness = Harness(api_client, kubeconfig, namespace_name, tmp_path)
-    harness.core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace_name))
-    )
-    try:
+    # clean_up=False: the cluster goes whole, with everything in it.
+    with harness_in_new_namespace(
+        api_client_for(kubeconfig), kubeconfig, namespace_name, tmp_path, clean_up=False
+    ) as harness:
         yield harness
-    finally:
-        if harness.log_path.exists():
-            print("--- reconciler log (tail) ---")
-            print("\n".join(harness.log_lines()[-80:]))
-        harness.stop()  # the cluster goes whole, with everything in it
 
 
 def apiserver_pid(state_dir: Path) -> int:

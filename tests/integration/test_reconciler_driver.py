@@ -19,8 +19,8 @@ from kubernetes import client
 from reconciler.driver import Driver, DriverConfig
 from reconciler.program import ClusterAccess, Phase
 from reconciler.spec import parse_instance
-from tests.integration.test_crd_admission import GROUP, PLURAL, VERSION, ensure_crd
-from tests.integration.test_reconciler import Harness
+from tests.integration.test_crd_admission import GROUP, PLURAL, VERSION
+from tests.integration.test_reconciler import harness_in_new_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +31,7 @@ NAME: Final = "mysql-instance"
 def test_a_stale_lock_and_pending_operations_are_recovered(
     api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
 ) -> None:
-    ensure_crd(api_client)
-    harness = Harness(api_client, kubeconfig, namespace_name, tmp_path)
-    harness.core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace_name))
-    )
-    try:
+    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
         harness.create(NAME, harness.spec())
         stored: Any = harness.custom.get_namespaced_custom_object(
             GROUP, VERSION, namespace_name, PLURAL, NAME
@@ -88,5 +83,3 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
         state = json.loads(checkpoint.read_text())
         assert not state["checkpoint"]["latest"].get("pending_operations")
         assert driver.deployed_objects(namespace_name, NAME) > 0
-    finally:
-        harness.clean_up()
