@@ -19,9 +19,10 @@ import json
 import logging
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +30,10 @@ from typing import Any, Final
 
 from pulumi import automation as auto
 
+# The Stack constructor's mode, which the package does not re-export.
+from pulumi.automation._stack import StackInitMode
+
+from reconciler.engine_events import RunTimings, StepClock
 from reconciler.program import ClusterAccess, Phase, build_program
 from reconciler.spec import Instance
 from reconciler.status import ToolchainVersions
@@ -84,6 +89,7 @@ class RunResult:
     kind: str
     result: str
     resource_changes: Mapping[str, int] = field(default_factory=dict)
+    timings: RunTimings | None = None
 
 
 @dataclass(frozen=True)
@@ -161,12 +167,96 @@ def _noop_program() -> None:
     """Destroy and stack removal need a program only to select the stack."""
 
 
+class _RunEvents:
+    """The engine's events of one `up` or `destroy`: steps on Kubernetes objects go to a
+    StepClock, and the summary event is kept for `summary`."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.started = datetime.now(UTC)
+        self.steps = StepClock()
+        self._changes: auto.OpMap | None = None
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            meta = event.resource_pre_event.metadata
+            if meta.type.startswith(KUBERNETES_PREFIX):
+                self.steps.step_started(meta.urn)
+        elif event.res_outputs_event is not None:
+            self.steps.step_ended(event.res_outputs_event.metadata.urn)
+        elif event.res_op_failed_event is not None:
+            self.steps.step_ended(event.res_op_failed_event.metadata.urn)
+        elif event.summary_event is not None:
+            self._changes = dict(event.summary_event.resource_changes or {})
+
+    def summary(self) -> auto.UpdateSummary | None:
+        """A succeeded run's summary (a failed one raised before it is asked for), or None
+        when the engine sent no summary event."""
+        if self._changes is None:
+            return None
+        return auto.UpdateSummary(
+            kind=self.kind,
+            start_time=self.started,
+            message="",
+            environment={},
+            config={},
+            result="succeeded",
+            end_time=datetime.now(UTC),
+            resource_changes=self._changes,
+        )
+
+
+class _Stack(auto.Stack):
+    """A stack that can take a run's summary from the engine's events.
+
+    `up` and `destroy` read the summary with `stack history` after the run: a CLI run. A
+    DIY backend numbers no updates, so the events hold all the summary the driver uses;
+    `events` is set for those backends only, and without a summary event the CLI is asked.
+    """
+
+    events: _RunEvents | None = None
+
+    def info(self, show_secrets: bool = True) -> auto.UpdateSummary | None:
+        summary = self.events.summary() if self.events is not None else None
+        return summary if summary is not None else super().info(show_secrets)
+
+
+class _Workspace(auto.LocalWorkspace):
+    """A LocalWorkspace without two CLI round trips per run that the driver never needs.
+
+    - `Stack.up` reads the stack's outputs after every run: two CLI runs, one of them
+      decrypting with the passphrase. The stack program exports no outputs.
+    - Selecting a stack known to exist is skipped: every command the driver runs names its
+      stack with `--stack`, so selecting it would only record a default for the workspace.
+    """
+
+    def __init__(self, stack_exists: Callable[[str], bool], **options: Any) -> None:
+        super().__init__(**options)
+        self._stack_exists = stack_exists
+
+    def stack_outputs(self, stack_name: str) -> auto.OutputMap:  # noqa: ARG002 (base signature)
+        return {}
+
+    def select_stack(self, stack_name: str) -> None:
+        if not self._stack_exists(stack_name):
+            super().select_stack(stack_name)
+
+
 class Driver:
     def __init__(self, config: DriverConfig) -> None:
         self.config = config
         config.work_dir.mkdir(parents=True, exist_ok=True)
         if config.backend_url.startswith("file://"):
             Path(config.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        self._command: auto.PulumiCommand | None = None
+        self._command_lock = threading.Lock()
+
+    def _pulumi_command(self) -> auto.PulumiCommand:
+        """One CLI handle for every workspace: each new one runs `pulumi version` to check it."""
+        with self._command_lock:
+            if self._command is None:
+                self._command = auto.PulumiCommand()
+            return self._command
 
     # -- stacks --------------------------------------------------------------------------
 
@@ -180,23 +270,39 @@ class Driver:
             ),
             secrets_provider="passphrase",
             env_vars={**ENGINE_ENV, "PULUMI_CONFIG_PASSPHRASE": self.config.passphrase},
+            pulumi_command=self._pulumi_command(),
         )
 
     def _stack(
         self, namespace: str, name: str, program: Callable[[], None], *, create: bool = True
-    ) -> auto.Stack:
-        select = auto.create_or_select_stack if create else auto.select_stack
+    ) -> _Stack:
+        stack = stack_name(namespace, name)
         try:
-            return select(
-                stack_name=stack_name(namespace, name),
-                project_name=self.config.project_name,
+            workspace = _Workspace(
+                lambda existing: self._checkpoint_file(existing) is not None,
                 program=program,
-                opts=self._options(),
+                **_workspace_kwargs(self._options()),
             )
+            if not create:
+                return _Stack(stack, workspace, StackInitMode.SELECT)
+            if self._is_directory_backend() and self._checkpoint_file(stack) is None:
+                # A directory backend keeps a file per stack, so none means a new stack:
+                # create it without the `stack select` that would fail first.
+                try:
+                    return _Stack(stack, workspace, StackInitMode.CREATE)
+                except auto.StackAlreadyExistsError:
+                    pass
+            return _Stack(stack, workspace, StackInitMode.CREATE_OR_SELECT)
         except auto.StackNotFoundError:
             raise
         except auto.CommandError as error:
             raise StackError(classify(str(error)), summarize_error(str(error))) from None
+
+    def _watch(self, stack: _Stack, kind: str) -> _RunEvents:
+        events = _RunEvents(kind)
+        if not self._is_cloud_backend():
+            stack.events = events
+        return events
 
     def toolchain_versions(self) -> ToolchainVersions:
         workspace = auto.LocalWorkspace(**_workspace_kwargs(self._options()))
@@ -213,12 +319,19 @@ class Driver:
         program = build_program(instance, phase, self.config.cluster)
         stack = self._stack(instance.namespace, instance.name, program)
         self._recover(stack)
+        events = self._watch(stack, "update")
         try:
-            # show_secrets=False: the summary read after the run needs no decryption.
-            result = stack.up(on_output=_quiet, on_error=_quiet, color="never", show_secrets=False)
+            # show_secrets=False: a summary read after the run then needs no decryption.
+            result = stack.up(
+                on_output=_quiet,
+                on_error=_quiet,
+                on_event=events,
+                color="never",
+                show_secrets=False,
+            )
         except auto.CommandError as error:
             raise self._failure(stack, error) from None
-        return _run_result(result.summary)
+        return _run_result(result.summary, events.steps.timings())
 
     def preview(self, instance: Instance, phase: Phase) -> Plan:
         """The plan against the current state; creates nothing, not even the stack."""
@@ -241,13 +354,15 @@ class Driver:
             else:
                 # No stack yet: plan against empty state in a throwaway backend.
                 with tempfile.TemporaryDirectory(prefix="mysql-preview-") as scratch:
-                    stack = auto.create_stack(
+                    scratch_stack = auto.create_stack(
                         stack_name=stack_name(instance.namespace, instance.name),
                         project_name=self.config.project_name,
                         program=program,
                         opts=self._options(backend_url=f"file://{scratch}"),
                     )
-                    result = stack.preview(on_output=_quiet, on_error=_quiet, on_event=record)
+                    result = scratch_stack.preview(
+                        on_output=_quiet, on_error=_quiet, on_event=record
+                    )
         except auto.CommandError as error:
             raise StackError(classify(str(error)), summarize_error(str(error))) from None
         return Plan(
@@ -263,13 +378,18 @@ class Driver:
         except auto.StackNotFoundError:
             return None
         self._recover(stack)
+        events = self._watch(stack, "destroy")
         try:
             result = stack.destroy(
-                on_output=_quiet, on_error=_quiet, color="never", show_secrets=False
+                on_output=_quiet,
+                on_error=_quiet,
+                on_event=events,
+                color="never",
+                show_secrets=False,
             )
         except auto.CommandError as error:
             raise self._failure(stack, error) from None
-        return _run_result(result.summary)
+        return _run_result(result.summary, events.steps.timings())
 
     def remove_stack(self, namespace: str, name: str) -> None:
         """Removes an empty stack from the backend; a missing stack is fine."""
@@ -344,31 +464,46 @@ class Driver:
             for directory in locks.rglob(stack.name)
         )
 
+    def _is_directory_backend(self) -> bool:
+        return self.config.backend_url.startswith("file://")
+
+    def _is_cloud_backend(self) -> bool:
+        """A Pulumi Cloud-style service, which numbers updates; every other is DIY."""
+        return self.config.backend_url.startswith(("https://", "http://"))
+
+    def _checkpoint_file(self, stack: str) -> Path | None:
+        """The DIY backend's checkpoint file of a stack, if this backend is a directory and
+        the stack has one (a compressed or another backend's state is not looked into)."""
+        if not self._is_directory_backend():
+            return None
+        stacks = Path(self.config.backend_url.removeprefix("file://")) / ".pulumi" / "stacks"
+        # Project-scoped layout (stacks/<project>/) or the legacy flat one (stacks/).
+        for path in stacks.rglob(f"{stack}.json"):
+            if path.parent.name in (self.config.project_name, "stacks"):
+                return path
+        return None
+
     def _checkpoint_is_clean(self, stack: auto.Stack) -> bool:
         """True when the DIY backend's checkpoint file shows no pending operations; False
         when it does, or cannot be read that way (another backend, a compressed file)."""
-        url = self.config.backend_url
-        if not url.startswith("file://"):
+        path = self._checkpoint_file(stack.name)
+        if path is None:
             return False
-        stacks = Path(url.removeprefix("file://")) / ".pulumi" / "stacks"
-        for path in stacks.rglob(f"{stack.name}.json"):
-            if path.parent.name not in (self.config.project_name, "stacks"):
-                continue
-            try:
-                latest = json.loads(path.read_text()).get("checkpoint", {}).get("latest") or {}
-            except (OSError, ValueError):
-                return False
-            return not latest.get("pending_operations")
-        return False
+        try:
+            latest = json.loads(path.read_text()).get("checkpoint", {}).get("latest") or {}
+        except (OSError, ValueError):
+            return False
+        return not latest.get("pending_operations")
 
 
-def _run_result(summary: auto.UpdateSummary) -> RunResult:
+def _run_result(summary: auto.UpdateSummary, timings: RunTimings) -> RunResult:
     changes = summary.resource_changes or {}
     return RunResult(
         update_id=update_id(summary.kind, summary.version, summary.start_time),
         kind=summary.kind,
         result=summary.result,
         resource_changes={str(op): int(count) for op, count in changes.items()},
+        timings=timings,
     )
 
 
@@ -386,4 +521,5 @@ def _workspace_kwargs(options: auto.LocalWorkspaceOptions) -> dict[str, Any]:
         "project_settings": options.project_settings,
         "secrets_provider": options.secrets_provider,
         "env_vars": options.env_vars,
+        "pulumi_command": options.pulumi_command,
     }

@@ -28,6 +28,7 @@ from reconciler.conditions import (
     mark_stalled,
 )
 from reconciler.driver import Driver, FailureKind, RunResult, StackError, stack_name
+from reconciler.engine_events import RunTimings
 from reconciler.kube import ApiUnavailable, Conflict, Gateway
 from reconciler.metrics import Metrics
 from reconciler.names import MYSQL_PORT, names_for
@@ -74,6 +75,7 @@ class Result:
     action: str
     error_kind: str | None = None
     error: str | None = None  # what failed, for the log (the status and Events have it too)
+    engine_run: RunTimings | None = None  # the engine run this pass made, if it made one
 
 
 class Executor:
@@ -110,6 +112,12 @@ class Executor:
             self.metrics.errors.labels(kind=result.error_kind).inc()
         level = logging.DEBUG if result.action == "in-sync" else logging.INFO
         fields = _fields(key, result.action, outcome=result.outcome.value, duration_s=duration)
+        if result.engine_run is not None:
+            # The engine's own cost and the readiness awaits inside its resource steps.
+            fields.update(
+                engine_s=round(result.engine_run.engine_s, 3),
+                resources_s=round(result.engine_run.resources_s, 3),
+            )
         if result.error is not None:
             level = logging.WARNING
             fields.update(error_kind=result.error_kind, error=result.error)
@@ -217,7 +225,7 @@ class _Run:
             )
         )
         self._event("Updated", f"update {run.update_id}: {_changes(run)}")
-        return Result(Outcome.DONE, "deploy")
+        return Result(Outcome.DONE, "deploy", engine_run=run.timings)
 
     # -- teardown --------------------------------------------------------------------------
 

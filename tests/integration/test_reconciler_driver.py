@@ -1,4 +1,5 @@
-"""The Pulumi driver against the real engine: recovery of what a crashed run leaves.
+"""The Pulumi driver against the real engine: recovery of what a crashed run leaves, and
+the CLI runs each `up` costs.
 
 A reconciler killed in the middle of an `up` leaves the DIY backend's lock file, and the
 checkpoint may hold pending operations. The driver must clear both before its next run
@@ -15,6 +16,7 @@ from typing import Any, Final
 
 import pytest
 from kubernetes import client
+from pulumi import automation as auto
 
 from reconciler.driver import Driver, DriverConfig
 from reconciler.program import ClusterAccess, Phase
@@ -28,6 +30,18 @@ PROJECT: Final = "mysql-operator"
 NAME: Final = "mysql-instance"
 
 
+def new_driver(kubeconfig: Path, tmp_path: Path) -> Driver:
+    return Driver(
+        DriverConfig(
+            project_name=PROJECT,
+            backend_url=f"file://{tmp_path / 'state'}",
+            work_dir=tmp_path / "workspace",
+            cluster=ClusterAccess(kubeconfig=str(kubeconfig)),
+            passphrase=f"it-{uuid.uuid4().hex}",
+        )
+    )
+
+
 def test_a_stale_lock_and_pending_operations_are_recovered(
     api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
 ) -> None:
@@ -38,15 +52,7 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
         )
         instance = parse_instance(stored)
         backend = tmp_path / "state"
-        driver = Driver(
-            DriverConfig(
-                project_name=PROJECT,
-                backend_url=f"file://{backend}",
-                work_dir=tmp_path / "workspace",
-                cluster=ClusterAccess(kubeconfig=str(kubeconfig)),
-                passphrase=f"it-{uuid.uuid4().hex}",
-            )
-        )
+        driver = new_driver(kubeconfig, tmp_path)
         first = driver.up(instance, Phase.RUNNING)
         assert first.result == "succeeded"
         stack = f"{namespace_name}.{NAME}"
@@ -83,3 +89,50 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
         state = json.loads(checkpoint.read_text())
         assert not state["checkpoint"]["latest"].get("pending_operations")
         assert driver.deployed_objects(namespace_name, NAME) > 0
+
+
+def test_an_up_runs_the_engine_and_nothing_else(
+    api_client: client.ApiClient,
+    kubeconfig: Path,
+    namespace_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each CLI run costs a process start, and most a passphrase key derivation: an `up`
+    must not select a stack it knows, read outputs the program does not export, ask the
+    history for a summary the engine's events gave, or check the CLI's version again."""
+    runs: list[str] = []
+    versions: list[str] = []
+    real_run, real_init = auto.PulumiCommand.run, auto.PulumiCommand.__init__
+
+    def recording_run(command: auto.PulumiCommand, args: list[str], *rest: Any, **kw: Any) -> Any:
+        runs.append(" ".join(arg for arg in args[:2] if not arg.startswith("-")))
+        return real_run(command, args, *rest, **kw)
+
+    def recording_init(command: auto.PulumiCommand, *args: Any, **kw: Any) -> None:
+        versions.append("pulumi version")
+        real_init(command, *args, **kw)
+
+    monkeypatch.setattr(auto.PulumiCommand, "run", recording_run)
+    monkeypatch.setattr(auto.PulumiCommand, "__init__", recording_init)
+    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
+        harness.create(NAME, harness.spec())
+        stored: Any = harness.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace_name, PLURAL, NAME
+        )
+        instance = parse_instance(stored)
+        driver = new_driver(kubeconfig, tmp_path)
+
+        created = driver.up(instance, Phase.RUNNING)
+        assert created.resource_changes.get("create", 0) > 0
+        assert runs == ["stack init", "up"]
+        assert created.timings is not None
+        assert 0 < created.timings.resources_s <= created.timings.total_s
+
+        runs.clear()
+        unchanged = driver.up(instance, Phase.RUNNING)
+        assert unchanged.result == "succeeded"
+        assert set(unchanged.resource_changes) == {"same"}
+        assert unchanged.update_id != created.update_id
+        assert runs == ["up"]
+        assert versions == ["pulumi version"], "one version check per driver, not per run"

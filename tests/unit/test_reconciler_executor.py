@@ -7,12 +7,14 @@ finalizer goes only after a successful backup and destroy (ENGINEERING.md sectio
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from reconciler.driver import Driver, FailureKind, RunResult, StackError
+from reconciler.engine_events import RunTimings
 from reconciler.executor import Executor, Outcome
 from reconciler.kube import Gateway
 from reconciler.metrics import Metrics
@@ -73,7 +75,13 @@ class FakeDriver(Driver):
         self.calls.append(step)
         if step in self.fail:
             raise self.fail[step]
-        return RunResult(f"{step}-{len(self.calls)}", "update", "succeeded", {"create": 1})
+        return RunResult(
+            f"{step}-{len(self.calls)}",
+            "update",
+            "succeeded",
+            {"create": 1},
+            RunTimings(total_s=3.0, resources_s=2.25),
+        )
 
     def up(self, instance: Instance, phase: Phase) -> RunResult:
         return self._run(f"up:{phase.value}")
@@ -116,6 +124,14 @@ def test_a_new_object_gets_the_finalizer_then_one_up_then_ready() -> None:
     assert executor(gateway, driver).reconcile(KEY).outcome is Outcome.DONE
     assert driver.calls == ["up:running"]
     assert len(gateway.log) == writes
+
+
+def test_a_deploy_logs_the_engine_runs_split(caplog: pytest.LogCaptureFixture) -> None:
+    gateway, driver = FakeGateway(mysql()), FakeDriver()
+    with caplog.at_level(logging.INFO, logger="reconciler.executor"):
+        executor(gateway, driver).reconcile(KEY)
+    (line,) = [record for record in caplog.records if record.getMessage() == "reconciled"]
+    assert (line.__dict__["engine_s"], line.__dict__["resources_s"]) == (0.75, 2.25)
 
 
 def test_a_transient_failure_retries_and_reports_reconciling() -> None:

@@ -1,0 +1,135 @@
+"""The driver's fast paths: the DIY backend's checkpoint file read for a crash's leftovers,
+the CLI runs a workspace skips, and a run's summary and step times from the engine's
+events (built from the JSON the engine streams)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pulumi import automation as auto
+
+from reconciler.driver import Driver, DriverConfig, _RunEvents, _Workspace
+from reconciler.program import ClusterAccess
+
+pytestmark = pytest.mark.unit
+
+PROJECT = "mysql-operator"
+STACK = "ns.db"
+
+
+def driver(backend_url: str, tmp_path: Path) -> Driver:
+    return Driver(
+        DriverConfig(
+            project_name=PROJECT,
+            backend_url=backend_url,
+            work_dir=tmp_path / "work",
+            cluster=ClusterAccess(),
+            passphrase="unused",  # nothing is encrypted here
+        )
+    )
+
+
+def write_checkpoint(backend: Path, latest: dict[str, Any], *, project: str = PROJECT) -> None:
+    path = backend / ".pulumi" / "stacks" / project / f"{STACK}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"version": 3, "checkpoint": {"stack": STACK, "latest": latest}}))
+
+
+def is_clean(subject: Driver) -> bool:
+    stack: Any = SimpleNamespace(name=STACK)
+    return subject._checkpoint_is_clean(stack)
+
+
+def test_a_checkpoint_without_pending_operations_is_clean(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, {"resources": [{"urn": "u"}]})
+    assert is_clean(driver(f"file://{tmp_path}", tmp_path))
+
+
+def test_pending_operations_or_an_unreadable_checkpoint_need_the_export(tmp_path: Path) -> None:
+    pending = tmp_path / "pending"
+    write_checkpoint(pending, {"pending_operations": [{"type": "creating"}]})
+    assert not is_clean(driver(f"file://{pending}", tmp_path))
+
+    broken = tmp_path / "broken"
+    write_checkpoint(broken, {})
+    (broken / ".pulumi" / "stacks" / PROJECT / f"{STACK}.json").write_text("{not json")
+    assert not is_clean(driver(f"file://{broken}", tmp_path))
+
+    other_project = tmp_path / "other"
+    write_checkpoint(other_project, {}, project="someone-else")
+    assert not is_clean(driver(f"file://{other_project}", tmp_path))
+
+    assert not is_clean(driver(f"file://{tmp_path / 'empty'}", tmp_path))
+    assert not is_clean(driver("s3://bucket/state", tmp_path))
+
+
+class RecordingCommand(auto.PulumiCommand):
+    """Records the CLI runs a workspace asks for, and runs none."""
+
+    def __init__(self) -> None:  # no `pulumi version`: nothing is run here
+        self.command = "pulumi"
+        self.version = None
+        self.runs: list[list[str]] = []
+
+    def run(self, args: list[str], *_where_and_how: Any, **_callbacks: Any) -> Any:
+        self.runs.append(list(args))
+        return SimpleNamespace(stdout="{}", stderr="", code=0)
+
+
+def workspace(tmp_path: Path, *, exists: bool) -> tuple[_Workspace, RecordingCommand]:
+    command = RecordingCommand()
+    known = _Workspace(lambda _stack: exists, work_dir=str(tmp_path), pulumi_command=command)
+    return known, command
+
+
+def test_a_stack_known_to_exist_is_used_without_stack_select(tmp_path: Path) -> None:
+    known, command = workspace(tmp_path, exists=True)
+    auto.Stack.select(STACK, known)
+    assert command.runs == []
+
+
+def test_a_stack_not_known_to_exist_is_selected_through_the_cli(tmp_path: Path) -> None:
+    unknown, command = workspace(tmp_path, exists=False)
+    auto.Stack.select(STACK, unknown)
+    assert [run[:2] for run in command.runs] == [["stack", "select"]]
+    assert STACK in command.runs[0]
+
+
+def test_outputs_are_not_read_after_an_up(tmp_path: Path) -> None:
+    # The stack program exports none; reading them is two CLI runs, one decrypting.
+    known, command = workspace(tmp_path, exists=True)
+    assert auto.Stack.select(STACK, known).outputs() == {}
+    assert command.runs == []
+
+
+def step(kind: str, type_: str, name: str) -> auto.EngineEvent:
+    metadata = {"op": "create", "urn": f"urn:pulumi:s::p::{type_}::{name}", "type": type_}
+    return auto.EngineEvent.from_json({kind: {"metadata": metadata}})
+
+
+def test_only_steps_on_kubernetes_objects_are_timed() -> None:
+    events = _RunEvents("update")
+    events(step("resourcePreEvent", "pulumi:providers:kubernetes", "k8s"))  # loads a plugin
+    events(step("resourcePreEvent", "kubernetes:batch/v1:Job", "restore"))
+    events(step("resOpFailedEvent", "kubernetes:batch/v1:Job", "restore"))
+    assert len(events.steps._intervals) == 1, "the Job's step, and only it"
+    assert events.steps._open == {}, "the provider's step was never opened"
+
+
+def test_the_summary_comes_from_the_summary_event_or_not_at_all() -> None:
+    events = _RunEvents("destroy")
+    assert events.summary() is None, "no summary event: the stack asks the CLI instead"
+    events(
+        auto.EngineEvent.from_json(
+            {"summaryEvent": {"maybeCorrupt": False, "resourceChanges": {"delete": 9}}}
+        )
+    )
+    summary = events.summary()
+    assert summary is not None
+    assert (summary.kind, summary.result, summary.version) == ("destroy", "succeeded", None)
+    assert summary.start_time == events.started
+    assert {str(op): n for op, n in (summary.resource_changes or {}).items()} == {"delete": 9}
