@@ -19,6 +19,38 @@ def _pcts(summary: dict[str, Any], key: str) -> tuple[str, str]:
     return f"{found['p50']:.2f}", f"{found['p95']:.2f}"
 
 
+def _engine_split_rows(rs: dict[str, Any]) -> list[str]:
+    """The deploy reconcile's split, in runs whose reconciler logged it."""
+    if "engine_s" not in rs:
+        return []
+    return [
+        row(
+            [
+                "… of it: the engine's own cost (CLI start, plugins, program, state writes)",
+                *_pcts(rs, "engine_s"),
+                "",
+                "",
+            ]
+        ),
+        row(
+            [
+                "… of it: resource steps (API calls and the provider's readiness awaits)",
+                *_pcts(rs, "resources_s"),
+                "",
+                "",
+            ]
+        ),
+        row(
+            [
+                "… of it: around the engine run (workspace, status writes, Events)",
+                *_pcts(rs, "around_engine_s"),
+                "",
+                "",
+            ]
+        ),
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     """The page for any scenario's results (`scenario` is absent in the first runs' JSON)."""
     scenario = results.get("scenario", "one-at-a-time")
@@ -78,6 +110,7 @@ def render_one_at_a_time(results: dict[str, Any]) -> str:
                     "",
                 ]
             ),
+            *_engine_split_rows(rs),
             row(["baseline: render (program under mocks)", "", "", *_pcts(bs, "render_s")]),
             row(["baseline: server-side apply", "", "", *_pcts(bs, "apply_s")]),
             row(

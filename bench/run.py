@@ -51,6 +51,10 @@ def _parse_k8s_time(value: Any) -> float | None:
     return value.timestamp() if value is not None else None
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def _minus(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else round(later - earlier, 3)
 
@@ -192,6 +196,9 @@ class Bench:
                     "total_s": round(seen - applied, 3),
                     "queue_wait_s": round(line.started - applied, 3),
                     "reconcile_s": round(line.duration_s, 3),
+                    "engine_s": line.engine_s,
+                    "resources_s": line.resources_s,
+                    "around_engine_s": _rounded(line.around_engine_s),
                     "ready_seen_after_s": round(seen - line.ended, 3),
                     "cluster_await_s": self.cluster_await_s(obj),
                     "start_to_first_object_s": _minus(self.first_created(obj), line.started),
@@ -236,6 +243,9 @@ class Bench:
                 "total_s",
                 "queue_wait_s",
                 "reconcile_s",
+                "engine_s",
+                "resources_s",
+                "around_engine_s",
                 "ready_seen_after_s",
                 "cluster_await_s",
                 "start_to_first_object_s",

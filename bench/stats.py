@@ -49,10 +49,25 @@ class Reconciled:
     outcome: str
     ended: float  # epoch seconds
     duration_s: float
+    # The engine run's split, on lines of passes that ran the engine (absent before the
+    # reconciler logged it): the engine's own cost, and its resource steps with their awaits.
+    engine_s: float | None = None
+    resources_s: float | None = None
 
     @property
     def started(self) -> float:
         return self.ended - self.duration_s
+
+    @property
+    def around_engine_s(self) -> float | None:
+        """The pass's time outside the engine run: status writes, Events, the workspace."""
+        if self.engine_s is None or self.resources_s is None:
+            return None
+        return self.duration_s - self.engine_s - self.resources_s
+
+
+def _optional_float(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def reconciled_lines(lines: Iterable[str]) -> list[Reconciled]:
@@ -69,6 +84,8 @@ def reconciled_lines(lines: Iterable[str]) -> list[Reconciled]:
                     outcome=fields.get("outcome", ""),
                     ended=datetime.fromisoformat(fields["ts"]).timestamp(),
                     duration_s=float(fields["duration_s"]),
+                    engine_s=_optional_float(fields.get("engine_s")),
+                    resources_s=_optional_float(fields.get("resources_s")),
                 )
             )
         except (KeyError, ValueError):

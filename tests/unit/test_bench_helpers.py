@@ -92,6 +92,17 @@ def test_reconciled_lines_give_start_and_duration() -> None:
     (found,) = reconciled_lines(lines)
     assert (found.instance, found.action, found.outcome) == ("ns/a", "deploy", "done")
     assert found.ended - found.started == pytest.approx(4.5)
+    assert found.around_engine_s is None, "a line without the engine's split"
+
+
+def test_a_deploy_line_splits_into_engine_resource_steps_and_the_rest() -> None:
+    line = (
+        "ts=2026-11-26T12:00:10.000+00:00 level=info logger=reconciler.executor msg=reconciled"
+        " instance=ns/a phase=deploy outcome=done duration_s=4.5 engine_s=1.2 resources_s=3.0"
+    )
+    (found,) = reconciled_lines([line])
+    assert (found.engine_s, found.resources_s) == (1.2, 3.0)
+    assert found.around_engine_s == pytest.approx(0.3)
 
 
 def test_proc_stat_with_spaces_and_parens_in_the_name() -> None:
