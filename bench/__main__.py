@@ -184,7 +184,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> int:
         results.update(partial)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2) + "\n")
-        path.with_suffix(".md").write_text(report.render(results))
+        path.with_suffix(".md").write_text(report.render(results, str(path)))
 
     cluster = Cluster(work_dir / "cluster", node=args.node)
     http_port = cluster.reserve_ports()["reconciler"]
@@ -204,7 +204,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> int:
     results["load_average_at_end"] = machine.load_average()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    markdown.write_text(report.render(results))
+    markdown.write_text(report.render(results, str(out)))
     print(f"wrote {out} and {markdown}", flush=True)
     return 0
 

@@ -48,10 +48,10 @@ def _get(side: dict[str, Any] | None, key: str) -> object:
     return f"{value:.1f}" if isinstance(value, float) else value
 
 
-def render_burst(results: dict[str, Any]) -> str:
+def render_burst(results: dict[str, Any], json_path: str) -> str:
     burst = results.get("burst", {})
     cells: list[dict[str, Any]] = burst.get("cells", [])
-    lines = _header("burst", results, "docs/benchmarks-burst.json")
+    lines = _header("burst", results, json_path)
     lines += targets_section(burst.get("targets", []))
     lines += [
         "## Burst: K objects applied at once, W workers",
@@ -157,7 +157,7 @@ def _ms(value: object) -> str:
     return "n/a" if value is None else f"{value} ms"
 
 
-def render_restart(results: dict[str, Any]) -> str:
+def render_restart(results: dict[str, Any], json_path: str) -> str:
     found = results.get("restart", {})
     m = found.get("objects", results["options"]["objects"])
     restart = found.get("restart", {})
@@ -193,7 +193,7 @@ def render_restart(results: dict[str, Any]) -> str:
         ("status.lastUpdate ids changed", restart.get("last_update_ids_changed", "n/a")),
         ("reconciled lines by action", restart.get("reconciled_lines_by_action", "n/a")),
     ]
-    lines = _header(f"restart with {m} Ready objects", results, "docs/benchmarks-restart.json")
+    lines = _header(f"restart with {m} Ready objects", results, json_path)
     lines += targets_section(found.get("targets", []))
     lines += [
         f"## Restart with {m} Ready objects ({found.get('workers')} workers)",

@@ -247,8 +247,10 @@ def test_burst_targets_and_page_show_the_measured_values() -> None:
             "machine": _MACHINE,
             "options": {"resync_s": 10.0},
             **results,
-        }
+        },
+        "docs/benchmarks-burst-100.json",
     )
+    assert "the raw results are in\ndocs/benchmarks-burst-100.json." in page
     assert "321.5 s" in page
     assert "**missed**" in page
     assert "1400 MiB" in page
@@ -447,8 +449,10 @@ def test_backup_restore_targets_and_page_show_the_measured_ratio() -> None:
             "machine": _MACHINE,
             "options": {"workers": 2, "resync_s": 10.0},
             **results,
-        }
+        },
+        "docs/benchmarks-backup-restore-1gb.json",
     )
+    assert "docs/benchmarks-backup-restore-1gb.json. Do not edit" in page
     assert "**1.35x**" in page
     assert "≤ 1.2x (**missed**)" in page
     assert "10.11.99-MariaDB" in page
