@@ -23,6 +23,7 @@ from reconciler.driver import Driver, DriverConfig
 from reconciler.executor import Executor, Outcome
 from reconciler.http import serve
 from reconciler.kube import Gateway, load_api_client
+from reconciler.memory import pin_mmap_threshold
 from reconciler.metrics import Metrics
 from reconciler.program import ClusterAccess
 from reconciler.queue import Backoff, ShutDown, WorkQueue
@@ -96,6 +97,8 @@ def _kubeconfig_path(settings: Settings) -> str | None:
 
 
 def run(settings: Settings) -> int:
+    if not pin_mmap_threshold():
+        log.info("no glibc mallopt: large buffers may stay resident", extra={"phase": "start"})
     with single_instance(settings.state_dir):
         gateway = Gateway(load_api_client(settings.kubeconfig))
         driver = make_driver(settings, gateway)

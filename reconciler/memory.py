@@ -1,0 +1,33 @@
+"""Keeps large, short-lived buffers out of the reconciler's resident memory.
+
+glibc serves an allocation above its mmap threshold (128 KiB) with mmap and unmaps it on
+free, but when such a block is freed it raises the threshold to that block's size (up to
+32 MiB). After the first scrypt in `reconciler.fingerprint` (a 16 MiB buffer), later ones
+come from the heap of whichever thread runs them and stay resident: about 16 MiB more per
+worker thread for the life of the process, measured in bench (docs/benchmarks*.md).
+Setting the threshold explicitly turns that adjustment off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from typing import Final
+
+M_MMAP_THRESHOLD: Final = -3  # glibc's <malloc.h>
+MMAP_THRESHOLD_BYTES: Final = 128 * 1024  # glibc's default, kept fixed
+
+
+def pin_mmap_threshold() -> bool:
+    """True if glibc took the fixed threshold; False where there is no glibc `mallopt`
+    (another C library), which is harmless: only the memory figure differs."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
