@@ -1,8 +1,8 @@
-"""`python -m bench`: one scenario on the bench's own kwok cluster, written to JSON and to a
+"""`python -m bench`: one scenario on the bench's own cluster, written to JSON and to a
 Markdown page.
 
 - default: N objects one at a time, reconciler vs baseline; no-op cost; idle RSS
-  (`--instances`, `--workers`, `--noop-periods`); docs/benchmarks.json;
+  (`--instances`, `--workers`, `--noop-periods`; `--node kwok|real`); docs/benchmarks.json;
 - `--burst 10,50,100 --burst-workers 1,2,4`: K objects at once for each K and W;
   docs/benchmarks-burst.json;
 - `--restart [M]`: M Ready objects (default 100), the reconciler restarted; idle RSS with
@@ -95,9 +95,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--node",
-        choices=["kwok"],
+        choices=["kwok", "real"],
         default="kwok",
-        help="the scale scenarios' node (only kwok); --backup-restore always runs on the real node",
+        help="one at a time: kwok (default) or the real node; --burst and --restart run on"
+        " kwok only, --backup-restore on the real node only",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="the reconciler's --workers (not for --burst)"
@@ -125,6 +126,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     if args.scenario == "backup-restore":
         args.node = "real"
+    elif args.node == "real" and args.scenario != "one-at-a-time":
+        parser.error(f"--node real: only one at a time ({args.scenario} runs on kwok)")
     if args.no_lock and (args.out is None or _under_docs(args.out)):
         parser.error("--no-lock: give --out outside docs/ (numbers taken beside another run)")
     if args.burst_workers is not None and args.scenario != "burst":

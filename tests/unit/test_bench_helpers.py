@@ -471,3 +471,13 @@ def test_backup_restore_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     for argv in (["--backup-restore", "5", "--no-lock"], ["--no-lock", "--out", "docs/x.json"]):
         with pytest.raises(SystemExit):
             parse(argv)
+
+
+def test_only_one_at_a_time_runs_on_the_real_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bench.__main__.shutil.which", lambda _name: "/bin/pulumi")
+    args = parse(["--instances", "3", "--node", "real"])
+    assert (args.scenario, args.node) == ("one-at-a-time", "real")
+    assert parse(["--instances", "3"]).node == "kwok"
+    for argv in (["--burst", "10", "--node", "real"], ["--restart", "5", "--node", "real"]):
+        with pytest.raises(SystemExit):
+            parse(argv)
