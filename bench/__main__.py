@@ -37,6 +37,7 @@ from bench.run import Bench, Options
 
 DEFAULT_OUT = {
     "one-at-a-time": Path("docs/benchmarks.json"),
+    "one-at-a-time-real": Path("docs/benchmarks-real-node.json"),
     "burst": Path("docs/benchmarks-burst.json"),
     "restart": Path("docs/benchmarks-restart.json"),
     "backup-restore": Path("docs/benchmarks-backup-restore.json"),
@@ -142,6 +143,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def default_out(args: argparse.Namespace) -> Path:
+    """Per scenario; one at a time on the real node has its own, beside kwok's."""
+    if args.scenario == "one-at-a-time" and args.node == "real":
+        return DEFAULT_OUT["one-at-a-time-real"]
+    return DEFAULT_OUT[args.scenario]
+
+
 def scenario_options(args: argparse.Namespace) -> dict[str, Any]:
     common = {"node": args.node, "resync_s": args.resync_period}
     if args.scenario == "burst":
@@ -173,7 +181,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> int:
     work_dir = (args.work_dir or Path(tempfile.mkdtemp(prefix="mysql-bench-"))).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     print(f"work dir (logs, state): {work_dir}", flush=True)
-    out: Path = args.out or DEFAULT_OUT[args.scenario]
+    out: Path = args.out or default_out(args)
     markdown: Path = args.markdown or out.with_suffix(".md")
     results: dict[str, Any] = {
         "scenario": args.scenario,

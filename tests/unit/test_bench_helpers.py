@@ -1,9 +1,11 @@
 """bench's pure helpers: percentiles, logfmt lines, /proc parsing, burst and restart
 summaries, port choice, targets, the backup-and-restore scenario's scripts, parsers, Job
-times and page. No timings asserted: the inputs are made up."""
+times and page. No timings asserted: the inputs are made up, or
+saved results under docs/ that a page is rendered from."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from bench.__main__ import parse
+from bench.__main__ import default_out, parse
 from bench.backup_restore import (
     backup_restore_results,
     newest_dump,
@@ -477,7 +479,23 @@ def test_only_one_at_a_time_runs_on_the_real_node(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("bench.__main__.shutil.which", lambda _name: "/bin/pulumi")
     args = parse(["--instances", "3", "--node", "real"])
     assert (args.scenario, args.node) == ("one-at-a-time", "real")
-    assert parse(["--instances", "3"]).node == "kwok"
+    assert default_out(args) == Path("docs/benchmarks-real-node.json"), "not kwok's page"
+    kwok = parse(["--instances", "3"])
+    assert (kwok.node, default_out(kwok)) == ("kwok", Path("docs/benchmarks.json"))
     for argv in (["--burst", "10", "--node", "real"], ["--restart", "5", "--node", "real"]):
         with pytest.raises(SystemExit):
             parse(argv)
+
+
+def test_one_at_a_time_pages_show_the_engine_split_only_where_it_was_logged() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    real = "docs/benchmarks-real-node.json"
+    page = render(json.loads((docs / "benchmarks-real-node.json").read_text()), real)
+    assert "`hack/cluster up --node=real`" in page
+    assert "… of it: the engine's own cost" in page
+    assert f"the raw results are in\n{real}." in page
+    older = "docs/benchmarks-before-cli-runs.json"
+    page = render(json.loads((docs / "benchmarks-before-cli-runs.json").read_text()), older)
+    assert "`hack/cluster up --node=kwok`" in page
+    assert "… of it" not in page
+    assert "did not expose the readiness wait" in page
