@@ -11,7 +11,6 @@ Setting the threshold explicitly turns that adjustment off.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from typing import Final
 
 M_MMAP_THRESHOLD: Final = -3  # glibc's <malloc.h>
@@ -21,11 +20,9 @@ MMAP_THRESHOLD_BYTES: Final = 128 * 1024  # glibc's default, kept fixed
 def pin_mmap_threshold() -> bool:
     """True if glibc took the fixed threshold; False where there is no glibc `mallopt`
     (another C library), which is harmless: only the memory figure differs."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        # The process's own symbols, which include its C library's.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
