@@ -211,7 +211,9 @@ class _Stack(auto.Stack):
 
     `up` and `destroy` read the summary with `stack history` after the run: a CLI run. A
     DIY backend numbers no updates, so the events hold all the summary the driver uses;
-    `events` is set for those backends only, and without a summary event the CLI is asked.
+    `events` is set for those backends only, during one run, and without a summary event
+    the CLI is asked. The events are all in by then: the CLI closes its event stream and
+    waits for the SDK's answer before it exits.
     """
 
     events: _RunEvents | None = None
@@ -246,8 +248,9 @@ class Driver:
     def __init__(self, config: DriverConfig) -> None:
         self.config = config
         config.work_dir.mkdir(parents=True, exist_ok=True)
-        if config.backend_url.startswith("file://"):
-            Path(config.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        directory = self._backend_directory()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
         self._command: auto.PulumiCommand | None = None
         self._command_lock = threading.Lock()
 
@@ -299,6 +302,7 @@ class Driver:
             raise StackError(classify(str(error)), summarize_error(str(error))) from None
 
     def _watch(self, stack: _Stack, kind: str) -> _RunEvents:
+        """Events for the run about to start; the caller clears `stack.events` after it."""
         events = _RunEvents(kind)
         if not self._is_cloud_backend():
             stack.events = events
@@ -331,6 +335,8 @@ class Driver:
             )
         except auto.CommandError as error:
             raise self._failure(stack, error) from None
+        finally:
+            stack.events = None
         return _run_result(result.summary, events.steps.timings())
 
     def preview(self, instance: Instance, phase: Phase) -> Plan:
@@ -389,6 +395,8 @@ class Driver:
             )
         except auto.CommandError as error:
             raise self._failure(stack, error) from None
+        finally:
+            stack.events = None
         return _run_result(result.summary, events.steps.timings())
 
     def remove_stack(self, namespace: str, name: str) -> None:
@@ -449,12 +457,12 @@ class Driver:
 
     def _is_locked(self, stack: auto.Stack) -> bool:
         # The DIY backend keeps locks as files; anything else is asked through the engine.
-        url = self.config.backend_url
-        if not url.startswith("file://"):
+        directory = self._backend_directory()
+        if directory is None:
             return False
         # Lock files sit under .pulumi/locks/<...>/<project>/<stack>/; the middle part
         # differs between backend layouts, so look for the stack's directory anywhere.
-        locks = Path(url.removeprefix("file://")) / ".pulumi" / "locks"
+        locks = directory / ".pulumi" / "locks"
         if not locks.is_dir():
             return False
         return any(
@@ -464,8 +472,15 @@ class Driver:
             for directory in locks.rglob(stack.name)
         )
 
+    def _backend_directory(self) -> Path | None:
+        """The directory of a `file://` backend (its query options dropped), else None."""
+        url = self.config.backend_url
+        if not url.startswith("file://"):
+            return None
+        return Path(url.removeprefix("file://").split("?", 1)[0])
+
     def _is_directory_backend(self) -> bool:
-        return self.config.backend_url.startswith("file://")
+        return self._backend_directory() is not None
 
     def _is_cloud_backend(self) -> bool:
         """A Pulumi Cloud-style service, which numbers updates; every other is DIY."""
@@ -474,12 +489,13 @@ class Driver:
     def _checkpoint_file(self, stack: str) -> Path | None:
         """The DIY backend's checkpoint file of a stack, if this backend is a directory and
         the stack has one (a compressed or another backend's state is not looked into)."""
-        if not self._is_directory_backend():
+        directory = self._backend_directory()
+        if directory is None:
             return None
-        stacks = Path(self.config.backend_url.removeprefix("file://")) / ".pulumi" / "stacks"
-        # Project-scoped layout (stacks/<project>/) or the legacy flat one (stacks/).
-        for path in stacks.rglob(f"{stack}.json"):
-            if path.parent.name in (self.config.project_name, "stacks"):
+        stacks = directory / ".pulumi" / "stacks"
+        # The project-scoped layout (stacks/<project>/), or the legacy flat one.
+        for path in (stacks / self.config.project_name / f"{stack}.json", stacks / f"{stack}.json"):
+            if path.is_file():
                 return path
         return None
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from reconciler.driver import Driver, DriverConfig, _RunEvents, _Workspace
+from reconciler.driver import Driver, DriverConfig, _RunEvents, _Stack, _Workspace
 from reconciler.program import ClusterAccess
 
 pytestmark = pytest.mark.unit
@@ -49,6 +49,11 @@ def test_a_checkpoint_without_pending_operations_is_clean(tmp_path: Path) -> Non
     assert is_clean(driver(f"file://{tmp_path}", tmp_path))
 
 
+def test_a_backend_url_with_query_options_is_still_a_directory(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, {"resources": []})
+    assert is_clean(driver(f"file://{tmp_path}?no_tmp_dir=true", tmp_path))
+
+
 def test_pending_operations_or_an_unreadable_checkpoint_need_the_export(tmp_path: Path) -> None:
     pending = tmp_path / "pending"
     write_checkpoint(pending, {"pending_operations": [{"type": "creating"}]})
@@ -68,16 +73,25 @@ def test_pending_operations_or_an_unreadable_checkpoint_need_the_export(tmp_path
 
 
 class RecordingCommand(auto.PulumiCommand):
-    """Records the CLI runs a workspace asks for, and runs none."""
+    """Records the CLI runs a workspace asks for, and runs none; `answers` maps a
+    command's first two words to its stdout, or to an error to raise."""
 
-    def __init__(self) -> None:  # no `pulumi version`: nothing is run here
+    def __init__(self, answers: dict[str, str | Exception] | None = None) -> None:
+        # No `pulumi version`: nothing is run here.
         self.command = "pulumi"
         self.version = None
         self.runs: list[list[str]] = []
+        self.answers = answers or {}
 
     def run(self, args: list[str], *_where_and_how: Any, **_callbacks: Any) -> Any:
         self.runs.append(list(args))
-        return SimpleNamespace(stdout="{}", stderr="", code=0)
+        answer = self.answers.get(" ".join(args[:2]), "{}")
+        if isinstance(answer, Exception):
+            raise answer
+        return SimpleNamespace(stdout=answer, stderr="", code=0)
+
+    def words(self) -> list[str]:
+        return [" ".join(run[:2]) for run in self.runs]
 
 
 def workspace(tmp_path: Path, *, exists: bool) -> tuple[_Workspace, RecordingCommand]:
@@ -133,3 +147,53 @@ def test_the_summary_comes_from_the_summary_event_or_not_at_all() -> None:
     assert (summary.kind, summary.result, summary.version) == ("destroy", "succeeded", None)
     assert summary.start_time == events.started
     assert {str(op): n for op, n in (summary.resource_changes or {}).items()} == {"delete": 9}
+
+
+def _no_program() -> None:
+    """The stacks here never run a program."""
+
+
+def test_a_stack_init_that_finds_the_stack_falls_back_to_selecting_it(tmp_path: Path) -> None:
+    # No checkpoint file (a compressed one, say) but the stack exists: init fails, select.
+    subject = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    exists = auto.StackAlreadyExistsError(
+        auto.CommandResult(stdout="", stderr=f"error: stack '{STACK}' already exists", code=255)
+    )
+    subject._command = RecordingCommand({"stack init": exists})
+    stack = subject._stack("ns", "db", _no_program)
+    assert stack.name == STACK
+    assert subject._command.words() == ["stack init", "stack select"]
+
+
+def stack_of(subject: Driver, command: RecordingCommand) -> _Stack:
+    subject._command = command
+    return subject._stack("ns", "db", _no_program, create=False)
+
+
+def test_the_summary_comes_from_events_except_on_a_cloud_backend(tmp_path: Path) -> None:
+    diy = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    stack = stack_of(diy, RecordingCommand())
+    events = diy._watch(stack, "update")
+    assert stack.events is events
+
+    cloud = driver("https://api.example.invalid", tmp_path)
+    cloud_stack = stack_of(cloud, RecordingCommand())
+    cloud._watch(cloud_stack, "update")
+    assert cloud_stack.events is None, "a Cloud backend numbers updates: ask its history"
+
+
+def test_without_a_summary_event_the_history_is_asked(tmp_path: Path) -> None:
+    command = RecordingCommand({"stack history": "[]"})
+    subject = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    write_checkpoint(tmp_path / "state", {})  # known to exist: selected without the CLI
+    stack = stack_of(subject, command)
+    stack.events = _RunEvents("update")
+    assert stack.info(show_secrets=False) is None  # the (empty) history's answer
+    assert command.words() == ["stack history"]
+
+    command.runs.clear()
+    stack.events(auto.EngineEvent.from_json({"summaryEvent": {"resourceChanges": {"same": 11}}}))
+    summary = stack.info(show_secrets=False)
+    assert summary is not None
+    assert summary.kind == "update"
+    assert command.runs == [], "the summary came from the events"
