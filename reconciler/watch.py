@@ -7,8 +7,8 @@ A MODIFIED event that changes only the status is dropped: the reconciler's own s
 writes must not requeue the key, or a failing object would be retried at once instead of
 after its backoff. The queue holds keys only: the worker reads the object fresh, so
 nothing here caches objects (only each key's `intent`).
-A watch that fails reconnects with capped exponential backoff; `Health` records whether
-the loop is alive, which /healthz reports.
+A watch that fails reconnects with capped exponential backoff, reset by every successful
+list; `Health` records whether the loop is alive, which /healthz reports.
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ class WatchLoop:
         while not self.stop_event.is_set():
             try:
                 self._list_and_watch()
-                self.backoff.forget(self.name)
             except ApiUnavailable as error:
                 delay = self.backoff.next_delay(self.name)
                 log.warning("%s: %s; reconnecting in %.0fs", self.name, error, delay)
@@ -125,6 +124,8 @@ class WatchLoop:
 
     def _list_and_watch(self) -> None:
         listing = self.gateway.list_mysqls(self.namespace)
+        # The API server answers again: the next failure starts from the shortest delay.
+        self.backoff.forget(self.name)
         self.health.beat(self.name)
         self.intents = {key_of(obj): intent(obj) for obj in listing.items}
         for obj in listing.items:

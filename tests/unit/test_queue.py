@@ -171,6 +171,41 @@ def test_the_watch_loop_lists_watches_from_the_version_and_relists_on_410() -> N
     assert not health.healthy(), "a stopped loop is reported"
 
 
+class CountingBackoff(Backoff[str]):
+    """Records how many failures each delay was computed from."""
+
+    def __init__(self, base_s: float, cap_s: float) -> None:
+        super().__init__(base_s=base_s, cap_s=cap_s)
+        self.failures_before_each_delay: list[int] = []
+
+    def next_delay(self, key: str) -> float:
+        self.failures_before_each_delay.append(self.failures(key))
+        return super().next_delay(key)
+
+
+def test_a_successful_list_resets_the_reconnect_backoff() -> None:
+    # Failures spread over hours, each after a good list, must not add up to the cap.
+    queue: WorkQueue[tuple[str, str]] = WorkQueue()
+    holder: list[WatchLoop] = []
+    gateway = FakeWatchGateway(holder)
+    gateway.watches = [ApiUnavailable, ApiUnavailable]  # each watch fails after its list
+    backoff = CountingBackoff(base_s=0.001, cap_s=1.0)
+    loop = WatchLoop(
+        gateway,
+        queue,
+        Health(stale_after_s=60),
+        namespace="ns",
+        resync_period_s=3600,
+        watch_timeout_s=60,
+        backoff=backoff,
+    )
+    holder.append(loop)
+    loop.run()
+    assert gateway.calls == ["list", "watch@10", "list", "watch@10", "list"]
+    # 0 earlier failures after each good list; 1 before the failed list's delay.
+    assert backoff.failures_before_each_delay == [0, 0, 1]
+
+
 def test_health_needs_every_loop_recent() -> None:
     health = Health(stale_after_s=60)
     assert not health.healthy(), "nothing watching yet"
