@@ -90,9 +90,9 @@ def render_one_at_a_time(results: dict[str, Any], json_path: str) -> str:
         f" {results['options']['workers']}; resync period: {results['options']['resync_s']} s",
         "",
         *machine_section(results),
-        "**The machine was shared with other test runs while this ran.** Absolute times are",
-        "inflated and noisy; the reconciler/baseline ratio is the number to read, because",
-        "both sides ran in the same run, interleaved instance by instance, under the same load.",
+        "**The machine may have been shared with other work while this ran** (see the load",
+        "averages); absolute times are then inflated and noisy. The reconciler/baseline ratio",
+        "holds up better: both sides ran in the same run, interleaved instance by instance.",
         "",
     ]
     ready = results.get("apply_to_ready")
