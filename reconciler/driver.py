@@ -301,12 +301,31 @@ class Driver:
         except auto.CommandError as error:
             raise StackError(classify(str(error)), summarize_error(str(error))) from None
 
-    def _watch(self, stack: _Stack, kind: str) -> _RunEvents:
-        """Events for the run about to start; the caller clears `stack.events` after it."""
+    def _timed_run(
+        self,
+        stack: _Stack,
+        kind: str,
+        operation: Callable[..., auto.UpResult | auto.DestroyResult],
+    ) -> RunResult:
+        """One `up` or `destroy` (`operation`) after recovery, timed from its events."""
+        self._recover(stack)
         events = _RunEvents(kind)
         if not self._is_cloud_backend():
             stack.events = events
-        return events
+        try:
+            # show_secrets=False: a summary read after the run then needs no decryption.
+            result = operation(
+                on_output=_quiet,
+                on_error=_quiet,
+                on_event=events,
+                color="never",
+                show_secrets=False,
+            )
+        except auto.CommandError as error:
+            raise self._failure(stack, error) from None
+        finally:
+            stack.events = None  # a later call must not read this run's events
+        return _run_result(result.summary, events.steps.timings())
 
     def toolchain_versions(self) -> ToolchainVersions:
         workspace = auto.LocalWorkspace(**_workspace_kwargs(self._options()))
@@ -322,22 +341,7 @@ class Driver:
     def up(self, instance: Instance, phase: Phase) -> RunResult:
         program = build_program(instance, phase, self.config.cluster)
         stack = self._stack(instance.namespace, instance.name, program)
-        self._recover(stack)
-        events = self._watch(stack, "update")
-        try:
-            # show_secrets=False: a summary read after the run then needs no decryption.
-            result = stack.up(
-                on_output=_quiet,
-                on_error=_quiet,
-                on_event=events,
-                color="never",
-                show_secrets=False,
-            )
-        except auto.CommandError as error:
-            raise self._failure(stack, error) from None
-        finally:
-            stack.events = None
-        return _run_result(result.summary, events.steps.timings())
+        return self._timed_run(stack, "update", stack.up)
 
     def preview(self, instance: Instance, phase: Phase) -> Plan:
         """The plan against the current state; creates nothing, not even the stack."""
@@ -383,21 +387,7 @@ class Driver:
             stack = self._stack(namespace, name, _noop_program, create=False)
         except auto.StackNotFoundError:
             return None
-        self._recover(stack)
-        events = self._watch(stack, "destroy")
-        try:
-            result = stack.destroy(
-                on_output=_quiet,
-                on_error=_quiet,
-                on_event=events,
-                color="never",
-                show_secrets=False,
-            )
-        except auto.CommandError as error:
-            raise self._failure(stack, error) from None
-        finally:
-            stack.events = None
-        return _run_result(result.summary, events.steps.timings())
+        return self._timed_run(stack, "destroy", stack.destroy)
 
     def remove_stack(self, namespace: str, name: str) -> None:
         """Removes an empty stack from the backend; a missing stack is fine."""

@@ -5,6 +5,7 @@ events (built from the JSON the engine streams)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -170,16 +171,39 @@ def stack_of(subject: Driver, command: RecordingCommand) -> _Stack:
     return subject._stack("ns", "db", _no_program, create=False)
 
 
+def events_during_a_run(subject: Driver, stack: _Stack) -> tuple[object, object]:
+    """(stack.events, the run's on_event) as seen while the run's operation runs."""
+    seen: list[tuple[object, object]] = []
+    summary = auto.UpdateSummary(
+        kind="update",
+        start_time=datetime.now(UTC),
+        message="",
+        environment={},
+        config={},
+        result="succeeded",
+        end_time=datetime.now(UTC),
+        resource_changes={},
+    )
+
+    def operation(**options: Any) -> Any:
+        seen.append((stack.events, options["on_event"]))
+        return SimpleNamespace(summary=summary)
+
+    subject._timed_run(stack, "update", operation)
+    assert stack.events is None, "cleared after the run"
+    return seen[0]
+
+
 def test_the_summary_comes_from_events_except_on_a_cloud_backend(tmp_path: Path) -> None:
     diy = driver(f"file://{tmp_path / 'state'}", tmp_path)
-    stack = stack_of(diy, RecordingCommand())
-    events = diy._watch(stack, "update")
-    assert stack.events is events
+    write_checkpoint(tmp_path / "state", {})
+    stack_events, on_event = events_during_a_run(diy, stack_of(diy, RecordingCommand()))
+    assert stack_events is on_event
 
     cloud = driver("https://api.example.invalid", tmp_path)
-    cloud_stack = stack_of(cloud, RecordingCommand())
-    cloud._watch(cloud_stack, "update")
-    assert cloud_stack.events is None, "a Cloud backend numbers updates: ask its history"
+    stack_events, on_event = events_during_a_run(cloud, stack_of(cloud, RecordingCommand()))
+    assert stack_events is None, "a Cloud backend numbers updates: ask its history"
+    assert isinstance(on_event, _RunEvents), "its steps are still timed"
 
 
 def test_without_a_summary_event_the_history_is_asked(tmp_path: Path) -> None:
