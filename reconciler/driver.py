@@ -447,12 +447,12 @@ class Driver:
 
     def _is_locked(self, stack: auto.Stack) -> bool:
         # The DIY backend keeps locks as files; anything else is asked through the engine.
-        directory = self._backend_directory()
-        if directory is None:
+        backend = self._backend_directory()
+        if backend is None:
             return False
         # Lock files sit under .pulumi/locks/<...>/<project>/<stack>/; the middle part
         # differs between backend layouts, so look for the stack's directory anywhere.
-        locks = directory / ".pulumi" / "locks"
+        locks = backend / ".pulumi" / "locks"
         if not locks.is_dir():
             return False
         return any(
