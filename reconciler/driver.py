@@ -227,7 +227,8 @@ class _Workspace(auto.LocalWorkspace):
     """A LocalWorkspace without two CLI round trips per run that the driver never needs.
 
     - `Stack.up` reads the stack's outputs after every run: two CLI runs, one of them
-      decrypting with the passphrase. The stack program exports no outputs.
+      decrypting with the passphrase. The driver reads none of them (the program's
+      outputs are for people running `pulumi stack output`), so this workspace has none.
     - Selecting a stack known to exist is skipped: every command the driver runs names its
       stack with `--stack`, so selecting it would only record a default for the workspace.
     """

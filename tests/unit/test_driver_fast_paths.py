@@ -115,7 +115,7 @@ def test_a_stack_not_known_to_exist_is_selected_through_the_cli(tmp_path: Path) 
 
 
 def test_outputs_are_not_read_after_an_up(tmp_path: Path) -> None:
-    # The stack program exports none; reading them is two CLI runs, one decrypting.
+    # The driver reads none; reading them is two CLI runs, one decrypting.
     known, command = workspace(tmp_path, exists=True)
     assert auto.Stack.select(STACK, known).outputs() == {}
     assert command.runs == []
