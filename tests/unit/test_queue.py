@@ -143,11 +143,12 @@ def mysql_object(name: str, version: str = "10") -> dict[str, Any]:
     return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version}}
 
 
-def test_the_watch_loop_lists_watches_from_the_version_and_relists_on_410() -> None:
-    queue: WorkQueue[tuple[str, str]] = WorkQueue()
+def scripted_loop(
+    queue: WorkQueue[tuple[str, str]], health: Health, backoff: Backoff[str]
+) -> tuple[WatchLoop, FakeWatchGateway]:
+    """A loop over "ns" on a FakeWatchGateway, which stops it when its script runs out."""
     holder: list[WatchLoop] = []
     gateway = FakeWatchGateway(holder)
-    health = Health(stale_after_s=60)
     loop = WatchLoop(
         gateway,
         queue,
@@ -155,9 +156,16 @@ def test_the_watch_loop_lists_watches_from_the_version_and_relists_on_410() -> N
         namespace="ns",
         resync_period_s=3600,
         watch_timeout_s=60,
-        backoff=Backoff(base_s=0.001, cap_s=0.001),
+        backoff=backoff,
     )
     holder.append(loop)
+    return loop, gateway
+
+
+def test_the_watch_loop_lists_watches_from_the_version_and_relists_on_410() -> None:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue()
+    health = Health(stale_after_s=60)
+    loop, gateway = scripted_loop(queue, health, Backoff(base_s=0.001, cap_s=0.001))
     loop.run()
     # list, watch from the list's version, again from the event's version (the server
     # closed the first watch), 410 -> list again, watch, 410, list fails -> stop.
@@ -185,21 +193,9 @@ class CountingBackoff(Backoff[str]):
 
 def test_a_successful_list_resets_the_reconnect_backoff() -> None:
     # Failures spread over hours, each after a good list, must not add up to the cap.
-    queue: WorkQueue[tuple[str, str]] = WorkQueue()
-    holder: list[WatchLoop] = []
-    gateway = FakeWatchGateway(holder)
-    gateway.watches = [ApiUnavailable, ApiUnavailable]  # each watch fails after its list
     backoff = CountingBackoff(base_s=0.001, cap_s=1.0)
-    loop = WatchLoop(
-        gateway,
-        queue,
-        Health(stale_after_s=60),
-        namespace="ns",
-        resync_period_s=3600,
-        watch_timeout_s=60,
-        backoff=backoff,
-    )
-    holder.append(loop)
+    loop, gateway = scripted_loop(WorkQueue(), Health(stale_after_s=60), backoff)
+    gateway.watches = [ApiUnavailable, ApiUnavailable]  # each watch fails after its list
     loop.run()
     assert gateway.calls == ["list", "watch@10", "list", "watch@10", "list"]
     # 0 earlier failures after each good list; 1 before the failed list's delay.
