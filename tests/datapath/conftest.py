@@ -47,12 +47,18 @@ class MariaDB:
             "MYSQL_DATABASE": database,
         }
 
-    def sql(self, statement: str, database: str | None = None) -> str:
-        """Runs SQL as root over the socket; returns tab-separated rows."""
+    def client(self, statement: str, database: str | None = None) -> list[str]:
+        """The command line that runs SQL as root over the socket (for sessions that a
+        test keeps open, such as a sleeping query)."""
         command = ["mariadb", "--no-defaults", f"--socket={self.socket}", "--user=root"]
         command += ["--batch", "--skip-column-names", f"--execute={statement}"]
         if database is not None:
             command.append(f"--database={database}")
+        return command
+
+    def sql(self, statement: str, database: str | None = None) -> str:
+        """Runs SQL as root over the socket; returns tab-separated rows."""
+        command = self.client(statement, database)
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise SQLError(f"{statement!r} failed: {done.stderr.strip()}")
