@@ -47,8 +47,9 @@ from bench.mysql_pod import MysqlPod
 from bench.objects import Objects, condition_of, ready_at
 from bench.processes import Process, bench_env, reconciler_process, wait_healthy
 from bench.stats import ratio, reconciled_lines
-from reconciler.names import PASSWORD_KEY, names_for
+from reconciler.names import names_for
 from reconciler.spec import Instance, parse_instance
+from reconciler.vocabulary import PASSWORD_KEY
 
 NAME: Final = "br"
 POLL_S: Final = 0.25
@@ -227,7 +228,7 @@ class Cell:
 
     def teardown(self, instance: Instance) -> None:
         """Deletes the object and polls until it is gone (module doc, step 4)."""
-        job_name = names_for(instance).backup_job
+        job_name = names_for(instance).backup_job(1)
         backup: JobTimes | None = None
         backup_ready_seen = None
         deleted = self.objects.delete(self.namespace, NAME)
@@ -265,7 +266,7 @@ class Cell:
 
     def recreate(self) -> None:
         sent, seen, instance = self.create("data-recreated")
-        job_name = names_for(instance).restore_job
+        job_name = names_for(instance).restore_job(1)
         restore = self.jobs.times(job_name)
         log = self.jobs.log(job_name)
         if restore is None or "restore: restored" not in log:

@@ -37,7 +37,8 @@ from kubernetes.client.exceptions import ApiException
 
 from bench.render import Manifest, render_manifests
 from reconciler.queue import ShutDown, WorkQueue
-from reconciler.spec import API_GROUP, parse_instance
+from reconciler.spec import parse_instance
+from reconciler.vocabulary import API_GROUP
 
 VERSION: Final = "v1"
 PLURAL: Final = "mysqls"

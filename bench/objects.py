@@ -11,8 +11,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from reconciler.reconcile import FINALIZER
-from reconciler.spec import API_GROUP
+from reconciler.vocabulary import API_GROUP, FINALIZER
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CRD_PATH: Final = REPO_ROOT / "crd" / "mysql.yaml"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from bench import procfs
 from bench.objects import Objects, eventually, ready_at
@@ -139,16 +140,30 @@ class Bench:
         return min(times) if times else None
 
     def job_completed(self, obj: dict[str, Any]) -> float | None:
+        job = self._restore_job(obj)
+        return _parse_k8s_time(job.status and job.status.completion_time) if job else None
+
+    def _restore_job(self, obj: dict[str, Any]) -> Any:
+        """The restore Job of the object's first attempt; None once the operator removed
+        it (it does when the instance starts serving)."""
         names = names_for(parse_instance(obj))
-        job = self.batch.read_namespaced_job(names.restore_job, obj["metadata"]["namespace"])
-        return _parse_k8s_time(job.status and job.status.completion_time)
+        try:
+            return self.batch.read_namespaced_job(
+                names.restore_job(1), obj["metadata"]["namespace"]
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
 
     def cluster_await_s(self, obj: dict[str, Any]) -> float | None:
         """Deployment created -> restore Job complete, from the API server (1 s resolution)."""
         names = names_for(parse_instance(obj))
         namespace = obj["metadata"]["namespace"]
         deployment = self.apps.read_namespaced_deployment(names.deployment, namespace)
-        job = self.batch.read_namespaced_job(names.restore_job, namespace)
+        job = self._restore_job(obj)
+        if job is None:
+            return None
         created = _parse_k8s_time(deployment.metadata and deployment.metadata.creation_timestamp)
         completed = _parse_k8s_time(job.status and job.status.completion_time)
         if created is None or completed is None:

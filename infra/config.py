@@ -45,6 +45,7 @@ class InstallConfig:
     namespace: str = DEFAULT_NAMESPACE
     image_pull_policy: str = DEFAULT_PULL_POLICY
     watched_namespaces: tuple[str, ...] = ()  # empty: every namespace
+    label_selector: str | None = None  # only MySQL objects with these labels
     backend_url: str | None = None  # None: the file backend on the state claim
     workers: int = DEFAULT_WORKERS
     log_level: LogLevel = LogLevel.INFO
@@ -89,6 +90,7 @@ def parse_config(raw: Mapping[str, RawValue]) -> InstallConfig:
     if pull_policy not in PULL_POLICIES:
         raise ConfigError(f"imagePullPolicy: one of {list(PULL_POLICIES)}, not {pull_policy!r}")
     watched = _namespaces(raw.get("watchedNamespaces"))
+    label_selector = text("labelSelector")
     backend_url = text("backendUrl")
     if backend_url is not None and "://" not in backend_url:
         raise ConfigError(f"backendUrl: not a URL: {backend_url!r}")
@@ -112,6 +114,7 @@ def parse_config(raw: Mapping[str, RawValue]) -> InstallConfig:
         namespace=namespace,
         image_pull_policy=pull_policy,
         watched_namespaces=watched,
+        label_selector=label_selector,
         backend_url=backend_url,
         workers=workers,
         log_level=log_level,
@@ -137,6 +140,7 @@ KEYS: Final = (
     "namespace",
     "imagePullPolicy",
     "watchedNamespaces",
+    "labelSelector",
     "backendUrl",
     "workers",
     "logLevel",

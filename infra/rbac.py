@@ -5,20 +5,24 @@ each needs, with no wildcard anywhere:
 
 1. The reconciler's own calls, all in `reconciler/kube.py` (the only module that talks to
    the Kubernetes API): list/watch/get/patch of `mysqls` (finalizers are a metadata patch
-   on the object itself), patch of `mysqls/status`, create of core `events`, get of
-   `secrets` (a user's password Secret) and of `namespaces` (is it Terminating?).
+   on the object itself), patch of `mysqls/status`; create of core `events` and reading
+   them (why a claim is Pending); get of `secrets` (a user's password Secret) and of
+   `namespaces` (is it Terminating?); the instance's claims (get, list and watch to wake
+   the instance, patch and delete to release them), their volumes (get and list, patch
+   to keep them `Retain`, delete a static one after a verified backup), pods and Jobs
+   (list and watch to wake the instance, get to read how a Job ended), and Deployments
+   and Services (is the instance's workload still there?).
 2. The per-instance stack program's Kubernetes provider (`reconciler/program.py`), which
    manages Secrets, ConfigMaps, PersistentVolumeClaims, PersistentVolumes, Deployments,
-   Services and Jobs. pulumi-kubernetes creates and updates them with server-side apply
-   (patch), reads them (get), deletes them, and awaits them with informers (list, watch).
-   Its awaiters also watch objects it does not manage (pulumi-kubernetes 4.25,
-   provider/pkg/await): a Deployment's ReplicaSets, Pods and PersistentVolumeClaims, a
-   Job's Pods and a Service's Endpoints; those are read-only here.
+   Services and Jobs: it creates and updates them with server-side apply (patch), reads
+   them (get), deletes them and waits for a deletion to finish (list, watch), and reads
+   the Events of what it waits on. Nothing it declares waits for readiness
+   (`pulumi.com/skipAwait`), so it needs no access to ReplicaSets, Pods or Endpoints.
 
 Not granted, on purpose: `mysqls/finalizers` (needed only to set an owner reference with
-`blockOwnerDeletion: true`, which the program never does), `create`/`delete` of `mysqls`,
-pod logs, and anything in `events.k8s.io`. tests/unit/test_infra_rbac.py derives the
-needs from the reconciler's source and fails when either side drifts.
+`blockOwnerDeletion: true`, and the program sets no owner references), `create`/`delete`
+of `mysqls`, pod logs, and anything in `events.k8s.io`. tests/unit/test_infra_rbac.py
+derives the needs from the reconciler's source and fails when either side drifts.
 """
 
 from __future__ import annotations
@@ -43,16 +47,16 @@ RULES: Final[tuple[Rule, ...]] = (
     # The reconciler: the MySQL objects, their status, and events about them.
     Rule((API_GROUP,), ("mysqls",), ("get", "list", "watch", "patch")),
     Rule((API_GROUP,), ("mysqls/status",), ("patch",)),
-    Rule(("",), ("events",), ("create",)),
+    Rule(("",), ("events",), ("create", "get", "list", "watch")),
     Rule(("",), ("namespaces",), ("get",)),
-    # The stack program's objects, managed by the Kubernetes provider.
+    # The stack program's objects, managed by the Kubernetes provider (and read, patched
+    # or released by the reconciler).
     Rule(("",), ("secrets", "configmaps", "services", "persistentvolumeclaims"), MANAGE),
     Rule(("",), ("persistentvolumes",), MANAGE),
     Rule(("apps",), ("deployments",), MANAGE),
     Rule(("batch",), ("jobs",), MANAGE),
-    # What the provider's awaiters watch beside them.
-    Rule(("",), ("pods", "endpoints"), READ),
-    Rule(("apps",), ("replicasets",), READ),
+    # The pods of the server and of the Jobs: how they are doing.
+    Rule(("",), ("pods",), READ),
 )
 
 

@@ -130,6 +130,8 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
     ]
     if config.watched_namespaces:
         env.append(setting("NAMESPACES", ",".join(config.watched_namespaces)))
+    if config.label_selector is not None:
+        env.append(setting("LABEL_SELECTOR", config.label_selector))
     if config.backend_url is not None:
         env.append(setting("BACKEND_URL", config.backend_url))
     env += [
@@ -216,7 +218,7 @@ def reconciler_volumes(config: InstallConfig, names: Names) -> list[VolumeArgs]:
 
 def deployment_spec(config: InstallConfig, names: Names) -> DeploymentSpecArgs:
     return DeploymentSpecArgs(
-        # Two reconcilers must never drive the same stacks (ENGINEERING.md section 12):
+        # Two reconcilers must never drive the same stacks (docs/design.md):
         # one replica, and Recreate so that a rollout never overlaps two pods.
         replicas=1,
         strategy=DeploymentStrategyArgs(type="Recreate"),

@@ -26,10 +26,12 @@ import yaml
 
 from reconciler.driver import Plan, StackError, stack_name
 from reconciler.kube import Gateway, load_api_client
-from reconciler.program import Phase
-from reconciler.runner import AlreadyRunning, make_driver, run
+from reconciler.policy import desired_for
+from reconciler.runner import AlreadyRunning, make_driver, resolve_passphrase, run
 from reconciler.settings import Settings, SettingsError, add_arguments, load_settings
 from reconciler.spec import SpecError, parse_instance
+from reconciler.status import JobPhase, parse_status
+from reconciler.vocabulary import Stage
 
 EXIT_NO_CHANGES: Final = 0
 EXIT_ERROR: Final = 1
@@ -124,14 +126,20 @@ def preview(settings: Settings, manifest: Path, namespace: str | None, output: s
         print(f"reconciler preview: {manifest} is not a MySQL object", file=sys.stderr)
         return EXIT_ERROR
     gateway = Gateway(load_api_client(settings.kubeconfig))
-    obj = _as_stored(document, namespace, gateway)
+    obj, live = _as_stored(document, namespace, gateway)
     try:
         instance = parse_instance(obj)
     except SpecError as error:
         print(f"reconciler preview: {error}", file=sys.stderr)
         return EXIT_ERROR
+    # The stage and volume bindings the live object has reached, so that only the
+    # manifest's changes show.
+    status = parse_status(live or {})
+    restored = status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED
+    desired = desired_for(instance, Stage.SERVING if restored else Stage.RESTORING, status)
     try:
-        plan = make_driver(settings, gateway).preview(instance, Phase.RUNNING)
+        driver = make_driver(settings, resolve_passphrase(settings, gateway))
+        plan = driver.preview(desired)
     except StackError as error:
         print(f"reconciler preview: {error.kind.value}: {error.message}", file=sys.stderr)
         return EXIT_ERROR
@@ -141,9 +149,10 @@ def preview(settings: Settings, manifest: Path, namespace: str | None, output: s
 
 def _as_stored(
     document: Mapping[str, Any], namespace: str | None, gateway: Gateway
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
     """The manifest as the reconciler would see it: namespaced, with the live object's uid
-    (owner references depend on it), or a made-up one for an object not created yet."""
+    (Job names and the restore depend on it), or a made-up one for an object not created
+    yet; and the live object, if there is one."""
     obj = dict(document)
     metadata = dict(obj.get("metadata") or {})
     metadata["namespace"] = metadata.get("namespace") or namespace or "default"
@@ -151,7 +160,7 @@ def _as_stored(
     live_uid = (live or {}).get("metadata", {}).get("uid")
     metadata["uid"] = live_uid or str(uuid.uuid4())
     obj["metadata"] = metadata
-    return obj
+    return obj, live
 
 
 def render_plan(plan: Plan, stack: str, output: str) -> str:

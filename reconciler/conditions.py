@@ -19,7 +19,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
-    BACKUP_READY = "BackupReady"  # the last backup-on-delete: running, done or failed
+    RESTORED = "Restored"  # this lifetime's restore: running, done or failed
+    BACKUP_READY = "BackupReady"  # the final backup before deletion
 
 
 class Status(StrEnum):
@@ -29,22 +30,44 @@ class Status(StrEnum):
 
 
 class Reason(StrEnum):
+    """Every reason a condition can carry. Ready=False repeats the reason of Reconciling
+    or Stalled, so `kubectl get mysql` shows why an instance is not Ready."""
+
     # Ready
     UP_TO_DATE = "UpToDate"
-    NOT_READY = "NotReady"
-    # Reconciling
-    PROCESSING = "ReconcilingProcessing"
-    RETRY = "ReconcilingRetry"
-    DELETING = "ReconcilingDeleting"
-    # Stalled: a person has to act (or, for a failed backup, retries continue with backoff)
-    SPEC_INVALID = "StalledSpecInvalid"
-    SECRET_MISSING = "StalledSecretMissing"  # noqa: S105 (a reason, not a secret)
-    BACKUP_FAILED = "StalledBackupFailed"
-    NAMESPACE_TERMINATING = "StalledNamespaceTerminating"
-    UPDATE_FAILED = "StalledUpdateFailed"
+    # Reconciling: the operator is working on it, or waiting for something that resolves
+    # by itself; no person needs to act.
+    PROCESSING = "Processing"
+    RETRY = "Retrying"
+    DELETING = "Deleting"
+    STACK_STATE_LOST = "StackStateLost"
+    VOLUME_PENDING = "VolumePending"
+    POD_STARTING = "PodStarting"
+    RESTORING = "Restoring"
+    RESTORE_RETRYING = "RestoreRetrying"
+    BACKING_UP = "BackingUp"
+    BACKUP_RETRYING = "BackupRetrying"
+    # Stalled: progress needs a person; the message says what to do.
+    SPEC_INVALID = "SpecInvalid"
+    SECRET_MISSING = "SecretMissing"  # noqa: S105 (a reason, not a secret)
+    IMMUTABLE_FIELD_CHANGED = "ImmutableFieldChanged"
+    UPDATE_FAILED = "UpdateFailed"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    CRASH_LOOPING = "CrashLooping"
+    POD_UNSCHEDULABLE = "PodUnschedulable"
+    RESTORE_TARGET_NOT_EMPTY = "RestoreTargetNotEmpty"
+    RESTORE_DUMP_CORRUPT = "RestoreDumpCorrupt"
+    AMBIGUOUS_VOLUMES = "AmbiguousRetainedVolumes"
+    CLAIM_DELETED = "ClaimDeleted"
+    JOB_FAILED = "JobFailed"
+    # Restored
+    RESTORE_RUNNING = "RestoreRunning"
+    RESTORE_SUCCEEDED = "RestoreSucceeded"
+    RESTORE_FAILED = "RestoreFailed"
     # BackupReady
     BACKUP_RUNNING = "BackupRunning"
     BACKUP_SUCCEEDED = "BackupSucceeded"
+    BACKUP_FAILED = "BackupFailed"
     BACKUP_SKIPPED = "BackupSkipped"
 
 
@@ -200,26 +223,6 @@ def _mark_not_ready(
             updated, kind, status, reason, message, generation=generation, now=now
         )
     return remove_condition(updated, cleared)
-
-
-def mark_backup(
-    conditions: Sequence[Condition],
-    status: Status,
-    reason: Reason,
-    message: str,
-    *,
-    generation: int,
-    now: datetime,
-) -> tuple[Condition, ...]:
-    return set_condition(
-        conditions,
-        ConditionType.BACKUP_READY,
-        status,
-        reason,
-        message,
-        generation=generation,
-        now=now,
-    )
 
 
 _ORDER = {kind: index for index, kind in enumerate(ConditionType)}

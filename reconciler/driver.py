@@ -6,7 +6,7 @@ provider; the passphrase reaches the CLI only through the workspace's environmen
 never logged or put into an exception message.
 
 Errors come out as `StackError` with a `FailureKind`, so that the caller can tell a bad
-spec from a transient failure from a stuck stack (ENGINEERING.md section 5). A stack left
+spec from a transient failure from a stuck stack. A stack left
 locked or with pending operations by a crash is recovered here before the next run:
 the DIY lock is cancelled (only one reconciler drives a stack, so a lock found at the
 start of a run is stale), and pending operations are dropped from the checkpoint with an
@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
@@ -33,9 +34,10 @@ from pulumi import automation as auto
 # The Stack constructor's mode, which the package does not re-export.
 from pulumi.automation._stack import StackInitMode
 
+from reconciler.desired import Desired
 from reconciler.engine_events import RunTimings, StepClock
-from reconciler.program import ClusterAccess, Phase, build_program
-from reconciler.spec import Instance
+from reconciler.observation import StackState
+from reconciler.program import ClusterAccess, build_program
 from reconciler.status import ToolchainVersions
 
 log = logging.getLogger(__name__)
@@ -339,14 +341,20 @@ class Driver:
 
     # -- operations ------------------------------------------------------------------------
 
-    def up(self, instance: Instance, phase: Phase) -> RunResult:
-        program = build_program(instance, phase, self.config.cluster)
+    def up(self, desired: Desired, *, refresh: bool = False) -> RunResult:
+        """Applies the desired state; `refresh` reads the live objects first, so that an
+        object deleted outside the operator is created again."""
+        instance = desired.instance
+        program = build_program(desired, self.config.cluster)
         stack = self._stack(instance.namespace, instance.name, program)
+        if refresh:
+            return self._timed_run(stack, "update", partial(stack.up, refresh=True))
         return self._timed_run(stack, "update", stack.up)
 
-    def preview(self, instance: Instance, phase: Phase) -> Plan:
+    def preview(self, desired: Desired) -> Plan:
         """The plan against the current state; creates nothing, not even the stack."""
-        program = build_program(instance, phase, self.config.cluster)
+        instance = desired.instance
+        program = build_program(desired, self.config.cluster)
         steps: list[PlannedStep] = []
 
         def record(event: auto.EngineEvent) -> None:
@@ -403,13 +411,41 @@ class Driver:
         except auto.CommandError as error:
             raise self._failure(stack, error) from None
 
-    def deployed_objects(self, namespace: str, name: str) -> int:
-        """How many Kubernetes objects the stack manages (0 when there is no stack)."""
+    def forget_stack(self, namespace: str, name: str) -> None:
+        """Removes the stack and its state without touching the cluster; a missing stack
+        is fine. For a namespace being deleted, whose objects the namespace takes along."""
         try:
             stack = self._stack(namespace, name, _noop_program, create=False)
-            return deployed_kubernetes_objects(stack.export_stack().deployment)
         except auto.StackNotFoundError:
-            return 0
+            return
+        try:
+            stack.workspace.remove_stack(stack.name, force=True)
+        except auto.StackNotFoundError:
+            return
+        except auto.CommandError as error:
+            raise self._failure(stack, error) from None
+
+    def stack_state(self, namespace: str, name: str, *, definite: bool) -> StackState | None:
+        """Whether the stack exists and how many Kubernetes objects its state holds. Read
+        from the checkpoint file where the backend is a directory (cheap); elsewhere it
+        costs a CLI run, so it is asked only when `definite`, else the answer is None."""
+        stack = stack_name(namespace, name)
+        path = self._checkpoint_file(stack)
+        if path is not None:
+            try:
+                checkpoint = json.loads(path.read_text()).get("checkpoint", {})
+                return StackState(True, deployed_kubernetes_objects(checkpoint.get("latest")))
+            except (OSError, ValueError):
+                pass  # being rewritten, or compressed: ask the CLI
+        elif self._is_directory_backend():
+            return StackState(False, 0)
+        if not definite:
+            return None
+        try:
+            found = self._stack(namespace, name, _noop_program, create=False)
+            return StackState(True, deployed_kubernetes_objects(found.export_stack().deployment))
+        except auto.StackNotFoundError:
+            return StackState(False, 0)
         except auto.CommandError as error:
             raise StackError(classify(str(error)), summarize_error(str(error))) from None
 
@@ -516,10 +552,10 @@ def _run_result(summary: auto.UpdateSummary, timings: RunTimings) -> RunResult:
 
 def update_id(kind: str, version: int | None, start_time: datetime) -> str:
     """The backend's version where it numbers updates; DIY backends report 0, so there the
-    start second identifies the run (a stack runs one operation at a time)."""
+    start time, to the microsecond, identifies the run (a stack runs one at a time)."""
     if version:
         return str(version)
-    return f"{kind}-{int(start_time.timestamp())}"
+    return f"{kind}-{start_time.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}"
 
 
 def _workspace_kwargs(options: auto.LocalWorkspaceOptions) -> dict[str, Any]:

@@ -1,10 +1,10 @@
-"""Carries out one reconcile: observe, `decide`, act through the gateway and the driver,
-report through status, Events, logs and metrics.
+"""Carries out reconciles: observe, `decide`, apply the one action, and again, until the
+decision is to wait, to stall, or that all is done; then report through status, Events,
+logs and metrics.
 
 It holds no Kubernetes or Pulumi client of its own: every effect goes through
-`kube.Gateway` or `driver.Driver`, so it can be read as the sequence of steps.
-The process may die between any two steps; each step is safe to repeat, and the
-finalizer is the last thing removed.
+`kube.Gateway` or `driver.Driver`. The process may die between any two steps; each step
+is safe to repeat, and the object's finalizer is the last thing removed.
 """
 
 from __future__ import annotations
@@ -17,53 +17,75 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from reconciler import live as parse
+from reconciler.actions import (
+    Action,
+    AddFinalizer,
+    Deploy,
+    Destroy,
+    Forget,
+    ForgetStack,
+    JobKind,
+    MarkReady,
+    Notice,
+    PatchVolumes,
+    RecordJob,
+    RecordVolumes,
+    ReleaseClaim,
+    RemoveFinalizer,
+    RemoveStack,
+    Stall,
+    Wait,
+)
 from reconciler.conditions import (
+    Condition,
     ConditionType,
     Reason,
     Status,
     find,
-    mark_backup,
     mark_ready,
     mark_reconciling,
     mark_stalled,
+    set_condition,
 )
 from reconciler.driver import Driver, FailureKind, RunResult, StackError, stack_name
 from reconciler.engine_events import RunTimings
 from reconciler.kube import ApiUnavailable, Conflict, Gateway
 from reconciler.metrics import Metrics
-from reconciler.names import MYSQL_PORT, names_for
-from reconciler.program import Phase
-from reconciler.reconcile import (
-    FINALIZER,
-    Action,
-    AddFinalizer,
-    Deploy,
-    Forget,
-    InSync,
-    Observation,
-    Stall,
-    Teardown,
-    decide,
-    generation_of,
-    is_deleting,
+from reconciler.names import (
+    backup_claim_name,
+    data_claim_name,
+    instance_selector,
+    label_selector,
+    names_for,
+    server_selector,
+    volume_selector,
 )
-from reconciler.spec import Instance, SpecError, parse_instance
+from reconciler.observation import Live, Observation
+from reconciler.policy import generation_of
+from reconciler.reconcile import GatherPlan, decide, gather_plan, identity
 from reconciler.status import (
     Endpoint,
+    JobPhase,
+    JobRecord,
     ToolchainVersions,
     UpdateRecord,
     parse_status,
 )
+from reconciler.teardown import decide_orphans
+from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER, MYSQL_PORT, Stage, VolumeRole
+from reconciler.volumes import VolumePatch
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
-# Adding the finalizer re-reads the object; more passes than this means it keeps changing.
-MAX_PASSES: Final = 3
+# Each pass applies one action; a new instance needs about eight to reach its first wait.
+MAX_PASSES: Final = 16
 
 
 class Outcome(StrEnum):
     DONE = "done"  # converged (or nothing to do): forget the backoff
+    WAIT = "wait"  # something is under way: look again after `requeue_after_s`
     RETRY = "retry"  # try again after a backoff delay
     STALLED = "stalled"  # wait for a change from outside (the next event or resync)
     GONE = "gone"  # the object no longer exists
@@ -75,7 +97,10 @@ class Result:
     action: str
     error_kind: str | None = None
     error: str | None = None  # what failed, for the log (the status and Events have it too)
-    engine_run: RunTimings | None = None  # the engine run this pass made, if it made one
+    engine_run: RunTimings | None = None  # the last engine run this reconcile made
+    engine_runs: int = 0
+    requeue_after_s: float | None = None
+    reason: str | None = None
 
 
 class Executor:
@@ -87,6 +112,7 @@ class Executor:
         metrics: Metrics,
         *,
         cluster_domain: str,
+        fingerprint_key: bytes,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.gateway = gateway
@@ -94,27 +120,28 @@ class Executor:
         self.toolchain = toolchain
         self.metrics = metrics
         self.cluster_domain = cluster_domain
+        self.fingerprint_key = fingerprint_key
         self.now = now
 
     def reconcile(self, key: Key) -> Result:
         started = time.monotonic()
-        action_name = "read"
         try:
             result = self._reconcile(key)
-            action_name = result.action
         except (ApiUnavailable, Conflict) as error:
-            log.warning("retrying", extra=_fields(key, action_name, error=str(error)))
-            result = Result(Outcome.RETRY, action_name, "kubernetes")
+            result = Result(Outcome.RETRY, "kubernetes", "kubernetes", str(error))
         duration = time.monotonic() - started
         self.metrics.reconciles.labels(action=result.action, outcome=result.outcome.value).inc()
         self.metrics.durations.labels(action=result.action).observe(duration)
         if result.error_kind is not None:
             self.metrics.errors.labels(kind=result.error_kind).inc()
-        level = logging.DEBUG if result.action == "in-sync" else logging.INFO
+        quiet = result.outcome in (Outcome.DONE, Outcome.WAIT) and result.engine_runs == 0
+        level = logging.DEBUG if quiet else logging.INFO
         fields = _fields(key, result.action, outcome=result.outcome.value, duration_s=duration)
+        if result.reason is not None:
+            fields["reason"] = result.reason
         if result.engine_run is not None:
-            # The engine's own cost and the readiness awaits inside its resource steps.
             fields.update(
+                engine_runs=result.engine_runs,
                 engine_s=round(result.engine_run.engine_s, 3),
                 resources_s=round(result.engine_run.resources_s, 3),
             )
@@ -124,213 +151,335 @@ class Executor:
         log.log(level, "reconciled", extra=fields)
         return result
 
-    # -- observe and decide ----------------------------------------------------------------
-
     def _reconcile(self, key: Key) -> Result:
+        runs = 0
+        last_run: RunTimings | None = None
         for _ in range(MAX_PASSES):
             obj = self.gateway.get_mysql(*key)
             if obj is None:
-                self.metrics.observe_instance(key, None, None)
-                return Result(Outcome.GONE, "gone")
-            action = decide(self._observe(obj))
-            if isinstance(action, AddFinalizer):
-                self.gateway.set_finalizer(obj, FINALIZER, present=True)
-                continue
-            return _Run(self, key, obj).execute(action)
-        return Result(Outcome.RETRY, "add-finalizer")
+                return self._orphans(key)
+            observation = self._observe(obj)
+            action = decide(observation)
+            step = _Step(self, key, obj, observation)
+            result = step.apply(action)
+            if step.engine_run is not None:
+                runs, last_run = runs + 1, step.engine_run
+            if result is not None:
+                # A reconcile that ran the engine and ended Ready was a deploy.
+                name = "deploy" if runs and result.action == "ready" else result.action
+                return replace(result, action=name, engine_run=last_run, engine_runs=runs)
+        return Result(Outcome.RETRY, "passes", "loop", f"no decision after {MAX_PASSES} passes")
+
+    # -- observe ----------------------------------------------------------------------------
 
     def _observe(self, obj: Mapping[str, Any]) -> Observation:
-        namespace = str(obj["metadata"]["namespace"])
-        name = str(obj["metadata"]["name"])
-        try:
-            instance: Instance | None = parse_instance(obj)
-        except SpecError:
-            instance = None
-        if is_deleting(obj):
-            return Observation(
-                obj,
-                self.toolchain,
-                namespace_terminating=self.gateway.namespace_terminating(namespace),
-                stack_deployed=self._stack_deployed(namespace, name),
-            )
+        namespace, name, _uid = identity(obj)
+        plan = gather_plan(obj)
+        live = self._live(namespace, name, plan)
+        stack = self.driver.stack_state(namespace, name, definite=plan.deleting)
         secret_problem = None
-        if instance is not None and instance.spec.password_secret_ref is not None:
-            ref = instance.spec.password_secret_ref
-            secret_problem = self.gateway.secret_problem(namespace, ref.name, ref.key)
-        return Observation(obj, self.toolchain, secret_problem=secret_problem)
+        if plan.secret is not None:
+            secret_problem = self.gateway.secret_problem(namespace, *plan.secret)
+        return Observation(
+            obj=obj,
+            toolchain=self.toolchain,
+            fingerprint_key=self.fingerprint_key,
+            now=self.now(),
+            stack=stack,
+            live=live,
+            namespace_terminating=plan.deleting and self.gateway.namespace_terminating(namespace),
+            secret_problem=secret_problem,
+        )
 
-    def _stack_deployed(self, namespace: str, name: str) -> bool:
-        try:
-            return self.driver.deployed_objects(namespace, name) > 0
-        except StackError:
-            return True  # unknown counts as deployed: never skip a backup on a guess
+    def _live(self, namespace: str, name: str, plan: GatherPlan | None) -> Live:
+        gateway = self.gateway
+        raw_data = gateway.get_claim(namespace, data_claim_name(name))
+        raw_backup = gateway.get_claim(namespace, backup_claim_name(name))
+        data_claim = parse.claim_state(raw_data) if raw_data is not None else None
+        backup_claim = parse.claim_state(raw_backup) if raw_backup is not None else None
+        live = Live(
+            data_claim=data_claim,
+            backup_claim=backup_claim,
+            data_volume=self._volume(data_claim),
+            backup_volume=self._volume(backup_claim),
+        )
+        if plan is None:
+            return live
+        if plan.adoption_candidates:
+            live = replace(
+                live,
+                retained_data=self._volumes(namespace, name, VolumeRole.DATA),
+                retained_backup=self._volumes(namespace, name, VolumeRole.BACKUP),
+            )
+        pods = gateway.list_pods(namespace, label_selector(server_selector(name)))
+        server = max(
+            pods, key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")), default=None
+        )
+        job = None
+        if plan.job is not None:
+            raw_job = gateway.get_job(namespace, plan.job)
+            if raw_job is not None:
+                job_pods = gateway.list_pods(namespace, f"job-name={plan.job}")
+                job = parse.job_state(raw_job, job_pods)
+        claim_event = None
+        if data_claim is not None and not data_claim.bound:
+            claim_event = parse.newest_event_message(
+                gateway.events_for(namespace, "PersistentVolumeClaim", data_claim.name)
+            )
+        return replace(
+            live,
+            deployment_present=gateway.deployment_exists(namespace, name),
+            server_pod=parse.pod_state(server) if server is not None else None,
+            job=job,
+            claim_event=claim_event,
+            workload_present=plan.deleting
+            and gateway.workload_exists(namespace, instance_selector(name)),
+        )
+
+    def _volume(self, claim: parse.ClaimState | None) -> parse.VolumeState | None:
+        if claim is None or claim.volume is None:
+            return None
+        raw = self.gateway.get_volume(claim.volume)
+        return parse.volume_state(raw) if raw is not None else None
+
+    def _volumes(
+        self, namespace: str, name: str, role: VolumeRole
+    ) -> tuple[parse.VolumeState, ...]:
+        found = self.gateway.list_volumes(volume_selector(namespace, name, role))
+        return tuple(parse.volume_state(raw) for raw in found)
+
+    # -- claims without an object -------------------------------------------------------------
+
+    def _orphans(self, key: Key) -> Result:
+        """The MySQL object is gone; its claims may still need their volumes kept."""
+        self.metrics.observe_instance(key, None, None)
+        namespace, name = key
+        for _ in range(MAX_PASSES):
+            action = decide_orphans(namespace, name, self._live(namespace, name, None), self.now())
+            if action is None:
+                return Result(Outcome.GONE, "gone")
+            if isinstance(action, PatchVolumes):
+                _patch_volumes(self.gateway, action.patches)
+            elif isinstance(action, ReleaseClaim):
+                _release_claim(self.gateway, namespace, action)
+            else:
+                raise AssertionError(f"unexpected action for claims without an instance: {action}")
+        return Result(Outcome.RETRY, "orphans", "loop", f"no decision after {MAX_PASSES} passes")
 
 
-class _Run:
-    """One pass of one action on one object, keeping the status it last wrote."""
+def _patch_volumes(gateway: Gateway, patches: tuple[VolumePatch, ...]) -> None:
+    for patch in patches:
+        gateway.patch_volume(patch.volume, patch.patch)
+        log.info("volume patched", extra={"volume": patch.volume, "why": patch.why})
 
-    def __init__(self, executor: Executor, key: Key, obj: Mapping[str, Any]) -> None:
+
+def _release_claim(gateway: Gateway, namespace: str, action: ReleaseClaim) -> None:
+    """The volume first, then the claim: if the process dies in between, the claim is
+    still there and the step is simply repeated."""
+    if action.volume is not None:
+        _patch_volumes(gateway, (action.volume,))
+    raw = gateway.get_claim(namespace, action.claim.name)
+    if raw is not None:
+        gateway.set_claim_finalizer(raw, CLAIM_FINALIZER, present=False)
+        if not action.keep_claim:
+            gateway.delete_claim(namespace, action.claim.name)
+    if action.delete_volume is not None:
+        gateway.delete_volume(action.delete_volume)
+    log.info(
+        "claim released",
+        extra={"claim": f"{namespace}/{action.claim.name}", "kept": action.keep_claim},
+    )
+
+
+class _Step:
+    """Applies one action to one object; None means "decide again", a Result ends the
+    reconcile."""
+
+    def __init__(
+        self, executor: Executor, key: Key, obj: Mapping[str, Any], observation: Observation
+    ) -> None:
         self.executor = executor
         self.gateway = executor.gateway
         self.driver = executor.driver
         self.key = key
         self.obj = obj
+        self.observation = observation
         self.generation = generation_of(obj)
         self.written = parse_status(obj)
         self.status = self.written
+        self.engine_run: RunTimings | None = None
 
-    def execute(self, action: Action) -> Result:
+    def apply(self, action: Action) -> Result | None:
         if isinstance(action, Forget):
             self.executor.metrics.observe_instance(self.key, None, None)
             return Result(Outcome.DONE, "forget")
-        if isinstance(action, InSync):
-            self._observe_metrics()
-            return Result(Outcome.DONE, "in-sync")
+        if isinstance(action, AddFinalizer):
+            self.gateway.set_finalizer(self.obj, FINALIZER, present=True)
+            return None
         if isinstance(action, Stall):
             self._stall(action.reason, action.message)
-            return Result(Outcome.STALLED, "stall", "stalled")
+            return Result(Outcome.STALLED, "stall", reason=action.reason.value)
+        if isinstance(action, Wait):
+            self._set(mark_reconciling, action.reason, action.message)
+            return Result(
+                Outcome.WAIT,
+                "wait",
+                requeue_after_s=action.requeue_after_s,
+                reason=action.reason.value,
+            )
+        if isinstance(action, RecordVolumes):
+            _patch_volumes(self.gateway, action.adopt)
+            self.status = replace(self.status, volumes=action.volumes)
+            self._write()
+            self._notice(action.notice)
+            return None
+        if isinstance(action, RecordJob):
+            self._record_job(action)
+            return None
         if isinstance(action, Deploy):
-            return self._deploy(action.instance, action.fingerprint)
-        if isinstance(action, Teardown):
-            return self._teardown(action)
+            return self._deploy(action)
+        if isinstance(action, PatchVolumes):
+            _patch_volumes(self.gateway, action.patches)
+            self._notice(action.notice)
+            return None
+        if isinstance(action, MarkReady):
+            self._conditions(
+                mark_ready(
+                    self.status.conditions,
+                    action.message,
+                    generation=self.generation,
+                    now=self.executor.now(),
+                )
+            )
+            self._observe_metrics()
+            return Result(Outcome.DONE, "ready")
+        if isinstance(action, Destroy):
+            return self._destroy()
+        if isinstance(action, ReleaseClaim):
+            _release_claim(self.gateway, self.key[0], action)
+            self._notice(action.notice)
+            return None
+        if isinstance(action, ForgetStack):
+            return self._stack_call(lambda: self.driver.forget_stack(*self.key), "forget-stack")
+        if isinstance(action, RemoveStack):
+            return self._stack_call(lambda: self.driver.remove_stack(*self.key), "remove-stack")
+        if isinstance(action, RemoveFinalizer):
+            self._notice(action.notice)
+            log.info(
+                "finalizer removed",
+                extra={**_fields(self.key, "teardown"), "why": action.notice.message},
+            )
+            self.gateway.set_finalizer(self.obj, FINALIZER, present=False)
+            self.executor.metrics.observe_instance(self.key, None, None)
+            return Result(Outcome.DONE, "teardown")
         raise AssertionError(f"unhandled action {action!r}")
 
-    # -- deploy ----------------------------------------------------------------------------
+    # -- the engine --------------------------------------------------------------------------
 
-    def _deploy(self, instance: Instance, fingerprint: str) -> Result:
-        self._reconciling(Reason.PROCESSING, f"running update for generation {self.generation}")
-        self._event("Updating", f"running the stack update for generation {self.generation}")
+    def _deploy(self, action: Deploy) -> Result | None:
+        desired = action.desired
+        self._set(mark_reconciling, action.reason, action.message)
+        if action.reason in (Reason.STACK_STATE_LOST,) or action.refresh:
+            self._notice(Notice(action.reason.value, action.message, warning=True))
         try:
-            run = self.driver.up(instance, Phase.RUNNING)
+            run = self.driver.up(desired, refresh=action.refresh)
         except StackError as error:
-            return self._failed("deploy", error, Reason.UPDATE_FAILED)
+            return self._failed("deploy", error)
+        self.engine_run = run.timings
+        instance = desired.instance
         names = names_for(instance)
-        endpoint = Endpoint(
-            f"{names.service}.{instance.namespace}.svc.{self.executor.cluster_domain}", MYSQL_PORT
-        )
         self.status = replace(
             self.status,
-            inputs_fingerprint=fingerprint,
+            inputs_fingerprint=action.fingerprint,
             toolchain=self.executor.toolchain,
-            last_update=_record(run, Phase.RUNNING),
-            endpoint=endpoint,
+            last_update=_record(run, desired.stage.value),
+            endpoint=Endpoint(
+                f"{names.service}.{instance.namespace}.svc.{self.executor.cluster_domain}",
+                MYSQL_PORT,
+            ),
             stack=stack_name(instance.namespace, instance.name),
+            served=self.status.served or desired.stage is Stage.SERVING,
         )
-        self._set_conditions(
-            mark_ready(
-                self.status.conditions,
-                f"update {run.update_id} applied generation {self.generation}",
-                generation=self.generation,
-                now=self.executor.now(),
-            )
+        self._write()
+        self._notice(
+            Notice("Updated", f"update {run.update_id} ({desired.stage.value}): {_changes(run)}")
         )
-        self._event("Updated", f"update {run.update_id}: {_changes(run)}")
-        return Result(Outcome.DONE, "deploy", engine_run=run.timings)
-
-    # -- teardown --------------------------------------------------------------------------
-
-    def _teardown(self, action: Teardown) -> Result:
-        self._reconciling(Reason.DELETING, "backing up, then destroying the stack")
-        if action.backup:
-            assert action.instance is not None
-            result = self._backup(action.instance)
-            if result is not None:
-                return result
-        else:
-            self._event("BackupSkipped", "no backup on delete: nothing deployed, or the policy")
-        try:
-            run = self.driver.destroy(action.namespace, action.name)
-            if run is not None:
-                self.status = replace(self.status, last_update=_record(run, Phase.TEARDOWN))
-                self._write()
-                self._event("Destroyed", f"destroy {run.update_id}: {_changes(run)}")
-            self.driver.remove_stack(action.namespace, action.name)
-        except StackError as error:
-            return self._failed("destroy", error, Reason.UPDATE_FAILED)
-        # Last: the object may vanish the moment the finalizer goes. Read it again, since
-        # the status writes above moved its resourceVersion.
-        fresh = self.gateway.get_mysql(*self.key)
-        if fresh is not None:
-            self.gateway.set_finalizer(fresh, FINALIZER, present=False)
-        self.executor.metrics.observe_instance(self.key, None, None)
-        return Result(Outcome.DONE, "teardown")
-
-    def _backup(self, instance: Instance) -> Result | None:
-        """Runs the TEARDOWN `up`; a Result means it failed and the teardown stops."""
-        job = names_for(instance).backup_job
-        self._set_conditions(
-            mark_backup(
-                self.status.conditions,
-                Status.UNKNOWN,
-                Reason.BACKUP_RUNNING,
-                f"backup Job {job} running",
-                generation=self.generation,
-                now=self.executor.now(),
-            )
-        )
-        self._event("BackupStarted", f"backup Job {job} started before anything is deleted")
-        try:
-            run = self.driver.up(instance, Phase.TEARDOWN)
-        except StackError as error:
-            conditions = mark_backup(
-                self.status.conditions,
-                Status.FALSE,
-                Reason.BACKUP_FAILED,
-                error.message,
-                generation=self.generation,
-                now=self.executor.now(),
-            )
-            self._set_conditions(conditions)
-            self._stall(
-                Reason.BACKUP_FAILED,
-                f"backup failed, nothing was deleted; retrying with backoff: {error.message}",
-            )
-            return Result(Outcome.RETRY, "backup", error.kind.value, error.message)
-        self.status = replace(self.status, last_update=_record(run, Phase.TEARDOWN))
-        self._set_conditions(
-            mark_backup(
-                self.status.conditions,
-                Status.TRUE,
-                Reason.BACKUP_SUCCEEDED,
-                f"backup Job {job} completed (update {run.update_id})",
-                generation=self.generation,
-                now=self.executor.now(),
-            )
-        )
-        self._event("BackupSucceeded", f"backup Job {job} completed")
         return None
 
-    # -- reporting -------------------------------------------------------------------------
+    def _destroy(self) -> Result | None:
+        self._set(mark_reconciling, Reason.DELETING, "destroying the stack")
+        try:
+            run = self.driver.destroy(*self.key)
+        except StackError as error:
+            return self._failed("destroy", error)
+        if run is not None:
+            self.engine_run = run.timings
+            self.status = replace(self.status, last_update=_record(run, "destroy"))
+            self._write()
+            self._notice(Notice("Destroyed", f"destroy {run.update_id}: {_changes(run)}"))
+        return None
 
-    def _failed(self, step: str, error: StackError, reason: Reason) -> Result:
+    def _stack_call(self, call: Callable[[], None], step: str) -> Result | None:
+        try:
+            call()
+        except StackError as error:
+            return self._failed(step, error)
+        return None
+
+    def _failed(self, step: str, error: StackError) -> Result:
         if error.kind is FailureKind.SPEC:
             self._stall(Reason.SPEC_INVALID, error.message)
             return Result(Outcome.STALLED, step, error.kind.value, error.message)
         if error.kind is FailureKind.FAILED:
-            self._stall(reason, f"{step} failed; retrying with backoff: {error.message}")
+            self._stall(
+                Reason.UPDATE_FAILED, f"{step} failed; retrying with backoff: {error.message}"
+            )
         else:
-            self._reconciling(Reason.RETRY, f"{step}: {error.kind.value} error: {error.message}")
-            self._event("Retrying", f"{step}: {error.message}", warning=True)
+            self._set(
+                mark_reconciling, Reason.RETRY, f"{step}: {error.kind.value} error: {error.message}"
+            )
         return Result(Outcome.RETRY, step, error.kind.value, error.message)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _record_job(self, action: RecordJob) -> None:
+        record = action.record
+        condition = (
+            ConditionType.RESTORED if action.kind is JobKind.RESTORE else ConditionType.BACKUP_READY
+        )
+        status, reason, message = _job_condition(action.kind, record)
+        if action.kind is JobKind.RESTORE:
+            self.status = replace(self.status, restore=record)
+        else:
+            self.status = replace(self.status, final_backup=record)
+        self._conditions(
+            set_condition(
+                self.status.conditions,
+                condition,
+                status,
+                reason,
+                message,
+                generation=self.generation,
+                now=self.executor.now(),
+            )
+        )
+        self._notice(action.notice)
 
     def _stall(self, reason: Reason, message: str) -> None:
         before = find(self.status.conditions, ConditionType.STALLED)
-        self._set_conditions(
-            mark_stalled(
-                self.status.conditions,
-                reason,
-                message,
-                generation=self.generation,
-                now=self.executor.now(),
-            )
-        )
+        self._set(mark_stalled, reason, message)
         # One Event per new problem, not one per resync.
         if before is None or before.reason is not reason or before.message != message:
-            self._event(reason.value, message, warning=True)
+            self._notice(Notice(reason.value, message, warning=True))
 
-    def _reconciling(self, reason: Reason, message: str) -> None:
-        self._set_conditions(
-            mark_reconciling(
+    def _set(
+        self,
+        mark: Callable[..., tuple[Condition, ...]],
+        reason: Reason,
+        message: str,
+    ) -> None:
+        self._conditions(
+            mark(
                 self.status.conditions,
                 reason,
                 message,
@@ -339,7 +488,7 @@ class _Run:
             )
         )
 
-    def _set_conditions(self, conditions: tuple[Any, ...]) -> None:
+    def _conditions(self, conditions: tuple[Condition, ...]) -> None:
         self.status = replace(
             self.status, conditions=conditions, observed_generation=self.generation
         )
@@ -359,15 +508,41 @@ class _Run:
             ready.reason.value if ready else "None",
         )
 
-    def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
-        self.gateway.post_event(self.obj, warning=warning, reason=reason, message=message)
+    def _notice(self, notice: Notice | None) -> None:
+        if notice is None:
+            return
+        self.gateway.post_event(
+            self.obj, warning=notice.warning, reason=notice.reason, message=notice.message
+        )
+        level = logging.WARNING if notice.warning else logging.INFO
+        log.log(
+            level, notice.message, extra={**_fields(self.key, "event"), "reason": notice.reason}
+        )
 
 
-def _record(run: RunResult, phase: Phase) -> UpdateRecord:
+def _job_condition(kind: JobKind, record: JobRecord) -> tuple[Status, Reason, str]:
+    noun = "restore" if kind is JobKind.RESTORE else "final backup"
+    running, succeeded, failed = (
+        (Reason.RESTORE_RUNNING, Reason.RESTORE_SUCCEEDED, Reason.RESTORE_FAILED)
+        if kind is JobKind.RESTORE
+        else (Reason.BACKUP_RUNNING, Reason.BACKUP_SUCCEEDED, Reason.BACKUP_FAILED)
+    )
+    if record.phase is JobPhase.SUCCEEDED:
+        return Status.TRUE, succeeded, f"{noun} Job {record.job}: {record.message}"
+    if record.phase is JobPhase.RUNNING:
+        return Status.UNKNOWN, running, f"{noun} Job {record.job}, attempt {record.attempt}"
+    return (
+        Status.FALSE,
+        Reason(record.reason) if record.phase is JobPhase.REFUSED and record.reason else failed,
+        f"{noun} attempt {record.attempt} (Job {record.job}) failed: {record.message}",
+    )
+
+
+def _record(run: RunResult, stage: str) -> UpdateRecord:
     return UpdateRecord(
         id=run.update_id,
         kind=run.kind,
-        phase=phase.value,
+        stage=stage,
         result=run.result,
         resource_changes=run.resource_changes,
     )

@@ -1,56 +1,47 @@
-"""A stable hash of everything the stack program renders for one instance and phase.
+"""A stable hash of everything the stack program declares for one `Desired`.
 
-The reconcile step stores it in status and skips `up` when it, the generation and the
-toolchain versions all match (ENGINEERING.md section 3). It covers the instance, the
-phase, the Job scripts and `PROGRAM_REVISION`, which must be bumped whenever
-`reconciler.program` changes what it declares for the same instance.
+The reconciler stores it in status and skips `up` when it, the generation and the
+toolchain versions all match what was last applied. It covers the desired state, the Job
+scripts and `PROGRAM_REVISION`, which must be bumped whenever `manifests.py` or
+`program.py` changes what they declare for the same input.
 
-Status is readable by anyone who can read the object, and a plain hash of inputs that
-include a weak password could be brute-forced offline. The password therefore enters
-the hash only through scrypt, salted with the object's uid.
+Status is readable by anyone who can read the object, so the password enters the hash
+only through an HMAC keyed with a secret of the operator's (derived from its state
+passphrase): without the key, the fingerprint says nothing about the password.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
+import hmac
 import json
 from typing import Final
 
+from reconciler.desired import Desired
 from reconciler.job_scripts import job_scripts
-from reconciler.program import Phase
-from reconciler.spec import Instance
 
-PROGRAM_REVISION: Final = 1
+PROGRAM_REVISION: Final = 2
 FINGERPRINT_PREFIX: Final = "sha256:"
 
 
-def inputs_fingerprint(instance: Instance, phase: Phase) -> str:
-    """`sha256:<hex>`; equal for equal inputs across processes and Python versions."""
-    rendered = dataclasses.asdict(instance)
-    password = instance.spec.password
-    rendered["spec"]["password"] = None if password is None else _slow_digest(password, instance)
+def fingerprint_key(passphrase: str) -> bytes:
+    """The HMAC key, derived from the state passphrase (a domain-separated hash)."""
+    return hashlib.sha256(b"mysql-operator/fingerprint\0" + passphrase.encode()).digest()
+
+
+def inputs_fingerprint(desired: Desired, key: bytes) -> str:
+    """`sha256:<hex>`; equal for equal inputs (and key) across processes."""
+    rendered = dataclasses.asdict(desired)
+    password = desired.instance.spec.password
+    rendered["instance"]["spec"]["password"] = (
+        None if password is None else hmac.new(key, password.encode(), hashlib.sha256).hexdigest()
+    )
     payload = {
         "revision": PROGRAM_REVISION,
-        "phase": phase.value,
-        "instance": rendered,
+        "desired": rendered,
         "scripts": dict(job_scripts()),
     }
     # sort_keys and fixed separators make the encoding canonical; enums encode as values.
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return FINGERPRINT_PREFIX + hashlib.sha256(encoded.encode()).hexdigest()
-
-
-def _slow_digest(password: str, instance: Instance) -> str:
-    return _scrypt_hex(password, instance.uid)
-
-
-# Every resync recomputes the fingerprint of every unchanged object, and one scrypt costs
-# about 64 ms of CPU here (docs/benchmarks.md, no-op cost); the digest of a given
-# password and uid never changes, so it is worked out once per process.
-@functools.lru_cache(maxsize=4096)
-def _scrypt_hex(password: str, salt: str) -> str:
-    # n=2**14, r=8: about 16 MiB and tens of milliseconds.
-    digest = hashlib.scrypt(password.encode(), salt=salt.encode(), n=2**14, r=8, p=1, dklen=32)
-    return digest.hex()

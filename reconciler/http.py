@@ -1,7 +1,8 @@
 """/healthz and /metrics, served from a daemon thread with the standard library's server.
 
-/healthz answers 503 when a watch loop has not heard from the API server for too long
-(it is dead or cannot reconnect), so a liveness probe restarts the reconciler.
+/healthz answers 503, saying why, when a watch loop has not heard from the API server for
+too long (it is dead or cannot reconnect) or a worker is stuck in one reconcile past its
+bound, so that a liveness probe restarts the reconciler.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from reconciler.settings import HttpAddress
 
 
 def serve(
-    address: HttpAddress, healthy: Callable[[], bool], metrics: Metrics
+    address: HttpAddress, healthy: Callable[[], tuple[bool, str]], metrics: Metrics
 ) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/healthz":
-                ok = healthy()
-                self._reply(200 if ok else 503, b"ok\n" if ok else b"watch is not running\n")
+                ok, why = healthy()
+                self._reply(200 if ok else 503, f"{why}\n".encode())
             elif self.path == "/metrics":
                 self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
             else:

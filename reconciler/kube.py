@@ -1,17 +1,18 @@
 """The Kubernetes gateway: the only module that calls the Kubernetes API.
 
-Every effect is idempotent in the crate-operator way (ENGINEERING.md section 6): a 404
-on something we meant to change means it is already gone, a finalizer that is already
-there (or already gone) is not patched again, and a 409 from an optimistic-concurrency
-patch is returned to the caller as a `Conflict` to retry on the next pass.
-Objects come back as plain dicts, exactly as the API server serialized them.
+Every effect is idempotent: a 404 on something we meant to change means it is already
+gone, a finalizer that is already there (or already gone) is not patched again, and a
+409 from an optimistic-concurrency patch is returned to the caller as a `Conflict` to
+retry on the next pass. Objects come back as plain dicts, exactly as the API server
+serialized them (reads skip the client's model classes: they are slow and not needed).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -20,15 +21,15 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
-from reconciler.spec import API_GROUP, KIND
+from reconciler.vocabulary import API_GROUP, KIND, PLURAL
 
 log = logging.getLogger(__name__)
 
 VERSION: Final = "v1"
-PLURAL: Final = "mysqls"
 REPORTING_COMPONENT: Final = "mysql-operator"
 CONNECT_TIMEOUT_S: Final = 10
 REQUEST_TIMEOUT_S: Final = 60
+MERGE_PATCH: Final = "application/merge-patch+json"
 
 
 class Conflict(Exception):
@@ -55,6 +56,16 @@ class Listing:
     resource_version: str
 
 
+class Kind:
+    """The kinds the reconciler lists and watches: its own, and those whose changes
+    wake an instance (its claims, pods and Jobs)."""
+
+    MYSQL = "mysqls"
+    CLAIM = "persistentvolumeclaims"
+    POD = "pods"
+    JOB = "jobs"
+
+
 def load_api_client(kubeconfig: str | None) -> client.ApiClient:
     """From the given kubeconfig, else $KUBECONFIG or ~/.kube/config, else in-cluster."""
     if kubeconfig is None:
@@ -76,56 +87,77 @@ class Gateway:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
 
-    # -- MySQL objects ---------------------------------------------------------------------
+    # -- lists and watches -----------------------------------------------------------------
 
-    def list_mysqls(self, namespace: str | None) -> Listing:
-        try:
+    def _listers(
+        self, kind: str, namespace: str | None
+    ) -> tuple[Callable[..., Any], tuple[str, ...]]:
+        if kind == Kind.MYSQL:
             if namespace is None:
-                raw = self.custom.list_cluster_custom_object(
-                    API_GROUP, VERSION, PLURAL, _request_timeout=REQUEST_TIMEOUT_S
-                )
-            else:
-                raw = self.custom.list_namespaced_custom_object(
-                    API_GROUP, VERSION, namespace, PLURAL, _request_timeout=REQUEST_TIMEOUT_S
-                )
-        except ApiException as error:
-            raise _unavailable(error) from None
-        except TransportError as error:
-            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
-        listing: dict[str, Any] = raw  # type: ignore[assignment]
-        return Listing(tuple(listing.get("items", [])), str(listing["metadata"]["resourceVersion"]))
+                return self.custom.list_cluster_custom_object, (API_GROUP, VERSION, PLURAL)
+            return self.custom.list_namespaced_custom_object, (
+                API_GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+            )
+        namespaced: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+            Kind.CLAIM: (
+                self.core.list_namespaced_persistent_volume_claim,
+                self.core.list_persistent_volume_claim_for_all_namespaces,
+            ),
+            Kind.POD: (self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
+            Kind.JOB: (self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
+        }
+        in_namespace, everywhere = namespaced[kind]
+        return (everywhere, ()) if namespace is None else (in_namespace, (namespace,))
 
-    def watch_mysqls(
-        self, namespace: str | None, resource_version: str, timeout_s: int
+    def list(self, kind: str, namespace: str | None, label_selector: str = "") -> Listing:
+        lister, args = self._listers(kind, namespace)
+        raw = self._raw(
+            lambda: lister(
+                *args,
+                label_selector=label_selector,
+                _request_timeout=REQUEST_TIMEOUT_S,
+                _preload_content=False,
+            )
+        )
+        return Listing(tuple(raw.get("items", [])), str(raw["metadata"]["resourceVersion"]))
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        resource_version: str,
+        timeout_s: int,
+        label_selector: str = "",
     ) -> Iterator[WatchEvent]:
         """Events after `resource_version` until the server ends the watch; raises `Expired`."""
+        lister, args = self._listers(kind, namespace)
         watcher = watch.Watch()  # type: ignore[no-untyped-call]
-        if namespace is None:
-            call: Any = self.custom.list_cluster_custom_object
-            args: tuple[str, ...] = (API_GROUP, VERSION, PLURAL)
-        else:
-            call = self.custom.list_namespaced_custom_object
-            args = (API_GROUP, VERSION, namespace, PLURAL)
         try:
             for event in watcher.stream(  # type: ignore[no-untyped-call]
-                call,
+                lister,
                 *args,
                 resource_version=resource_version,
                 timeout_seconds=timeout_s,
+                label_selector=label_selector,
                 allow_watch_bookmarks=True,
                 # A read timeout beyond the server's, so a dead connection cannot hang us.
                 _request_timeout=(CONNECT_TIMEOUT_S, timeout_s + 30),
             ):
-                kind, obj = event["type"], event["object"]
-                if kind == "ERROR":
+                kind_of_event, obj = event["type"], event.get("raw_object", event["object"])
+                if kind_of_event == "ERROR":
                     if isinstance(obj, Mapping) and obj.get("code") == 410:
                         raise Expired()
                     raise ApiUnavailable(f"watch error: {obj}")
-                if kind == "BOOKMARK":
+                if kind_of_event == "BOOKMARK":
                     continue
-                yield WatchEvent(kind, obj)
+                yield WatchEvent(kind_of_event, obj)
         except ApiException as error:
             if error.status == 410:
                 raise Expired() from None
@@ -135,16 +167,14 @@ class Gateway:
         finally:
             watcher.stop()  # type: ignore[no-untyped-call]
 
+    # -- MySQL objects ---------------------------------------------------------------------
+
     def get_mysql(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-                API_GROUP, VERSION, namespace, PLURAL, name
+        return self._get(
+            lambda: self.custom.get_namespaced_custom_object(
+                API_GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
             )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise _unavailable(error) from None
-        return found
+        )
 
     def set_finalizer(self, obj: Mapping[str, Any], finalizer: str, *, present: bool) -> None:
         """Adds or removes one finalizer; a no-op if it is already so or the object is gone.
@@ -152,34 +182,25 @@ class Gateway:
         The patch carries the resourceVersion that was read, so a concurrent change to the
         finalizer list is a 409 (`Conflict`) rather than a lost update.
         """
-        metadata = obj.get("metadata", {})
-        current = list(metadata.get("finalizers") or [])
-        if (finalizer in current) == present:
-            return
-        wanted = [*current, finalizer] if present else [f for f in current if f != finalizer]
-        body = {"metadata": {"finalizers": wanted, "resourceVersion": metadata["resourceVersion"]}}
         namespace, name = key_of(obj)
-        try:
-            self.custom.patch_namespaced_custom_object(
-                API_GROUP, VERSION, namespace, PLURAL, name, body
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return
-            if error.status == 409:
-                raise Conflict(f"{namespace}/{name} changed while patching finalizers") from None
-            raise _unavailable(error) from None
+        body = _finalizer_patch(obj, finalizer, present=present)
+        if body is None:
+            return
+        self._patch(
+            lambda: self.custom.patch_namespaced_custom_object(
+                API_GROUP, VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH
+            ),
+            f"{namespace}/{name}",
+        )
 
     def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """A merge patch on the status subresource; an object already gone is fine."""
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                API_GROUP, VERSION, namespace, PLURAL, name, dict(patch)
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return
-            raise _unavailable(error) from None
+        self._patch(
+            lambda: self.custom.patch_namespaced_custom_object_status(
+                API_GROUP, VERSION, namespace, PLURAL, name, dict(patch), _content_type=MERGE_PATCH
+            ),
+            f"{namespace}/{name}",
+        )
 
     # -- events ----------------------------------------------------------------------------
 
@@ -211,42 +232,183 @@ class Gateway:
         )
         try:
             self.core.create_namespaced_event(namespace, event)
-        except ApiException as error:
-            log.warning("event %s on %s/%s not posted: %s", reason, namespace, name, error.status)
+        except (ApiException, TransportError) as error:
+            status = getattr(error, "status", "unreachable")
+            log.warning("event %s on %s/%s not posted: %s", reason, namespace, name, status)
+
+    def events_for(self, namespace: str, kind: str, name: str) -> Sequence[Mapping[str, Any]]:
+        raw = self._raw(
+            lambda: self.core.list_namespaced_event(
+                namespace,
+                field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+                _request_timeout=REQUEST_TIMEOUT_S,
+                _preload_content=False,
+            )
+        )
+        return tuple(raw.get("items", []))
+
+    # -- the instance's objects ------------------------------------------------------------
+
+    def get_claim(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._get(
+            lambda: self.core.read_namespaced_persistent_volume_claim(
+                name, namespace, _preload_content=False
+            )
+        )
+
+    def set_claim_finalizer(
+        self, claim: Mapping[str, Any], finalizer: str, *, present: bool
+    ) -> None:
+        namespace, name = key_of(claim)
+        body = _finalizer_patch(claim, finalizer, present=present)
+        if body is None:
+            return
+        self._patch(
+            lambda: self.core.patch_namespaced_persistent_volume_claim(
+                name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False
+            ),
+            f"claim {namespace}/{name}",
+        )
+
+    def delete_claim(self, namespace: str, name: str) -> None:
+        self._delete(lambda: self.core.delete_namespaced_persistent_volume_claim(name, namespace))
+
+    def get_volume(self, name: str) -> Mapping[str, Any] | None:
+        return self._get(lambda: self.core.read_persistent_volume(name, _preload_content=False))
+
+    def list_volumes(self, label_selector: str) -> Sequence[Mapping[str, Any]]:
+        raw = self._raw(
+            lambda: self.core.list_persistent_volume(
+                label_selector=label_selector,
+                _request_timeout=REQUEST_TIMEOUT_S,
+                _preload_content=False,
+            )
+        )
+        return tuple(raw.get("items", []))
+
+    def patch_volume(self, name: str, patch: Mapping[str, Any]) -> None:
+        """A JSON merge patch (None deletes a field, e.g. a claim reference's uid)."""
+        self._patch(
+            lambda: self.core.patch_persistent_volume(
+                name, dict(patch), _content_type=MERGE_PATCH, _preload_content=False
+            ),
+            f"volume {name}",
+        )
+
+    def delete_volume(self, name: str) -> None:
+        self._delete(lambda: self.core.delete_persistent_volume(name))
+
+    def deployment_exists(self, namespace: str, name: str) -> bool:
+        found = self._get(
+            lambda: self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+        )
+        return found is not None
+
+    def workload_exists(self, namespace: str, label_selector: str) -> bool:
+        """Whether any Deployment or Service with these labels exists."""
+        for lister in (self.apps.list_namespaced_deployment, self.core.list_namespaced_service):
+            raw = self._raw(
+                lambda lister=lister: lister(  # type: ignore[misc]
+                    namespace,
+                    label_selector=label_selector,
+                    limit=1,
+                    _request_timeout=REQUEST_TIMEOUT_S,
+                    _preload_content=False,
+                )
+            )
+            if raw.get("items"):
+                return True
+        return False
+
+    def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]:
+        return self.list(Kind.POD, namespace, label_selector).items
+
+    def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._get(
+            lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+        )
 
     # -- other objects ----------------------------------------------------------------------
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """The decoded value, or None if the Secret or the key is missing."""
-        try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise _unavailable(error) from None
-        encoded = (secret.data or {}).get(key)
+        secret = self._get(
+            lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False)
+        )
+        encoded = ((secret or {}).get("data") or {}).get(key)
         return None if encoded is None else base64.b64decode(encoded).decode()
 
     def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
         """Why a password Secret reference cannot be used, or None if it can."""
-        try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return f"spec.passwordSecretRef: Secret {name!r} not found in namespace {namespace}"
-            raise _unavailable(error) from None
-        if key not in (secret.data or {}):
+        secret = self._get(
+            lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False)
+        )
+        if secret is None:
+            return f"spec.passwordSecretRef: Secret {name!r} not found in namespace {namespace}"
+        if key not in (secret.get("data") or {}):
             return f"spec.passwordSecretRef: Secret {name!r} has no key {key!r}"
         return None
 
     def namespace_terminating(self, namespace: str) -> bool:
+        found = self._get(lambda: self.core.read_namespace(namespace, _preload_content=False))
+        if found is None:
+            return True  # gone is as terminating as it gets
+        return (found.get("status") or {}).get("phase") == "Terminating"
+
+    # -- the calls -------------------------------------------------------------------------
+
+    def _get(self, call: Callable[[], Any]) -> dict[str, Any] | None:
+        """A read that returns the response's JSON as a dict, or None where it is 404."""
         try:
-            found = self.core.read_namespace(namespace)
+            response = call()
         except ApiException as error:
             if error.status == 404:
-                return True  # gone is as terminating as it gets
+                return None
             raise _unavailable(error) from None
-        return found.status is not None and found.status.phase == "Terminating"
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+        decoded: dict[str, Any] = json.loads(response.data)
+        return decoded
+
+    def _raw(self, call: Callable[[], Any]) -> dict[str, Any]:
+        """A read that must find something (a list)."""
+        found = self._get(call)
+        if found is None:
+            raise ApiUnavailable("Kubernetes API: 404 Not Found (is the CRD installed?)")
+        return found
+
+    def _patch(self, call: Callable[[], Any], what: str) -> None:
+        try:
+            call()
+        except ApiException as error:
+            if error.status == 404:
+                return
+            if error.status == 409:
+                raise Conflict(f"{what} changed while patching") from None
+            raise _unavailable(error) from None
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+
+    def _delete(self, call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise _unavailable(error) from None
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+
+
+def _finalizer_patch(
+    obj: Mapping[str, Any], finalizer: str, *, present: bool
+) -> dict[str, Any] | None:
+    metadata = obj.get("metadata", {})
+    current = list(metadata.get("finalizers") or [])
+    if (finalizer in current) == present:
+        return None
+    wanted = [*current, finalizer] if present else [f for f in current if f != finalizer]
+    return {"metadata": {"finalizers": wanted, "resourceVersion": metadata["resourceVersion"]}}
 
 
 def _unavailable(error: ApiException) -> ApiUnavailable:

@@ -2,10 +2,9 @@
 
 glibc serves an allocation above its mmap threshold (128 KiB) with mmap and unmaps it on
 free, but when such a block is freed it raises the threshold to that block's size (up to
-32 MiB). After the first scrypt in `reconciler.fingerprint` (a 16 MiB buffer), later ones
-come from the heap of whichever thread runs them and stay resident: about 16 MiB more per
-worker thread for the life of the process, measured in bench (docs/benchmarks*.md).
-Setting the threshold explicitly turns that adjustment off.
+32 MiB). From then on, buffers of that size (a large API response, a checkpoint read)
+come from the heap of whichever thread uses them and stay resident, per worker thread,
+for the life of the process. Setting the threshold explicitly turns that adjustment off.
 """
 
 from __future__ import annotations

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 Key = tuple[str, str]
+
+
+class QueueView(Protocol):
+    def __len__(self) -> int: ...
+
+    def oldest_wait_s(self) -> float: ...
+
+    def delayed(self) -> int: ...
 
 
 @dataclass
@@ -40,8 +49,29 @@ class Metrics:
             ["ready", "reason"],
             registry=self.registry,
         )
+        self.queue_depth = Gauge(
+            "mysql_operator_queue_depth",
+            "Keys waiting for a worker now.",
+            registry=self.registry,
+        )
+        self.queue_oldest = Gauge(
+            "mysql_operator_queue_oldest_wait_seconds",
+            "How long the key that has waited longest for a worker has waited.",
+            registry=self.registry,
+        )
+        self.queue_delayed = Gauge(
+            "mysql_operator_queue_delayed",
+            "Keys waiting out a backoff or a poll delay.",
+            registry=self.registry,
+        )
         self._states: dict[Key, tuple[str, str]] = {}
         self._lock = threading.Lock()
+
+    def watch_queue(self, queue: QueueView) -> None:
+        """Reads the queue's figures whenever /metrics is scraped."""
+        self.queue_depth.set_function(lambda: float(len(queue)))
+        self.queue_oldest.set_function(queue.oldest_wait_s)
+        self.queue_delayed.set_function(lambda: float(queue.delayed()))
 
     def observe_instance(self, key: Key, ready: str | None, reason: str | None) -> None:
         """Records the instance's Ready condition; None forgets a deleted instance."""

@@ -1,9 +1,14 @@
-"""A deduplicating work queue of object keys, after client-go's workqueue.
+"""A deduplicating work queue of object keys, after client-go's workqueue, with two lanes
+and two kinds of delay.
 
 - A key waits in the queue at most once, however often it is added.
 - A key being processed is never handed to a second worker: adding it meanwhile marks it
   dirty, and it is queued again when the first worker calls `done`.
-- `add_after` delays a key (backoff, resync); an earlier plain `add` wins.
+- Urgent keys (a new, edited or deleted object) go before every other key, and end any
+  delay of theirs: an edit may be the fix a failing object waited for.
+- A delayed key is either backing off after a failure or polling while something is
+  under way. A plain `add` (a resync) never ends a delay; `add(wake=True)` (one of the
+  instance's objects changed) ends a poll, but not a backoff.
 - `Backoff` gives each key a capped exponential delay that `forget` resets.
 
 The clock is injected so that the unit tests never sleep.
@@ -14,11 +19,12 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-K = TypeVar("K")
+K = TypeVar("K", bound=Hashable)
 
 Clock = Callable[[], float]
 
@@ -27,39 +33,58 @@ class ShutDown(Exception):
     """The queue was shut down; workers should exit."""
 
 
+_PLAIN, _WAKE, _URGENT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Delay:
+    due: float
+    backoff: bool  # True: after a failure; False: polling
+
+
 @dataclass
 class WorkQueue(Generic[K]):
     clock: Clock = time.monotonic
-    _queue: list[K] = field(default_factory=list)
-    _queued: set[K] = field(default_factory=set)
+    _urgent: deque[K] = field(default_factory=deque)
+    _normal: deque[K] = field(default_factory=deque)
+    _queued_at: dict[K, float] = field(default_factory=dict)  # keys in a lane, and since when
     _processing: set[K] = field(default_factory=set)
-    _dirty: set[K] = field(default_factory=set)
-    _delayed: list[tuple[float, int, K]] = field(default_factory=list)
+    # Keys added while processing, with the strongest way they were added.
+    _dirty: dict[K, int] = field(default_factory=dict)
+    _delays: dict[K, _Delay] = field(default_factory=dict)
+    _heap: list[tuple[float, int, K]] = field(default_factory=list)
     _sequence: int = 0
     _shut_down: bool = False
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, *, urgent: bool = False, wake: bool = False) -> None:
         with self._lock:
             if self._shut_down:
                 return
+            strength = _URGENT if urgent else _WAKE if wake else _PLAIN
             if key in self._processing:
-                self._dirty.add(key)
+                self._dirty[key] = max(self._dirty.get(key, _PLAIN), strength)
                 return
-            if key not in self._queued:
-                self._queued.add(key)
-                self._queue.append(key)
-                self._lock.notify()
+            if not self._ends_delay(key, strength):
+                return  # a resync, or a wake during a backoff, waits its turn
+            self._enqueue(key, urgent)
 
-    def add_after(self, key: K, delay_s: float) -> None:
-        if delay_s <= 0:
-            self.add(key)
-            return
+    def add_after(self, key: K, delay_s: float, *, backoff: bool) -> None:
+        """Queues the key after `delay_s`; the latest delay of a key replaces earlier ones."""
         with self._lock:
             if self._shut_down:
                 return
+            if delay_s <= 0:
+                self._delays.pop(key, None)
+                if key in self._processing:
+                    self._dirty.setdefault(key, _PLAIN)
+                else:
+                    self._enqueue(key, urgent=False)
+                return
+            due = self.clock() + delay_s
+            self._delays[key] = _Delay(due, backoff)
             self._sequence += 1
-            heapq.heappush(self._delayed, (self.clock() + delay_s, self._sequence, key))
+            heapq.heappush(self._heap, (due, self._sequence, key))
             self._lock.notify()
 
     def get(self, timeout_s: float | None = None) -> K | None:
@@ -70,15 +95,16 @@ class WorkQueue(Generic[K]):
                 if self._shut_down:
                     raise ShutDown()
                 self._promote_due()
-                if self._queue:
-                    key = self._queue.pop(0)
-                    self._queued.discard(key)
+                lane = self._urgent or self._normal
+                if lane:
+                    key = lane.popleft()
+                    del self._queued_at[key]
                     self._processing.add(key)
                     return key
                 now = self.clock()
                 if deadline is not None and now >= deadline:
                     return None
-                wait = self._delayed[0][0] - now if self._delayed else None
+                wait = self._heap[0][0] - now if self._heap else None
                 if deadline is not None:
                     wait = deadline - now if wait is None else min(wait, deadline - now)
                 self._lock.wait(timeout=wait)
@@ -87,11 +113,9 @@ class WorkQueue(Generic[K]):
         with self._lock:
             self._processing.discard(key)
             if key in self._dirty:
-                self._dirty.discard(key)
-                if key not in self._queued:
-                    self._queued.add(key)
-                    self._queue.append(key)
-                    self._lock.notify()
+                strength = self._dirty.pop(key)
+                if self._ends_delay(key, strength):
+                    self._enqueue(key, urgent=strength == _URGENT)
 
     def shut_down(self) -> None:
         with self._lock:
@@ -100,21 +124,51 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._queue)
+            return len(self._queued_at)
 
-    def pending_delayed(self) -> int:
+    def oldest_wait_s(self) -> float:
+        """How long the longest-waiting queued key has waited (0 when none)."""
         with self._lock:
-            return len(self._delayed)
+            if not self._queued_at:
+                return 0.0
+            return max(0.0, self.clock() - min(self._queued_at.values()))
+
+    def delayed(self) -> int:
+        with self._lock:
+            return len(self._delays)
+
+    def _ends_delay(self, key: K, strength: int) -> bool:
+        """Whether an add of this strength may queue the key now (ending its delay)."""
+        delay = self._delays.get(key)
+        if delay is None:
+            return True
+        if strength == _URGENT or (strength == _WAKE and not delay.backoff):
+            del self._delays[key]
+            return True
+        return False
+
+    def _enqueue(self, key: K, urgent: bool) -> None:
+        if key in self._queued_at:
+            if urgent and key in self._normal:
+                self._normal.remove(key)
+                self._urgent.append(key)
+            return
+        self._queued_at[key] = self.clock()
+        (self._urgent if urgent else self._normal).append(key)
+        self._lock.notify()
 
     def _promote_due(self) -> None:
         now = self.clock()
-        while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
+        while self._heap and self._heap[0][0] <= now:
+            due, _, key = heapq.heappop(self._heap)
+            delay = self._delays.get(key)
+            if delay is None or delay.due != due:
+                continue  # replaced by a later delay, or ended by an add
+            del self._delays[key]
             if key in self._processing:
-                self._dirty.add(key)
-            elif key not in self._queued:
-                self._queued.add(key)
-                self._queue.append(key)
+                self._dirty.setdefault(key, _PLAIN)
+            else:
+                self._enqueue(key, urgent=False)
 
 
 @dataclass

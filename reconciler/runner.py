@@ -1,9 +1,9 @@
 """`reconciler run`: wires the watch loops, the work queue, N workers and the HTTP server.
 
-Exactly one reconciler may run against a state backend at a time: two would drive the
-same stacks concurrently (ENGINEERING.md section 12). In a cluster, run it as a
-Deployment with one replica and the Recreate strategy. On one machine, a lock file in the
-state directory makes a second reconciler on the same directory refuse to start.
+Exactly one reconciler may drive a state backend at a time: two would run the same
+stacks concurrently. In a cluster, run it as a Deployment with one replica and the
+Recreate strategy. On one machine, a lock file in the state directory makes a second
+reconciler on the same directory refuse to start.
 """
 
 from __future__ import annotations
@@ -13,27 +13,32 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Final, TextIO
 
 from reconciler.driver import Driver, DriverConfig
 from reconciler.executor import Executor, Outcome
+from reconciler.fingerprint import fingerprint_key
 from reconciler.http import serve
-from reconciler.kube import Gateway, load_api_client
+from reconciler.kube import Gateway, Kind, load_api_client
 from reconciler.memory import pin_mmap_threshold
 from reconciler.metrics import Metrics
 from reconciler.program import ClusterAccess
 from reconciler.queue import Backoff, ShutDown, WorkQueue
 from reconciler.settings import Settings, SettingsError
-from reconciler.watch import Health, Key, WatchLoop
+from reconciler.watch import OWNED_SELECTOR, Health, Key, WatchLoop
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE: Final = ".reconciler.lock"
 WORK_DIR: Final = "workspace"
+# Owned objects only wake instances; their loops re-list rarely.
+OWNED_RESYNC_S: Final = 3600.0
 
 
 class AlreadyRunning(Exception):
@@ -79,14 +84,14 @@ def resolve_passphrase(settings: Settings, gateway: Gateway) -> str:
     return value
 
 
-def make_driver(settings: Settings, gateway: Gateway) -> Driver:
+def make_driver(settings: Settings, passphrase: str) -> Driver:
     return Driver(
         DriverConfig(
             project_name=settings.project_name,
             backend_url=settings.backend_url,
             work_dir=settings.state_dir / WORK_DIR,
             cluster=ClusterAccess(kubeconfig=_kubeconfig_path(settings)),
-            passphrase=resolve_passphrase(settings, gateway),
+            passphrase=passphrase,
         )
     )
 
@@ -96,34 +101,67 @@ def _kubeconfig_path(settings: Settings) -> str | None:
     return settings.kubeconfig or os.environ.get("KUBECONFIG") or None
 
 
+@dataclass
+class Workers:
+    """What each worker runs now and since when, for /healthz and the logs."""
+
+    stuck_after_s: float
+    _running: dict[str, tuple[Key, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def started(self, worker: str, key: Key) -> None:
+        with self._lock:
+            self._running[worker] = (key, time.monotonic())
+
+    def finished(self, worker: str) -> None:
+        with self._lock:
+            self._running.pop(worker, None)
+
+    def stuck(self) -> list[tuple[str, Key, float]]:
+        now = time.monotonic()
+        with self._lock:
+            return [
+                (worker, key, now - since)
+                for worker, (key, since) in self._running.items()
+                if now - since > self.stuck_after_s
+            ]
+
+
 def run(settings: Settings) -> int:
     if not pin_mmap_threshold():
         log.info("no glibc mallopt: large buffers may stay resident", extra={"phase": "start"})
     with single_instance(settings.state_dir):
         gateway = Gateway(load_api_client(settings.kubeconfig))
-        driver = make_driver(settings, gateway)
+        passphrase = resolve_passphrase(settings, gateway)
+        driver = make_driver(settings, passphrase)
         toolchain = driver.toolchain_versions()
         log.info("starting", extra={"phase": "start", "toolchain": toolchain.to_dict()})
         metrics = Metrics()
         executor = Executor(
-            gateway, driver, toolchain, metrics, cluster_domain=settings.cluster_domain
+            gateway,
+            driver,
+            toolchain,
+            metrics,
+            cluster_domain=settings.cluster_domain,
+            fingerprint_key=fingerprint_key(passphrase),
         )
         queue: WorkQueue[Key] = WorkQueue()
         backoff: Backoff[Key] = Backoff(settings.backoff_base_s, settings.backoff_max_s)
         health = Health(stale_after_s=2 * settings.watch_timeout_s + 60)
-        loops = [
-            WatchLoop(
-                gateway,
-                queue,
-                health,
-                namespace=namespace,
-                resync_period_s=settings.resync_period_s,
-                watch_timeout_s=settings.watch_timeout_s,
-                backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s),
-            )
-            for namespace in (settings.namespaces or (None,))
-        ]
-        server = serve(settings.http_address, health.healthy, metrics)
+        workers_state = Workers(settings.stuck_after_s)
+        metrics.watch_queue(queue)
+        loops = _watch_loops(settings, gateway, queue, health)
+
+        def healthy() -> tuple[bool, str]:
+            stale, stuck = health.stale_loops(), workers_state.stuck()
+            if not health.healthy():
+                return False, f"watch loops not running: {', '.join(stale) or 'none started'}"
+            if stuck:
+                worker, key, seconds = stuck[0]
+                return False, f"{worker} stuck on {key[0]}/{key[1]} for {seconds:.0f}s"
+            return True, "ok"
+
+        server = serve(settings.http_address, healthy, metrics)
         stopping = threading.Event()
 
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -140,7 +178,10 @@ def run(settings: Settings) -> int:
             threading.Thread(target=loop.run, name=loop.name, daemon=True).start()
         workers = [
             threading.Thread(
-                target=_work, args=(queue, executor, backoff), name=f"worker-{index}", daemon=True
+                target=_work,
+                args=(queue, executor, backoff, workers_state, f"worker-{index}"),
+                name=f"worker-{index}",
+                daemon=True,
             )
             for index in range(settings.workers)
         ]
@@ -154,7 +195,40 @@ def run(settings: Settings) -> int:
         return 0
 
 
-def _work(queue: WorkQueue[Key], executor: Executor, backoff: Backoff[Key]) -> None:
+def _watch_loops(
+    settings: Settings, gateway: Gateway, queue: WorkQueue[Key], health: Health
+) -> list[WatchLoop]:
+    loops = []
+    for namespace in settings.namespaces or (None,):
+        for kind, selector, resync in (
+            (Kind.MYSQL, settings.label_selector, settings.resync_period_s),
+            (Kind.CLAIM, OWNED_SELECTOR, OWNED_RESYNC_S),
+            (Kind.POD, OWNED_SELECTOR, OWNED_RESYNC_S),
+            (Kind.JOB, OWNED_SELECTOR, OWNED_RESYNC_S),
+        ):
+            loops.append(
+                WatchLoop(
+                    gateway,
+                    queue,
+                    health,
+                    namespace=namespace,
+                    resync_period_s=resync,
+                    watch_timeout_s=settings.watch_timeout_s,
+                    backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s),
+                    kind=kind,
+                    label_selector=selector,
+                )
+            )
+    return loops
+
+
+def _work(
+    queue: WorkQueue[Key],
+    executor: Executor,
+    backoff: Backoff[Key],
+    workers: Workers,
+    name: str,
+) -> None:
     while True:
         try:
             key = queue.get()
@@ -162,15 +236,19 @@ def _work(queue: WorkQueue[Key], executor: Executor, backoff: Backoff[Key]) -> N
             return
         if key is None:
             continue
+        workers.started(name, key)
         try:
             result = executor.reconcile(key)
             if result.outcome is Outcome.RETRY:
-                queue.add_after(key, backoff.next_delay(key))
+                queue.add_after(key, backoff.next_delay(key), backoff=True)
             else:
                 backoff.forget(key)
+                if result.outcome is Outcome.WAIT and result.requeue_after_s is not None:
+                    queue.add_after(key, result.requeue_after_s, backoff=False)
         except Exception:
             # A bug must not kill the worker; the key is retried with backoff.
             log.exception("reconcile crashed", extra={"instance": f"{key[0]}/{key[1]}"})
-            queue.add_after(key, backoff.next_delay(key))
+            queue.add_after(key, backoff.next_delay(key), backoff=True)
         finally:
+            workers.finished(name)
             queue.done(key)

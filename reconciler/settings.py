@@ -25,6 +25,7 @@ DEFAULT_RESYNC_S: Final = 300.0
 DEFAULT_HTTP_ADDRESS: Final = "127.0.0.1:8080"
 DEFAULT_PROJECT: Final = "mysql-operator"
 DEFAULT_CLUSTER_DOMAIN: Final = "cluster.local"
+DEFAULT_STUCK_AFTER_S: Final = 900.0
 MAX_WORKERS: Final = 64
 
 
@@ -76,6 +77,9 @@ class Settings:
     http_address: HttpAddress
     kubeconfig: str | None  # None: $KUBECONFIG, ~/.kube/config, or in-cluster
     log_level: LogLevel
+    label_selector: str = ""  # only MySQL objects with these labels (a Kubernetes selector)
+    # A reconcile running longer than this is stuck: /healthz fails, so it is restarted.
+    stuck_after_s: float = DEFAULT_STUCK_AFTER_S
     project_name: str = DEFAULT_PROJECT
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     backoff_base_s: float = 2.0
@@ -116,6 +120,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-address", help="host:port for /healthz and /metrics")
     parser.add_argument("--kubeconfig", help="kubeconfig path; default $KUBECONFIG or in-cluster")
     parser.add_argument("--log-level", choices=[level.value for level in LogLevel])
+    parser.add_argument(
+        "--label-selector",
+        help="reconcile only MySQL objects matching this label selector (e.g. to shard)",
+    )
+    parser.add_argument(
+        "--stuck-after",
+        help=f"seconds after which a running reconcile counts as stuck for /healthz "
+        f"(default {DEFAULT_STUCK_AFTER_S:.0f})",
+    )
 
 
 def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -159,6 +172,14 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         http_address=_http_address(pick(args.http_address, "HTTP_ADDRESS") or DEFAULT_HTTP_ADDRESS),
         kubeconfig=pick(args.kubeconfig, "KUBECONFIG"),
         log_level=log_level,
+        label_selector=(
+            pick(getattr(args, "label_selector", None), "LABEL_SELECTOR") or ""
+        ).strip(),
+        stuck_after_s=_positive_float(
+            pick(getattr(args, "stuck_after", None), "STUCK_AFTER"),
+            "--stuck-after",
+            DEFAULT_STUCK_AFTER_S,
+        ),
     )
 
 

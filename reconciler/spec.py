@@ -17,9 +17,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Final
 
-API_GROUP: Final = "otus.homework"
-API_VERSION: Final = f"{API_GROUP}/v1"
-KIND: Final = "MySQL"
+from reconciler.vocabulary import API_VERSION
 
 # Names become Service names (DNS-1035 labels) and prefixes of Job names, whose pods carry
 # a `job-name` label of at most 63 characters: 40 + len("-restore-") + 8 hex digits fits.
@@ -35,7 +33,10 @@ QUANTITY_PATTERN: Final = (
 # character may not be `-` because the scripts pass the name to mysqldump as an argument.
 DATABASE_PATTERN: Final = r"^[A-Za-z0-9_$][A-Za-z0-9_$-]*$"
 MAX_DATABASE_LENGTH: Final = 64
-SYSTEM_SCHEMAS: Final = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+# `mysql_operator` holds the operator's record of where the data came from (restore.sh).
+SYSTEM_SCHEMAS: Final = frozenset(
+    {"mysql", "information_schema", "performance_schema", "sys", "mysql_operator"}
+)
 IMAGE_PATTERN: Final = r"^\S+$"
 STORAGE_CLASS_PATTERN: Final = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
 SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 (a pattern)
@@ -44,6 +45,14 @@ MAX_BACKUPS_KEPT: Final = 1000
 
 DEFAULT_PASSWORD_KEY: Final = "password"  # noqa: S105 (a key name, not a password)
 DEFAULT_BACKUPS_KEPT: Final = 5
+DEFAULT_IDLE_TIMEOUT_S: Final = 600
+MIN_IDLE_TIMEOUT_S: Final = 30
+MIN_DEADLINE_S: Final = 300
+MAX_SECONDS: Final = 2**31 - 1
+# A backup or restore Job's deadline unless the spec sets one: an hour, plus half an hour
+# per GiB of data storage. A stalled dump is caught sooner by the idle timeout.
+BASE_DEADLINE_S: Final = 3600
+DEADLINE_S_PER_GIB: Final = 1800
 
 
 class SpecError(ValueError):
@@ -53,6 +62,13 @@ class SpecError(ValueError):
         super().__init__(f"{field_path}: {problem}")
         self.field_path = field_path
         self.problem = problem
+
+
+class BackupScope(StrEnum):
+    """What a dump holds."""
+
+    DATABASE = "database"  # spec.database only
+    ALL = "all"  # every schema, with users and grants
 
 
 class DeletionPolicy(StrEnum):
@@ -88,6 +104,9 @@ class BackupSpec:
     host_path: str | None = None
     on_delete: bool = True
     keep: int = DEFAULT_BACKUPS_KEPT
+    scope: BackupScope = BackupScope.DATABASE
+    deadline_seconds: int | None = None  # None: scales with the data storage's size
+    idle_timeout_seconds: int = DEFAULT_IDLE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,14 @@ class MySQLSpec:
     @property
     def backs_up_on_delete(self) -> bool:
         return self.backup.on_delete and self.deletion_policy is not DeletionPolicy.DELETE
+
+    @property
+    def job_deadline_seconds(self) -> int:
+        """How long a backup or restore Job may run in all."""
+        if self.backup.deadline_seconds is not None:
+            return self.backup.deadline_seconds
+        gibibytes = -(-quantity_bytes(self.storage_size) // 2**30)  # rounded up
+        return min(MAX_SECONDS, BASE_DEADLINE_S + DEADLINE_S_PER_GIB * gibibytes)
 
 
 @dataclass(frozen=True)
@@ -234,7 +261,16 @@ def _amounts(raw: object, path: str) -> ResourceAmounts:
 
 
 BACKUP_FIELDS: Final = frozenset(
-    {"storage_size", "storage_class", "host_path", "on_delete", "keep"}
+    {
+        "storage_size",
+        "storage_class",
+        "host_path",
+        "on_delete",
+        "keep",
+        "scope",
+        "deadline_seconds",
+        "idle_timeout_seconds",
+    }
 )
 
 
@@ -252,13 +288,33 @@ def _backup(raw: object, *, default_size: str) -> BackupSpec:
     if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= MAX_BACKUPS_KEPT:
         raise SpecError(f"{path}.keep", f"must be an integer from 1 to {MAX_BACKUPS_KEPT}")
     size = _optional_quantity(backup, "storage_size", path)
+    scope_text = backup.get("scope", BackupScope.DATABASE.value)
+    scopes = {scope.value: scope for scope in BackupScope}
+    if scope_text not in scopes:
+        raise SpecError(f"{path}.scope", f"must be one of {', '.join(scopes)}; got {scope_text!r}")
+    deadline = _optional_int(backup, "deadline_seconds", path, MIN_DEADLINE_S, MAX_SECONDS)
+    idle = _optional_int(backup, "idle_timeout_seconds", path, MIN_IDLE_TIMEOUT_S, MAX_SECONDS)
     return BackupSpec(
         storage_size=size if size is not None else default_size,
         storage_class=_optional_storage_class(backup, path),
         host_path=_optional_host_path(backup, path),
         on_delete=on_delete,
         keep=keep,
+        scope=scopes[str(scope_text)],
+        deadline_seconds=deadline,
+        idle_timeout_seconds=idle if idle is not None else DEFAULT_IDLE_TIMEOUT_S,
     )
+
+
+def _optional_int(
+    parent: Mapping[str, object], key: str, path: str, low: int, high: int
+) -> int | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SpecError(f"{path}.{key}", f"must be an integer from {low} to {high}")
+    return value
 
 
 def _deletion_policy(spec: Mapping[str, object]) -> DeletionPolicy:
@@ -309,6 +365,39 @@ def _optional_quantity(parent: Mapping[str, object], key: str, path: str) -> str
     if not isinstance(raw, str) or not re.fullmatch(QUANTITY_PATTERN, raw) or _is_zero(raw):
         raise SpecError(f"{path}.{key}", f"must be a positive quantity such as 1Gi; got {raw!r}")
     return raw
+
+
+_SUFFIXES: Final[dict[str, int | Decimal]] = {
+    "": 1,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+}
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A valid Kubernetes quantity (QUANTITY_PATTERN) in whole units, rounded up."""
+    match = re.fullmatch(r"([0-9.]+)(.*)", quantity)
+    if match is None:
+        raise ValueError(f"not a quantity: {quantity!r}")
+    number, suffix = Decimal(match[1]), match[2]
+    if suffix in _SUFFIXES:
+        value = number * Decimal(_SUFFIXES[suffix])
+    else:  # a decimal exponent: e3, E+6
+        value = number * Decimal(10) ** Decimal(suffix[1:])
+    return int(-(-value // 1))
 
 
 def _is_zero(quantity: str) -> bool:

@@ -3,13 +3,16 @@
 Pure: `parse_status` reads it from the object, `InstanceStatus.to_patch` renders a JSON
 merge patch for the status subresource. Besides the conditions it records what the synced
 check compares (observedGeneration, the inputs fingerprint, the toolchain versions), the
-last stack update and the connection endpoint.
+last stack update, the connection endpoint, and what this lifetime of the instance has
+been through: its volumes, its restore, whether it served clients, its final backup.
+Those records are what the reconciler resumes from after a crash.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from reconciler.conditions import Condition, parse_conditions
@@ -46,7 +49,7 @@ class UpdateRecord:
 
     id: str  # the stack's update version in the backend
     kind: str  # update or destroy
-    phase: str  # running or teardown
+    stage: str  # what the program declared (vocabulary.Stage), or "destroy"
     result: str  # succeeded or failed
     resource_changes: Mapping[str, int] = field(default_factory=dict)
 
@@ -54,7 +57,7 @@ class UpdateRecord:
         return {
             "id": self.id,
             "kind": self.kind,
-            "phase": self.phase,
+            "stage": self.stage,
             "result": self.result,
             "resourceChanges": dict(self.resource_changes),
         }
@@ -67,7 +70,7 @@ class UpdateRecord:
         return UpdateRecord(
             id=str(raw.get("id", "")),
             kind=str(raw.get("kind", "")),
-            phase=str(raw.get("phase", "")),
+            stage=str(raw.get("stage", raw.get("phase", ""))),
             result=str(raw.get("result", "")),
             resource_changes={str(k): int(v) for k, v in changes.items()}
             if isinstance(changes, Mapping)
@@ -84,6 +87,142 @@ class Endpoint:
         return {"host": self.host, "port": self.port}
 
 
+class JobPhase(StrEnum):
+    RUNNING = "Running"  # the attempt's Job is declared (or about to be)
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"  # this attempt failed; the next one waits for its backoff
+    REFUSED = "Refused"  # failed in a way retrying cannot fix; a person must act
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A Job this lifetime needs to succeed (the restore, or the final backup): which
+    attempt, its Job, how it ended, and the script's one-line result."""
+
+    attempt: int = 1
+    job: str | None = None
+    phase: JobPhase = JobPhase.RUNNING
+    message: str | None = None
+    reason: str | None = None  # why it failed or was refused (a conditions.Reason value)
+    failed_at: str | None = None  # RFC 3339; the retry backoff counts from here
+    retry_token: str | None = None  # the retry annotation's value this record honoured
+
+    @property
+    def result(self) -> dict[str, str]:
+        """`key=value` fields of the script's result line (dump, sequence, sha256...)."""
+        fields: dict[str, str] = {}
+        for word in (self.message or "").split():
+            key, sep, value = word.partition("=")
+            if sep:
+                fields[key] = value
+        return fields
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "job": self.job,
+            "phase": self.phase.value,
+            "message": self.message,
+            "reason": self.reason,
+            "failedAt": self.failed_at,
+            "retryToken": self.retry_token,
+        }
+
+    @staticmethod
+    def from_dict(raw: object) -> JobRecord | None:
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            phase = JobPhase(str(raw.get("phase")))
+        except ValueError:
+            return None
+        attempt = raw.get("attempt")
+        return JobRecord(
+            attempt=attempt if isinstance(attempt, int) and attempt > 0 else 1,
+            job=_optional_str(raw.get("job")),
+            phase=phase,
+            message=_optional_str(raw.get("message")),
+            reason=_optional_str(raw.get("reason")),
+            failed_at=_optional_str(raw.get("failedAt")),
+            retry_token=_optional_str(raw.get("retryToken")),
+        )
+
+
+@dataclass(frozen=True)
+class VolumeRecord:
+    """How one claim of this lifetime found its volume, decided once, before the first
+    `up`, and declared the same way ever after (a claim's binding is immutable)."""
+
+    claim: str
+    adopted_volume: str | None = None  # a volume an earlier lifetime left behind
+    storage_class: str | None = None  # the adopted volume's class
+    size: str | None = None  # the adopted volume's capacity
+    adopted_from: str | None = None  # the uid of the lifetime that left it
+    preexisting: bool = False  # the claim itself outlived the earlier lifetime
+
+    @property
+    def carries_data(self) -> bool:
+        """The volume may hold data from before this lifetime."""
+        return self.adopted_volume is not None or self.preexisting
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim,
+            "adoptedVolume": self.adopted_volume,
+            "storageClass": self.storage_class,
+            "size": self.size,
+            "adoptedFrom": self.adopted_from,
+            "preexisting": self.preexisting,
+        }
+
+    @staticmethod
+    def from_dict(raw: object) -> VolumeRecord | None:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("claim"), str):
+            return None
+        return VolumeRecord(
+            claim=str(raw["claim"]),
+            adopted_volume=_optional_str(raw.get("adoptedVolume")),
+            storage_class=_optional_str(raw.get("storageClass")),
+            size=_optional_str(raw.get("size")),
+            adopted_from=_optional_str(raw.get("adoptedFrom")),
+            preexisting=raw.get("preexisting") is True,
+        )
+
+
+@dataclass(frozen=True)
+class Volumes:
+    data: VolumeRecord
+    backup: VolumeRecord
+    # The spec's storage fields when the claims were first declared: they cannot change.
+    storage_fields: Mapping[str, str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data.to_dict(),
+            "backup": self.backup.to_dict(),
+            "storageFields": dict(self.storage_fields),
+        }
+
+    @staticmethod
+    def from_dict(raw: object) -> Volumes | None:
+        if not isinstance(raw, Mapping):
+            return None
+        data, backup = (
+            VolumeRecord.from_dict(raw.get("data")),
+            VolumeRecord.from_dict(raw.get("backup")),
+        )
+        if data is None or backup is None:
+            return None
+        fields = raw.get("storageFields")
+        return Volumes(
+            data=data,
+            backup=backup,
+            storage_fields={str(k): _optional_str(v) for k, v in fields.items()}
+            if isinstance(fields, Mapping)
+            else {},
+        )
+
+
 @dataclass(frozen=True)
 class InstanceStatus:
     observed_generation: int | None = None
@@ -93,6 +232,10 @@ class InstanceStatus:
     last_update: UpdateRecord | None = None
     endpoint: Endpoint | None = None
     stack: str | None = None
+    volumes: Volumes | None = None
+    restore: JobRecord | None = None
+    served: bool = False  # the client Service has selected the server in this lifetime
+    final_backup: JobRecord | None = None
 
     def to_patch(self) -> dict[str, Any]:
         """A merge patch body for the status subresource; None removes a field."""
@@ -105,6 +248,10 @@ class InstanceStatus:
                 "lastUpdate": self.last_update.to_dict() if self.last_update else None,
                 "endpoint": self.endpoint.to_dict() if self.endpoint else None,
                 "stack": self.stack,
+                "volumes": self.volumes.to_dict() if self.volumes else None,
+                "restore": self.restore.to_dict() if self.restore else None,
+                "served": self.served,
+                "finalBackup": self.final_backup.to_dict() if self.final_backup else None,
             }
         }
 
@@ -115,16 +262,22 @@ def parse_status(obj: Mapping[str, Any]) -> InstanceStatus:
         return InstanceStatus()
     generation = raw.get("observedGeneration")
     endpoint = raw.get("endpoint")
-    fingerprint = raw.get("inputsFingerprint")
-    stack = raw.get("stack")
     return InstanceStatus(
         observed_generation=generation if isinstance(generation, int) else None,
         conditions=parse_conditions(raw.get("conditions")),
-        inputs_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+        inputs_fingerprint=_optional_str(raw.get("inputsFingerprint")),
         toolchain=ToolchainVersions.from_dict(raw.get("toolchain")),
         last_update=UpdateRecord.from_dict(raw.get("lastUpdate")),
         endpoint=Endpoint(str(endpoint.get("host")), int(endpoint.get("port", 0)))
         if isinstance(endpoint, Mapping)
         else None,
-        stack=stack if isinstance(stack, str) else None,
+        stack=_optional_str(raw.get("stack")),
+        volumes=Volumes.from_dict(raw.get("volumes")),
+        restore=JobRecord.from_dict(raw.get("restore")),
+        served=raw.get("served") is True,
+        final_backup=JobRecord.from_dict(raw.get("finalBackup")),
     )
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,14 +1,16 @@
 """Level-triggered feeding of the work queue: list, then watch from the list's
 resourceVersion, and list again on 410 Gone and every resync period.
 
-Every list enqueues every key, so objects that existed before the reconciler started are
-reconciled exactly like new ones, and a missed event costs at most one resync period.
-A MODIFIED event that changes only the status is dropped: the reconciler's own status
-writes must not requeue the key, or a failing object would be retried at once instead of
-after its backoff. The queue holds keys only: the worker reads the object fresh, so
-nothing here caches objects (only each key's `intent`).
+Two kinds of loops feed it. The MySQL loop enqueues every object on every list, so
+objects that existed before the reconciler started are reconciled like new ones and a
+missed event costs at most one resync period; a MODIFIED event that changes only the
+status is dropped, so the reconciler's own status writes never requeue a key. Loops over
+the instance's claims, pods and Jobs only wake the instance they belong to (its labels
+name it) when one of them changes, so a Job that completes or a claim that binds is
+noticed at once instead of at the next poll. The queue holds keys only: the worker reads
+the objects fresh, so nothing here caches objects (only each MySQL object's `intent`).
 A watch that fails reconnects with capped exponential backoff, reset by every successful
-list; `Health` records whether the loop is alive, which /healthz reports.
+list; `Health` records whether each loop is alive, which /healthz reports.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.kube import ApiUnavailable, Expired, Gateway, key_of
+from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, key_of
 from reconciler.queue import Backoff, WorkQueue
+from reconciler.vocabulary import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 
 
 @dataclass
@@ -47,12 +51,17 @@ class Health:
     def register(self, loop: str) -> None:
         self.beat(loop)
 
-    def healthy(self) -> bool:
+    def stale_loops(self) -> list[str]:
         now = time.monotonic()
         with self._lock:
-            return bool(self._last_ok) and all(
-                now - last <= self.stale_after_s for last in self._last_ok.values()
+            return sorted(
+                loop for loop, last in self._last_ok.items() if now - last > self.stale_after_s
             )
+
+    def healthy(self) -> bool:
+        with self._lock:
+            registered = bool(self._last_ok)
+        return registered and not self.stale_loops()
 
 
 # What a user or the API server changes on the object, as opposed to its status: the
@@ -77,8 +86,18 @@ def worth_queueing(event_type: str, obj: Mapping[str, Any], last: Intent | None)
     return event_type != "MODIFIED" or last is None or intent(obj) != last
 
 
+def instance_key(obj: Mapping[str, Any]) -> Key | None:
+    """The instance an owned object belongs to, from its labels."""
+    metadata = obj.get("metadata", {})
+    name = (metadata.get("labels") or {}).get(LABEL_INSTANCE)
+    namespace = metadata.get("namespace")
+    if not isinstance(name, str) or not isinstance(namespace, str):
+        return None
+    return namespace, name
+
+
 class WatchLoop:
-    """One list+watch loop over one namespace, or all of them (`namespace=None`)."""
+    """One list+watch loop over one kind in one namespace, or all of them (None)."""
 
     def __init__(
         self,
@@ -90,6 +109,8 @@ class WatchLoop:
         resync_period_s: float,
         watch_timeout_s: int,
         backoff: Backoff[str],
+        kind: str = Kind.MYSQL,
+        label_selector: str = "",
     ) -> None:
         self.gateway = gateway
         self.queue = queue
@@ -98,9 +119,14 @@ class WatchLoop:
         self.resync_period_s = resync_period_s
         self.watch_timeout_s = watch_timeout_s
         self.backoff = backoff
-        self.name = f"watch:{namespace or '*'}"
+        self.kind = kind
+        self.label_selector = label_selector
+        self.name = f"watch:{kind}:{namespace or '*'}"
         self.stop_event = threading.Event()
         self.intents: dict[Key, Intent] = {}
+        self._handle: Callable[[str, Mapping[str, Any]], None] = (
+            self._mysql_event if kind == Kind.MYSQL else self._owned_event
+        )
 
     def run(self) -> None:
         self.health.register(self.name)
@@ -123,14 +149,9 @@ class WatchLoop:
         self.stop_event.set()
 
     def _list_and_watch(self) -> None:
-        listing = self.gateway.list_mysqls(self.namespace)
-        # The API server answers again: the next failure starts from the shortest delay.
-        self.backoff.forget(self.name)
+        listing = self.gateway.list(self.kind, self.namespace, self.label_selector)
         self.health.beat(self.name)
-        self.intents = {key_of(obj): intent(obj) for obj in listing.items}
-        for obj in listing.items:
-            self.queue.add(key_of(obj))
-        log.info("%s: listed %d objects", self.name, len(listing.items))
+        self._listed(listing.items)
         resource_version = listing.resource_version
         resync_at = time.monotonic() + self.resync_period_s
         while not self.stop_event.is_set():
@@ -139,22 +160,52 @@ class WatchLoop:
                 return  # resync: list again
             timeout = max(1, min(self.watch_timeout_s, int(remaining) + 1))
             try:
-                for event in self.gateway.watch_mysqls(self.namespace, resource_version, timeout):
+                for event in self.gateway.watch(
+                    self.kind, self.namespace, resource_version, timeout, self.label_selector
+                ):
                     self.health.beat(self.name)
                     version = event.obj.get("metadata", {}).get("resourceVersion")
                     if version:
                         resource_version = str(version)
-                    key = key_of(event.obj)
-                    if worth_queueing(event.type, event.obj, self.intents.get(key)):
-                        self.queue.add(key)
-                    if event.type == "DELETED":
-                        self.intents.pop(key, None)
-                    else:
-                        self.intents[key] = intent(event.obj)
+                    self._handle(event.type, event.obj)
                     if self.stop_event.is_set() or time.monotonic() >= resync_at:
                         return
             except Expired:
                 log.info("%s: resourceVersion expired; listing again", self.name)
                 return
-            # The server closed the watch (its timeout): reconnect from where we were.
+            # The server closed the watch (its timeout): that was a successful watch, so
+            # the next failure starts from the shortest delay again.
+            self.backoff.forget(self.name)
             self.health.beat(self.name)
+
+    def _listed(self, items: tuple[Mapping[str, Any], ...]) -> None:
+        if self.kind == Kind.MYSQL:
+            self.intents = {key_of(obj): intent(obj) for obj in items}
+            for obj in items:
+                # A resync never overrides a key's backoff or poll delay (WorkQueue.add).
+                self.queue.add(key_of(obj))
+        elif self.kind == Kind.CLAIM:
+            # Claims being deleted may belong to an instance that is gone: only a listed
+            # claim would tell the operator to keep its volume.
+            for obj in items:
+                key = instance_key(obj)
+                if key is not None and obj.get("metadata", {}).get("deletionTimestamp"):
+                    self.queue.add(key, wake=True)
+        log.info("%s: listed %d objects", self.name, len(items))
+        self.backoff.forget(self.name)
+
+    def _mysql_event(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        key = key_of(obj)
+        if worth_queueing(event_type, obj, self.intents.get(key)):
+            # New, edited or deleted: served before retries and resyncs, whatever its backoff.
+            self.queue.add(key, urgent=True)
+        if event_type == "DELETED":
+            self.intents.pop(key, None)
+        else:
+            self.intents[key] = intent(obj)
+
+    def _owned_event(self, _event_type: str, obj: Mapping[str, Any]) -> None:
+        key = instance_key(obj)
+        if key is not None:
+            # Ends a wait at once, but not a failing key's backoff.
+            self.queue.add(key, wake=True)

@@ -1,0 +1,147 @@
+"""The next step for one object, as the pure decisions return it and the executor carries
+it out. Each is one effect (or none), safe to repeat: the process may die after any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reconciler.conditions import Reason
+from reconciler.desired import Desired
+from reconciler.live import ClaimState
+from reconciler.status import JobRecord, Volumes
+from reconciler.volumes import VolumePatch
+
+
+class JobKind(StrEnum):
+    RESTORE = "restore"
+    FINAL_BACKUP = "final-backup"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An Event (and log line) to post with an action."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Nothing to do: the object is going and is not ours to hold."""
+
+
+@dataclass(frozen=True)
+class AddFinalizer:
+    pass
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Report and wait for a change from outside; no engine run, no retry storm."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Something is under way that resolves by itself (a volume binds, a pod starts, a
+    Job runs): report it and look again when a watched object changes, or after
+    `requeue_after_s` at the latest. Never a worker blocked on the cluster."""
+
+    reason: Reason
+    message: str
+    requeue_after_s: float
+
+
+@dataclass(frozen=True)
+class RecordVolumes:
+    """Decides how this lifetime's claims find their volumes: reserve the adopted ones
+    first (`adopt`), then record the decision in status."""
+
+    volumes: Volumes
+    adopt: tuple[VolumePatch, ...] = ()
+    notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class RecordJob:
+    """Records a restore or final-backup attempt's progress (status only)."""
+
+    kind: JobKind
+    record: JobRecord
+    notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """An `up` of the stack with this desired state."""
+
+    desired: Desired
+    fingerprint: str
+    reason: Reason
+    message: str
+    refresh: bool = False  # read the live objects first (some were deleted by hand)
+
+
+@dataclass(frozen=True)
+class PatchVolumes:
+    patches: tuple[VolumePatch, ...]
+    notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class MarkReady:
+    message: str
+
+
+@dataclass(frozen=True)
+class Destroy:
+    """`destroy` of the stack: every object but the claims and their volumes."""
+
+
+@dataclass(frozen=True)
+class ReleaseClaim:
+    """Lets a claim go: patch its volume first (`volume`: released or retained), then
+    drop the operator's claim finalizer, then delete the claim (unless `keep_claim`)."""
+
+    claim: ClaimState
+    volume: VolumePatch | None
+    delete_volume: str | None = None  # a static volume the stack made: its object goes
+    keep_claim: bool = False
+    notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class ForgetStack:
+    """Removes the stack's state without touching the cluster (namespace deletion)."""
+
+
+@dataclass(frozen=True)
+class RemoveStack:
+    """Removes the (empty) stack from the backend."""
+
+
+@dataclass(frozen=True)
+class RemoveFinalizer:
+    notice: Notice
+
+
+Action = (
+    Forget
+    | AddFinalizer
+    | Stall
+    | Wait
+    | RecordVolumes
+    | RecordJob
+    | Deploy
+    | PatchVolumes
+    | MarkReady
+    | Destroy
+    | ReleaseClaim
+    | ForgetStack
+    | RemoveStack
+    | RemoveFinalizer
+)

@@ -1,0 +1,36 @@
+"""What one engine run should make of an instance: a frozen value, the only input of the
+manifest builders and of the stack program, and what the inputs fingerprint hashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.spec import Instance
+from reconciler.vocabulary import Stage
+
+
+@dataclass(frozen=True)
+class ClaimBinding:
+    """How a claim finds its volume. The default: a static volume when the spec names a
+    host path, else whatever the claim's StorageClass provisions. An adopted volume (one
+    that an earlier lifetime of the instance left behind) is bound by name, with its own
+    class and size, because a claim binds only to a volume that matches both."""
+
+    volume_name: str | None = None
+    storage_class: str | None = None
+    size: str | None = None
+
+    @property
+    def adopted(self) -> bool:
+        return self.volume_name is not None
+
+
+@dataclass(frozen=True)
+class Desired:
+    instance: Instance
+    stage: Stage
+    # Each attempt of a Job is a new Job with a new name: a failed Job never runs again.
+    restore_attempt: int = 1
+    backup_attempt: int = 1
+    data_binding: ClaimBinding = ClaimBinding()
+    backup_binding: ClaimBinding = ClaimBinding()

@@ -1,0 +1,182 @@
+"""The next step for an instance that is not being deleted (pure).
+
+In order: the finalizer, a valid spec and password, claims nobody deleted by hand, how
+the claims find their volumes (decided once, adopting what an earlier lifetime left),
+the stack (an `up` only when the inputs changed or the state was lost), volumes made
+`Retain`, the restore Job (before clients can connect), and finally a ready server.
+"""
+
+from __future__ import annotations
+
+from reconciler.actions import (
+    Action,
+    AddFinalizer,
+    Deploy,
+    JobKind,
+    MarkReady,
+    Notice,
+    PatchVolumes,
+    RecordVolumes,
+    Stall,
+    Wait,
+)
+from reconciler.conditions import Reason
+from reconciler.fingerprint import inputs_fingerprint
+from reconciler.live import ClaimState, VolumeState
+from reconciler.names import names_for
+from reconciler.observation import Observation
+from reconciler.policy import (
+    changed_storage_field,
+    deploy_reason,
+    desired_for,
+    first_attempt,
+    generation_of,
+    has_finalizer,
+    job_step,
+    server_problem,
+    storage_fields,
+    synced,
+)
+from reconciler.spec import Instance, SpecError, parse_instance
+from reconciler.status import JobPhase, VolumeRecord, Volumes, parse_status
+from reconciler.vocabulary import (
+    ANNOTATION_INSTANCE_UID,
+    ANNOTATION_RETAINED_REASON,
+    Stage,
+    VolumeRole,
+)
+from reconciler.volumes import VolumePatch, adoption_candidates, adoption_patch, retention_patch
+
+
+def decide_lifecycle(observation: Observation) -> Action:
+    obj = observation.obj
+    if not has_finalizer(obj):
+        return AddFinalizer()
+    try:
+        instance = parse_instance(obj)
+    except SpecError as error:
+        return Stall(Reason.SPEC_INVALID, str(error))
+    if observation.secret_problem is not None:
+        return Stall(Reason.SECRET_MISSING, observation.secret_problem)
+    live = observation.live
+    for claim in (live.data_claim, live.backup_claim):
+        if claim is not None and claim.deleting:
+            return Stall(
+                Reason.CLAIM_DELETED,
+                f"claim {claim.name} was deleted outside the operator; it is kept (and its "
+                "volume retained) while the instance exists. Delete the MySQL object to tear "
+                "the instance down with a final backup",
+            )
+    status = parse_status(obj)
+    if status.volumes is None:
+        return plan_volumes(observation, instance)
+    changed = changed_storage_field(status.volumes.storage_fields, instance)
+    if changed is not None:
+        return Stall(
+            Reason.IMMUTABLE_FIELD_CHANGED,
+            f"{changed}: the claims' storage cannot change after creation; set it back",
+        )
+    restore = status.restore
+    if restore is None:
+        return first_attempt(instance, JobKind.RESTORE, obj)
+    stage = Stage.SERVING if restore.phase is JobPhase.SUCCEEDED else Stage.RESTORING
+    desired = desired_for(instance, stage, status)
+    fingerprint = inputs_fingerprint(desired, observation.fingerprint_key)
+    if not synced(status, fingerprint, observation.toolchain, observation.stack):
+        reason, message = deploy_reason(status, observation.stack, generation_of(obj))
+        if stage is Stage.SERVING and not status.served:
+            message = f"{restore.message or 'restore done'}; opening the Service to clients"
+        return Deploy(desired, fingerprint, reason, message)
+    if not live.deployment_present:
+        return Deploy(
+            desired,
+            fingerprint,
+            Reason.PROCESSING,
+            "the Deployment was deleted outside the operator: re-creating it",
+            refresh=True,
+        )
+    patches = retention_patches(observation, instance)
+    if patches:
+        return PatchVolumes(patches)
+    problem = server_problem(observation, instance)
+    if stage is Stage.RESTORING:
+        step = job_step(observation, instance, JobKind.RESTORE, restore)
+        # While the restore runs, a problem of the server says more than "running".
+        if isinstance(step, Wait) and problem is not None:
+            return problem
+        if step is not None:
+            return step
+    if problem is not None:
+        return problem
+    return MarkReady(
+        f"generation {generation_of(obj)} applied; serving at "
+        f"{names_for(instance).service}.{instance.namespace}"
+    )
+
+
+def plan_volumes(observation: Observation, instance: Instance) -> Action:
+    """Before the first `up`: each claim either exists already (it outlived an earlier
+    lifetime), or binds a volume an earlier lifetime left, or gets a new one."""
+    names = names_for(instance)
+    live = observation.live
+    records: list[VolumeRecord] = []
+    patches: list[VolumePatch] = []
+    notes: list[str] = []
+    for claim_name, claim, candidates in (
+        (names.data_claim, live.data_claim, live.retained_data),
+        (names.backup_claim, live.backup_claim, live.retained_backup),
+    ):
+        if claim is not None:
+            records.append(VolumeRecord(claim_name, preexisting=True))
+            notes.append(f"claim {claim_name} exists already and is taken over")
+            continue
+        found = adoption_candidates(candidates, instance.namespace)
+        if len(found) > 1:
+            listed = ", ".join(volume.name for volume in found)
+            return Stall(
+                Reason.AMBIGUOUS_VOLUMES,
+                f"volumes {listed} all hold data an earlier {instance.namespace}/"
+                f"{instance.name} left; the operator will not guess which to use. Mark the "
+                "ones not to use with the annotation otus.homework/released=by-hand",
+            )
+        if found:
+            volume = found[0]
+            records.append(_adopted(claim_name, volume))
+            patches.append(adoption_patch(volume, instance.namespace, claim_name, instance.uid))
+            notes.append(
+                f"volume {volume.name} (retained: "
+                f"{volume.annotations.get(ANNOTATION_RETAINED_REASON, 'unknown reason')}) "
+                f"is bound to claim {claim_name} again; its data is kept"
+            )
+        else:
+            records.append(VolumeRecord(claim_name))
+    volumes = Volumes(data=records[0], backup=records[1], storage_fields=storage_fields(instance))
+    notice = Notice("VolumesAdopted", "; ".join(notes)) if notes else None
+    return RecordVolumes(volumes, tuple(patches), notice)
+
+
+def _adopted(claim: str, volume: VolumeState) -> VolumeRecord:
+    return VolumeRecord(
+        claim,
+        adopted_volume=volume.name,
+        storage_class=volume.storage_class,
+        size=volume.capacity,
+        adopted_from=volume.annotations.get(ANNOTATION_INSTANCE_UID),
+    )
+
+
+def retention_patches(observation: Observation, instance: Instance) -> tuple[VolumePatch, ...]:
+    """`Retain` (and whose data) on every volume bound to one of the instance's claims."""
+    live = observation.live
+    pairs: tuple[tuple[ClaimState | None, VolumeState | None, VolumeRole], ...] = (
+        (live.data_claim, live.data_volume, VolumeRole.DATA),
+        (live.backup_claim, live.backup_volume, VolumeRole.BACKUP),
+    )
+    patches = []
+    for claim, volume, role in pairs:
+        if claim is None or not claim.bound or volume is None:
+            continue
+        patch = retention_patch(volume, instance.namespace, instance.name, role, instance.uid)
+        if patch is not None:
+            patches.append(patch)
+    return tuple(patches)

@@ -1,0 +1,434 @@
+"""Pure builders: the Kubernetes manifest of each object of an instance, as plain dicts in
+the API's own shape, from a `Desired` alone.
+
+Nothing here knows Pulumi: `program.py` registers these manifests with the options each
+object needs. A builder returns None when its object is not part of the stage. There are
+no owner references anywhere: the garbage collector must never act on an instance's
+objects, whatever happens to the MySQL object (a foreground cascade would delete the data
+claim before the final backup). The operator's finalizer and teardown do that work.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from reconciler.desired import ClaimBinding, Desired
+from reconciler.job_scripts import BACKUP_SCRIPT, RESTORE_SCRIPT, job_scripts
+from reconciler.names import InstanceNames, labels_for, names_for, selector_for, volume_labels
+from reconciler.spec import ResourceAmounts
+from reconciler.vocabulary import (
+    CLAIM_FINALIZER,
+    LABEL_CUT_OFF,
+    MYSQL_PORT,
+    PASSWORD_KEY,
+    Component,
+    Stage,
+    VolumeRole,
+)
+
+Manifest = dict[str, Any]
+
+DATA_MOUNT: Final = "/var/lib/mysql"
+# MySQL 5.7 refuses to initialize a data directory holding `lost+found`, which many
+# volumes have at their root; a sub-directory avoids that for every MySQL version.
+DATA_SUB_PATH: Final = "mysql"
+BACKUP_MOUNT: Final = "/backup"
+SCRIPTS_MOUNT: Final = "/scripts"
+# How long a restore Job waits for the server to answer before it fails (and is retried).
+RESTORE_WAIT_S: Final = 900
+READINESS_COMMAND: Final = (
+    "client=$(command -v mysql || command -v mariadb) && "
+    'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec "$client" --protocol=TCP '
+    '--host=127.0.0.1 --user=root --execute="SELECT 1"'
+)
+
+
+def _metadata(desired: Desired, name: str, component: Component) -> Manifest:
+    instance = desired.instance
+    return {
+        "name": name,
+        "namespace": instance.namespace,
+        "labels": labels_for(instance, component),
+    }
+
+
+def _password_env(desired: Desired, names: InstanceNames, variable: str) -> Manifest:
+    ref = desired.instance.spec.password_secret_ref
+    secret, key = (
+        (ref.name, ref.key) if ref is not None else (names.credentials_secret, PASSWORD_KEY)
+    )
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+# -- credentials and scripts ----------------------------------------------------------------
+
+
+def credentials_secret(desired: Desired) -> Manifest | None:
+    """The password Secret, unless the password comes from the user's own Secret. The
+    program marks the value secret; it must never reach the state unencrypted."""
+    password = desired.instance.spec.password
+    if password is None:
+        return None
+    names = names_for(desired.instance)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(desired, names.credentials_secret, Component.CREDENTIALS),
+        "type": "Opaque",
+        "stringData": {PASSWORD_KEY: password},
+    }
+
+
+def scripts_config_map(desired: Desired) -> Manifest:
+    names = names_for(desired.instance)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(desired, names.scripts_config_map, Component.SCRIPTS),
+        "data": dict(job_scripts()),
+    }
+
+
+# -- storage --------------------------------------------------------------------------------
+
+
+def data_volume(desired: Desired) -> Manifest | None:
+    spec = desired.instance.spec
+    if spec.host_path is None or desired.data_binding.adopted:
+        return None
+    names = names_for(desired.instance)
+    return _static_volume(
+        desired,
+        names.data_volume,
+        names.data_claim,
+        VolumeRole.DATA,
+        host_path=spec.host_path,
+        size=spec.storage_size,
+        storage_class=spec.storage_class,
+    )
+
+
+def data_claim(desired: Desired) -> Manifest:
+    spec = desired.instance.spec
+    names = names_for(desired.instance)
+    return _claim(
+        desired,
+        names.data_claim,
+        Component.STORAGE,
+        size=spec.storage_size,
+        storage_class=spec.storage_class,
+        static_volume=names.data_volume if spec.host_path is not None else None,
+        binding=desired.data_binding,
+    )
+
+
+def backup_volume(desired: Desired) -> Manifest | None:
+    backup = desired.instance.spec.backup
+    if backup.host_path is None or desired.backup_binding.adopted:
+        return None
+    names = names_for(desired.instance)
+    return _static_volume(
+        desired,
+        names.backup_volume,
+        names.backup_claim,
+        VolumeRole.BACKUP,
+        host_path=backup.host_path,
+        size=backup.storage_size,
+        storage_class=backup.storage_class,
+    )
+
+
+def backup_claim(desired: Desired) -> Manifest:
+    backup = desired.instance.spec.backup
+    names = names_for(desired.instance)
+    return _claim(
+        desired,
+        names.backup_claim,
+        Component.BACKUP_STORAGE,
+        size=backup.storage_size,
+        storage_class=backup.storage_class,
+        static_volume=names.backup_volume if backup.host_path is not None else None,
+        binding=desired.backup_binding,
+    )
+
+
+def _claim(
+    desired: Desired,
+    name: str,
+    component: Component,
+    *,
+    size: str,
+    storage_class: str | None,
+    static_volume: str | None,
+    binding: ClaimBinding,
+) -> Manifest:
+    volume = static_volume
+    if binding.adopted:
+        volume, storage_class = binding.volume_name, binding.storage_class
+        size = binding.size or size
+    elif static_volume is not None and storage_class is None:
+        storage_class = ""  # bind to our static volume, never to a provisioned one
+    metadata = _metadata(desired, name, component)
+    # Kept until the operator has made sure the volume outlives the claim.
+    metadata["finalizers"] = [CLAIM_FINALIZER]
+    spec: Manifest = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    if volume is not None:
+        spec["volumeName"] = volume
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
+
+
+def _static_volume(
+    desired: Desired,
+    name: str,
+    claim: str,
+    role: VolumeRole,
+    *,
+    host_path: str,
+    size: str,
+    storage_class: str | None,
+) -> Manifest:
+    instance = desired.instance
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": name,
+            "labels": volume_labels(instance.namespace, instance.name, role),
+        },
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage_class or "",
+            # Kubernetes itself must never wipe a host directory.
+            "persistentVolumeReclaimPolicy": "Retain",
+            # Reserved for our claim, so no other claim can bind it first.
+            "claimRef": {"namespace": instance.namespace, "name": claim},
+            "hostPath": {"path": host_path, "type": "DirectoryOrCreate"},
+        },
+    }
+
+
+# -- the server -----------------------------------------------------------------------------
+
+
+def deployment(desired: Desired) -> Manifest:
+    instance, spec = desired.instance, desired.instance.spec
+    names = names_for(instance)
+    container: Manifest = {
+        "name": "mysql",
+        "image": spec.image,
+        "env": [
+            _password_env(desired, names, "MYSQL_ROOT_PASSWORD"),
+            {"name": "MYSQL_DATABASE", "value": spec.database},
+        ],
+        "ports": [{"name": "mysql", "containerPort": MYSQL_PORT}],
+        "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT, "subPath": DATA_SUB_PATH}],
+        # Ready means "answers a query over TCP": the image's first-start initialization
+        # runs a server without networking, which this ignores. The password goes through
+        # the environment, never the command line.
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", READINESS_COMMAND]},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 5,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+    }
+    resources = _resources(spec.resources.requests, spec.resources.limits)
+    if resources:
+        container["resources"] = resources
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(desired, names.deployment, Component.DATABASE),
+        "spec": {
+            "replicas": 1,
+            # Two pods must never share one data directory.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector_for(instance)},
+            "template": {
+                "metadata": {"labels": labels_for(instance, Component.DATABASE)},
+                "spec": {
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "data", "persistentVolumeClaim": {"claimName": names.data_claim}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _resources(requests: ResourceAmounts, limits: ResourceAmounts) -> Manifest:
+    def amounts(given: ResourceAmounts) -> dict[str, str]:
+        present = {"cpu": given.cpu, "memory": given.memory}
+        return {key: value for key, value in present.items() if value is not None}
+
+    chosen = {"requests": amounts(requests), "limits": amounts(limits)}
+    return {key: value for key, value in chosen.items() if value}
+
+
+def client_service(desired: Desired) -> Manifest | None:
+    """What clients connect to. Absent until the restore has finished, so no client sees
+    a database that is still empty or half restored; during the final backup it selects
+    nothing, so no client can write after the dump."""
+    if desired.stage is Stage.RESTORING:
+        return None
+    instance = desired.instance
+    names = names_for(instance)
+    selector = selector_for(instance)
+    if desired.stage in (Stage.FINAL_BACKUP, Stage.RELEASING):
+        # No pod ever carries this label: the Service keeps its name but has no endpoints.
+        selector = {**selector, LABEL_CUT_OFF: "true"}
+    return _service(desired, names.service, Component.DATABASE, selector)
+
+
+def internal_service(desired: Desired) -> Manifest:
+    """What the restore and backup Jobs connect to; it always selects the server."""
+    names = names_for(desired.instance)
+    return _service(
+        desired, names.internal_service, Component.INTERNAL, selector_for(desired.instance)
+    )
+
+
+def _service(
+    desired: Desired, name: str, component: Component, selector: dict[str, str]
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(desired, name, component),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT}],
+        },
+    }
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+def restore_job(desired: Desired) -> Manifest | None:
+    if desired.stage is not Stage.RESTORING:
+        return None
+    names = names_for(desired.instance)
+    idle = str(desired.instance.spec.backup.idle_timeout_seconds)
+    return _job(
+        desired,
+        names.restore_job(desired.restore_attempt),
+        Component.RESTORE,
+        RESTORE_SCRIPT,
+        [
+            {"name": "RESTORE_WAIT_SECONDS", "value": str(RESTORE_WAIT_S)},
+            {"name": "RESTORE_IDLE_TIMEOUT_SECONDS", "value": idle},
+        ],
+    )
+
+
+def backup_job(desired: Desired) -> Manifest | None:
+    """The final backup, taken after clients are cut off; it must succeed (or the data be
+    retained) before anything is deleted."""
+    if desired.stage is not Stage.FINAL_BACKUP:
+        return None
+    names = names_for(desired.instance)
+    backup = desired.instance.spec.backup
+    return _job(
+        desired,
+        names.backup_job(desired.backup_attempt),
+        Component.BACKUP,
+        BACKUP_SCRIPT,
+        [
+            {"name": "BACKUP_KEEP", "value": str(backup.keep)},
+            {"name": "BACKUP_FINAL", "value": "true"},
+            {"name": "BACKUP_IDLE_TIMEOUT_SECONDS", "value": str(backup.idle_timeout_seconds)},
+        ],
+    )
+
+
+def rendered(desired: Desired) -> list[Manifest]:
+    """Every object of the stage, in the order the program declares them."""
+    builders = (
+        credentials_secret,
+        scripts_config_map,
+        data_volume,
+        data_claim,
+        deployment,
+        internal_service,
+        client_service,
+        backup_volume,
+        backup_claim,
+        restore_job,
+        backup_job,
+    )
+    return [manifest for build in builders if (manifest := build(desired)) is not None]
+
+
+def _job(
+    desired: Desired, name: str, component: Component, script: str, extra_env: list[Manifest]
+) -> Manifest:
+    instance, spec = desired.instance, desired.instance.spec
+    names = names_for(instance)
+    env = [
+        {"name": "MYSQL_HOST", "value": names.internal_service},
+        {"name": "MYSQL_PORT", "value": str(MYSQL_PORT)},
+        {"name": "MYSQL_USER", "value": "root"},
+        # The mysql clients read the password from MYSQL_PWD themselves.
+        _password_env(desired, names, "MYSQL_PWD"),
+        {"name": "MYSQL_DATABASE", "value": spec.database},
+        {"name": "BACKUP_DIR", "value": BACKUP_MOUNT},
+        {"name": "BACKUP_SCOPE", "value": spec.backup.scope.value},
+        {"name": "INSTANCE_UID", "value": instance.uid},
+        *extra_env,
+    ]
+    labels = labels_for(instance, component)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(desired, name, component),
+        "spec": {
+            # One pod per Job: the operator retries with a new Job, with backoff, and
+            # reads why the pod failed from its exit code and termination message.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": spec.job_deadline_seconds,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": component.value,
+                            # The instance's image has mysql and mysqldump matching the
+                            # server.
+                            "image": spec.image,
+                            "command": ["sh", f"{SCRIPTS_MOUNT}/{script}"],
+                            "env": env,
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "volumeMounts": [
+                                {"name": "scripts", "mountPath": SCRIPTS_MOUNT, "readOnly": True},
+                                {"name": "backup", "mountPath": BACKUP_MOUNT},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "scripts",
+                            "configMap": {
+                                "name": names.scripts_config_map,
+                                "defaultMode": 0o555,
+                            },
+                        },
+                        {
+                            "name": "backup",
+                            "persistentVolumeClaim": {"claimName": names.backup_claim},
+                        },
+                    ],
+                },
+            },
+        },
+    }

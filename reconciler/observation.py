@@ -1,0 +1,55 @@
+"""Everything one reconcile pass looked at, gathered by the executor and read by the pure
+decisions (`lifecycle.py`, `teardown.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from reconciler.live import ClaimState, JobState, PodState, VolumeState
+from reconciler.status import ToolchainVersions
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What the state backend holds for the instance's stack."""
+
+    exists: bool
+    resources: int  # Kubernetes objects in its checkpoint
+
+    @property
+    def deployed(self) -> bool:
+        return self.resources > 0
+
+
+@dataclass(frozen=True)
+class Live:
+    """The instance's objects in the cluster (None: absent)."""
+
+    data_claim: ClaimState | None = None
+    backup_claim: ClaimState | None = None
+    data_volume: VolumeState | None = None  # the volume the data claim is bound to
+    backup_volume: VolumeState | None = None
+    # Volumes an earlier lifetime left, looked up only before the claims are first made.
+    retained_data: tuple[VolumeState, ...] = ()
+    retained_backup: tuple[VolumeState, ...] = ()
+    deployment_present: bool = True
+    server_pod: PodState | None = None
+    job: JobState | None = None  # the current attempt's restore or final-backup Job
+    claim_event: str | None = None  # the newest Event of a claim that is not Bound
+    workload_present: bool = False  # any Deployment or Service of the instance exists
+
+
+@dataclass(frozen=True)
+class Observation:
+    obj: Mapping[str, Any]  # the object as the API server returned it
+    toolchain: ToolchainVersions
+    fingerprint_key: bytes = field(repr=False)
+    now: datetime
+    stack: StackState | None = None  # None: could not tell; never read as "nothing there"
+    live: Live = Live()
+    namespace_terminating: bool = False
+    # Why the referenced password Secret is unusable, if it is (None: fine or not used).
+    secret_problem: str | None = None

@@ -1,0 +1,330 @@
+"""The next step for an instance that is being deleted, and for claims whose MySQL object
+is gone (pure). This is where an operator loses data if it is careless, so:
+
+- The final backup runs with clients cut off, and must succeed before anything is
+  deleted; a failed backup is retried as a new Job, with backoff, for as long as it takes.
+- The data claim is let go only after that backup (or when there provably is nothing to
+  lose, or the policy says so); its volume is released on purpose, never by accident.
+- A stack that is missing while the cluster holds the instance's objects counts as
+  deployed: the objects are adopted and backed up like any others.
+- In a namespace that is being deleted no Job can run any more: the volumes are kept
+  (`Retain`, annotated with whose data they hold), and the namespace may go.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from reconciler.actions import (
+    Action,
+    Deploy,
+    Destroy,
+    Forget,
+    ForgetStack,
+    JobKind,
+    Notice,
+    PatchVolumes,
+    ReleaseClaim,
+    RemoveFinalizer,
+    RemoveStack,
+    Stall,
+)
+from reconciler.conditions import Reason
+from reconciler.fingerprint import inputs_fingerprint
+from reconciler.live import ClaimState, VolumeState
+from reconciler.names import names_for
+from reconciler.observation import Live, Observation
+from reconciler.policy import (
+    annotation,
+    deploy_reason,
+    desired_for,
+    first_attempt,
+    generation_of,
+    has_finalizer,
+    job_step,
+    metadata_of,
+    synced,
+)
+from reconciler.spec import DeletionPolicy, Instance, SpecError, parse_instance
+from reconciler.status import InstanceStatus, JobPhase, parse_status
+from reconciler.vocabulary import (
+    ANNOTATION_INSTANCE_UID,
+    ANNOTATION_RETAINED_REASON,
+    ANNOTATION_SKIP_FINAL_BACKUP,
+    CLAIM_FINALIZER,
+    Stage,
+    VolumeRole,
+)
+from reconciler.volumes import release_patch, retained_patch, retention_patch
+
+
+def decide_teardown(observation: Observation) -> Action:
+    obj = observation.obj
+    if not has_finalizer(obj):
+        return Forget()
+    metadata = metadata_of(obj)
+    namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+    uid = str(metadata.get("uid", ""))
+    if observation.namespace_terminating:
+        return _namespace_deleted(observation, namespace, name, uid)
+    status = parse_status(obj)
+    live = observation.live
+    spec_error = ""
+    try:
+        instance: Instance | None = parse_instance(obj)
+    except SpecError as error:
+        instance, spec_error = None, str(error)
+    skip = annotation(obj, ANNOTATION_SKIP_FINAL_BACKUP) == uid
+    keeps_data = holds_data(status, live)
+    backs_up = instance is None or instance.spec.backs_up_on_delete
+    if keeps_data and backs_up and not skip:
+        if instance is None:
+            return Stall(
+                Reason.SPEC_INVALID,
+                f"cannot take the final backup: {spec_error}. Fix the spec so the backup can "
+                f"run, or set the annotation {ANNOTATION_SKIP_FINAL_BACKUP}={uid} to delete "
+                "without it (the data volume is then retained, not deleted)",
+            )
+        step = _final_backup(observation, instance, status)
+        if step is not None:
+            return step
+    stack = observation.stack
+    if stack is None or stack.deployed:
+        return Destroy()
+    if live.workload_present:
+        # The state is gone but the objects are not: adopt them, so destroy removes them.
+        if instance is None:
+            return Stall(
+                Reason.SPEC_INVALID,
+                f"the stack's state is missing and the spec is invalid ({spec_error}); fix "
+                "the spec so the operator can adopt and remove the instance's objects",
+            )
+        desired = desired_for(instance, Stage.RELEASING, status)
+        return Deploy(
+            desired,
+            inputs_fingerprint(desired, observation.fingerprint_key),
+            Reason.STACK_STATE_LOST,
+            "the stack's state is missing: adopting the live objects before removing them",
+        )
+    release = _release_claims(observation, instance, status, namespace, name, uid, skip, keeps_data)
+    if release is not None:
+        return release
+    if stack.exists:
+        return RemoveStack()
+    return RemoveFinalizer(_goodbye(status, instance, skip, keeps_data))
+
+
+def holds_data(status: InstanceStatus, live: Live) -> bool:
+    """Whether the data volume may hold anything not also in a dump. A claim that never
+    bound holds nothing; a fresh volume that never served clients holds at most the
+    restored copy of a dump; when this lifetime's history is unknown, it holds data."""
+    claim = live.data_claim
+    if claim is None or not claim.bound:
+        return False
+    if status.volumes is None:
+        return True
+    return status.volumes.data.carries_data or status.served
+
+
+def _final_backup(
+    observation: Observation, instance: Instance, status: InstanceStatus
+) -> Action | None:
+    record = status.final_backup
+    if record is None:
+        return first_attempt(instance, JobKind.FINAL_BACKUP, observation.obj)
+    if record.phase is JobPhase.SUCCEEDED:
+        return None
+    desired = desired_for(instance, Stage.FINAL_BACKUP, status)
+    fingerprint = inputs_fingerprint(desired, observation.fingerprint_key)
+    if not synced(status, fingerprint, observation.toolchain, observation.stack):
+        reason, message = deploy_reason(status, observation.stack, generation_of(observation.obj))
+        if reason is Reason.PROCESSING:
+            reason = Reason.BACKING_UP
+            message = f"clients cut off; final backup Job {record.job} (attempt {record.attempt})"
+        return Deploy(desired, fingerprint, reason, message)
+    if not observation.live.deployment_present:
+        return Deploy(
+            desired,
+            fingerprint,
+            Reason.BACKING_UP,
+            "the Deployment was deleted outside the operator: re-creating it for the backup",
+            refresh=True,
+        )
+    return job_step(observation, instance, JobKind.FINAL_BACKUP, record)
+
+
+def _release_claims(
+    observation: Observation,
+    instance: Instance | None,
+    status: InstanceStatus,
+    namespace: str,
+    name: str,
+    uid: str,
+    skip: bool,
+    keeps_data: bool,
+) -> Action | None:
+    live = observation.live
+    names = names_for(instance) if instance is not None else None
+    data_claim, data_volume = live.data_claim, live.data_volume
+    retain_policy = instance is not None and instance.spec.deletion_policy is DeletionPolicy.RETAIN
+    if data_claim is not None and not _released(data_claim):
+        if (
+            data_volume is not None
+            and data_claim.bound
+            and (retain_policy or (skip and keeps_data))
+        ):
+            reason = "deletion_policy Retain" if retain_policy else "deleted without a final backup"
+            if data_volume.annotations.get(ANNOTATION_RETAINED_REASON) != reason:
+                patches = (
+                    retention_patch(data_volume, namespace, name, VolumeRole.DATA, uid),
+                    retained_patch(data_volume, reason, observation.now),
+                )
+                return PatchVolumes(tuple(patch for patch in patches if patch is not None))
+            if not retain_policy:
+                # The claim goes with the object; the volume stays, as after a namespace
+                # deletion, for a re-created instance to adopt.
+                return ReleaseClaim(data_claim, None)
+            # Retain keeps the claim itself, with its finalizer, for the next lifetime.
+            return _release_backup_claim(observation, namespace, name, uid)
+        why = _release_reason(status, instance, keeps_data)
+        static = (
+            data_volume.name
+            if data_volume is not None
+            and names is not None
+            and data_volume.name == names.data_volume
+            else None
+        )
+        return ReleaseClaim(
+            data_claim,
+            release_patch(data_volume, why)
+            if data_volume is not None and data_claim.bound
+            else None,
+            delete_volume=static,
+            notice=Notice("DataReleased", f"claim {data_claim.name}: {why}"),
+        )
+    return _release_backup_claim(observation, namespace, name, uid)
+
+
+def _release_backup_claim(
+    observation: Observation, namespace: str, name: str, uid: str
+) -> Action | None:
+    """The backup claim stays, with its dumps; only one that never bound goes."""
+    live = observation.live
+    backup_claim, backup_volume = live.backup_claim, live.backup_volume
+    if backup_claim is not None and not backup_claim.bound and not _released(backup_claim):
+        # Never bound, so it holds no dump: nothing to keep.
+        return ReleaseClaim(backup_claim, None)
+    if backup_claim is not None and backup_volume is not None and backup_claim.bound:
+        patch = retention_patch(backup_volume, namespace, name, VolumeRole.BACKUP, uid)
+        if patch is not None:
+            return PatchVolumes((patch,))
+    return None
+
+
+def _released(claim: ClaimState) -> bool:
+    """The operator already let this claim go (its finalizer is off)."""
+    return CLAIM_FINALIZER not in claim.finalizers
+
+
+def _release_reason(status: InstanceStatus, instance: Instance | None, keeps_data: bool) -> str:
+    record = status.final_backup
+    if record is not None and record.phase is JobPhase.SUCCEEDED:
+        return f"its data is in the verified final backup ({record.message})"
+    if not keeps_data:
+        return "the instance never served clients, so it held nothing that is not in a dump"
+    if instance is not None and instance.spec.deletion_policy is DeletionPolicy.DELETE:
+        return "deletion_policy Delete: deleted without a backup, as the spec asks"
+    return "backup.on_delete is false: deleted without a backup, as the spec asks"
+
+
+def _goodbye(
+    status: InstanceStatus, instance: Instance | None, skip: bool, keeps_data: bool
+) -> Notice:
+    record = status.final_backup
+    if record is not None and record.phase is JobPhase.SUCCEEDED:
+        return Notice("Deleted", f"deleted after the final backup: {record.message}")
+    if skip and keeps_data:
+        return Notice(
+            "Deleted", "deleted without a final backup, as annotated; the data volume is retained"
+        )
+    if not keeps_data:
+        return Notice(
+            "BackupSkipped",
+            "deleted without a backup: the instance never served clients (or its claim never "
+            "bound), so there was nothing to lose",
+        )
+    return Notice("Deleted", _release_reason(status, instance, keeps_data))
+
+
+def _namespace_deleted(observation: Observation, namespace: str, name: str, uid: str) -> Action:
+    """No Job can be created in a terminating namespace: keep every volume, let go."""
+    live = observation.live
+    reason = f"namespace {namespace} was deleted"
+    kept: list[str] = []
+    pairs: tuple[tuple[ClaimState | None, VolumeState | None, VolumeRole], ...] = (
+        (live.data_claim, live.data_volume, VolumeRole.DATA),
+        (live.backup_claim, live.backup_volume, VolumeRole.BACKUP),
+    )
+    for claim, volume, role in pairs:
+        if claim is None or volume is None or not claim.bound:
+            continue
+        kept.append(volume.name)
+        if (
+            volume.annotations.get(ANNOTATION_RETAINED_REASON) is None
+            and not volume.released_on_purpose
+        ):
+            patches = [retained_patch(volume, reason, observation.now)]
+            retention = retention_patch(volume, namespace, name, role, uid)
+            if retention is not None:
+                patches.insert(0, retention)
+            return PatchVolumes(
+                tuple(patches),
+                Notice(
+                    "VolumeRetained",
+                    f"{reason}: volume {volume.name} ({role.value}) is kept for a re-created "
+                    f"{namespace}/{name}",
+                    warning=True,
+                ),
+            )
+    for claim in (live.data_claim, live.backup_claim):
+        if claim is not None and not _released(claim):
+            return ReleaseClaim(claim, None, keep_claim=True)
+    stack = observation.stack
+    if stack is None or stack.exists:
+        return ForgetStack()
+    listed = ", ".join(kept) or "none (no claim was bound)"
+    return RemoveFinalizer(
+        Notice(
+            "NamespaceDeleted",
+            f"{reason} with the instance in it; no backup could run there. Retained volumes: "
+            f"{listed}. Re-create the namespace and the MySQL object {name} to get the data back",
+            warning=True,
+        )
+    )
+
+
+def decide_orphans(namespace: str, name: str, live: Live, now: datetime) -> Action | None:
+    """Claims whose MySQL object is gone (the backup claim outlives every instance, and a
+    data claim outlives one with deletion_policy Retain). When such a claim is deleted
+    (by hand, or with its namespace), its volume is retained first; None: nothing to do."""
+    pairs: tuple[tuple[ClaimState | None, VolumeState | None, VolumeRole], ...] = (
+        (live.data_claim, live.data_volume, VolumeRole.DATA),
+        (live.backup_claim, live.backup_volume, VolumeRole.BACKUP),
+    )
+    for claim, volume, role in pairs:
+        if claim is None or _released(claim):
+            continue
+        if volume is not None and claim.bound:
+            uid = volume.annotations.get(ANNOTATION_INSTANCE_UID, "")
+            retention = retention_patch(volume, namespace, name, role, uid)
+            if retention is not None:
+                return PatchVolumes((retention,))
+            if claim.deleting and volume.annotations.get(ANNOTATION_RETAINED_REASON) is None:
+                reason = f"claim {claim.name} was deleted after its instance"
+                return PatchVolumes(
+                    (retained_patch(volume, reason, now),),
+                    Notice("VolumeRetained", f"volume {volume.name}: {reason}; kept"),
+                )
+        if claim.deleting:
+            return ReleaseClaim(claim, None, keep_claim=True)
+    return None
