@@ -19,19 +19,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.support import eventually
+from tests.harness import CRD_NAME, GROUP, PLURAL, VERSION, ensure_crd
 
 pytestmark = pytest.mark.integration
 
-CRD_PATH: Final = Path(__file__).resolve().parents[2] / "crd" / "mysql.yaml"
-GROUP: Final = "otus.homework"
-VERSION: Final = "v1"
-PLURAL: Final = "mysqls"
-CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 ESTABLISH_TIMEOUT_S: Final = 60.0
 
 # The original example, verbatim.
@@ -41,41 +35,6 @@ ORIGINAL_SPEC: Final[dict[str, Any]] = {
     "password": "otuspassword",
     "storage_size": "1Gi",
 }
-
-
-def ensure_crd(api_client: client.ApiClient) -> None:
-    """Creates crd/mysql.yaml, or replaces the CRD with it, and waits until it is served.
-
-    The CRD is cluster-scoped and shared by every test that needs MySQL objects, in this
-    module and in others, so applying it must be idempotent: create it, or on a conflict
-    replace the stored one (the working tree's CRD is the one under test). It is never
-    deleted afterwards. Deleting a CRD deletes every MySQL object in every namespace,
-    which would pull objects out from under other tests, and a cluster reused through
-    KUBECONFIG is a developer's test cluster that gets the CRD installed anyway. The
-    private cluster that the session fixture starts is thrown away whole at the end.
-    """
-    extensions = client.ApiextensionsV1Api(api_client)
-    manifest = yaml.safe_load(CRD_PATH.read_text())
-    assert manifest["metadata"]["name"] == CRD_NAME
-    try:
-        extensions.create_custom_resource_definition(manifest)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        current = extensions.read_custom_resource_definition(CRD_NAME)
-        manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
-        extensions.replace_custom_resource_definition(CRD_NAME, manifest)
-
-    def established(crd: client.V1CustomResourceDefinition) -> bool:
-        conditions = crd.status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    eventually(
-        lambda: extensions.read_custom_resource_definition(CRD_NAME),
-        established,
-        timeout_s=ESTABLISH_TIMEOUT_S,
-        what=f"CRD {CRD_NAME} Established",
-    )
 
 
 def mysql_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,338 +1,46 @@
 """`python -m reconciler run` as a process, against the local cluster, with the real engine.
 
-The story of the original example, in order: the CRD is applied, objects are created
-before the reconciler starts, the reconciler brings the valid one to Ready and reports
-the invalid one as Stalled, an unchanged object costs no engine run across resyncs,
-`reconciler preview` tells a changed manifest from an unchanged one, an image change
-rolls the Deployment, and deletion runs the backup Job before anything is deleted and
-keeps only the backup claim.
+The story of the original example, in order: objects exist before the reconciler starts;
+the valid one is restored before any client Service exists, then served and Ready, its
+volume made `Retain` and labelled; the invalid one is Stalled within seconds with no
+engine run; an unchanged object costs no engine run across resyncs; `reconciler preview`
+tells a changed manifest from an unchanged one; an image change rolls the Deployment;
+and deletion cuts clients off and runs the final backup Job before anything is deleted,
+then keeps only the backup claim and its volume.
 
 Storage uses static hostPath volumes (in tmp_path) because the kwok cluster has no
-provisioner; see test_stack_program.py. The reconciler watches only the test's
-namespace, so it never touches objects of other tests.
+provisioner. The reconciler watches only the test's namespace.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 import yaml
-from kubernetes import client, watch
+from kubernetes import client
 
-from tests.integration.test_crd_admission import GROUP, PLURAL, VERSION, ensure_crd
-from tests.support import delete_namespace_and_volumes, eventually, read_or_none
+from tests.harness import (
+    FINALIZER,
+    GROUP,
+    PLURAL,
+    VERSION,
+    Harness,
+    Recorder,
+    condition,
+    harness_in_new_namespace,
+    has_condition,
+)
+from tests.support import eventually, read_or_none
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 NAME: Final = "mysql-instance"
 BROKEN: Final = "broken-instance"
-FINALIZER: Final = "otus.homework/teardown"
-PASSPHRASE: Final = f"it-{uuid.uuid4().hex}"
-READY_TIMEOUT_S: Final = 240.0
-GONE_TIMEOUT_S: Final = 240.0
-RESYNC_S: Final = 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
-    if obj is None:
-        return None
-    for entry in (obj.get("status") or {}).get("conditions") or []:
-        if entry.get("type") == kind:
-            found: dict[str, Any] = entry
-            return found
-    return None
-
-
-@dataclass
-class Recorder:
-    """Watches Jobs and Deployments in a namespace, noting (resourceVersion, what) pairs.
-
-    Both watches read one etcd, so resourceVersions order their events; that is how the
-    test shows the backup Job completed before the first deletion without timing.
-    """
-
-    api_client: client.ApiClient
-    namespace: str
-    seen: list[tuple[int, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        batch, apps = client.BatchV1Api(self.api_client), client.AppsV1Api(self.api_client)
-        for lister in (batch.list_namespaced_job, apps.list_namespaced_deployment):
-            version = lister(self.namespace).metadata.resource_version
-            threading.Thread(target=self._follow, args=(lister, version), daemon=True).start()
-
-    def _follow(self, lister: Callable[..., Any], version: str) -> None:
-        while not self.stop.is_set():
-            for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
-                lister, self.namespace, resource_version=version, timeout_seconds=5
-            ):
-                obj = event["object"]
-                version = obj.metadata.resource_version
-                kind = type(obj).__name__.removeprefix("V1")
-                complete = kind == "Job" and any(
-                    c.type == "Complete" and c.status == "True"
-                    for c in (obj.status.conditions or [])
-                )
-                deleting = obj.metadata.deletion_timestamp is not None
-                what = f"{event['type']} {kind} {obj.metadata.name}"
-                what += " complete" if complete else ""
-                what += " deleting" if deleting else ""
-                self.seen.append((int(version), what))
-
-    def first(self, what: Callable[[str], bool]) -> int:
-        return min(version for version, seen in self.seen if what(seen))
-
-
-@dataclass
-class Harness:
-    api_client: client.ApiClient
-    kubeconfig: Path
-    namespace: str
-    work_dir: Path
-    process: subprocess.Popen[bytes] | None = None
-    port: int = field(default_factory=free_port)
-
-    def __post_init__(self) -> None:
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.batch = client.BatchV1Api(self.api_client)
-        self.custom = client.CustomObjectsApi(self.api_client)
-        self.state_dir = self.work_dir / "state"
-        self.log_path = self.work_dir / "reconciler.log"
-
-    # -- the reconciler process ----------------------------------------------------------
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PYTHONPATH": str(REPO_ROOT),
-        }
-
-    def common_flags(self) -> list[str]:
-        return [f"--state-dir={self.state_dir}", f"--kubeconfig={self.kubeconfig}"]
-
-    def start(self, attempts: int = 3) -> None:
-        """Starts the reconciler and waits until it serves /healthz. The port was free when
-        picked, but another process on the machine may take it first: then pick again."""
-        for _ in range(attempts):
-            self._spawn()
-            process = self.process
-            assert process is not None
-            eventually(
-                partial(self._serving_state, process),
-                lambda seen: seen[0] is not None or seen[1] == 200,
-                timeout_s=120,
-                what="the reconciler serving /healthz, or exited",
-            )
-            if process.poll() is None:
-                return
-            if not any("Address already in use" in line for line in self.log_lines()[-5:]):
-                raise AssertionError(f"the reconciler exited with {process.returncode}")
-            self.port = free_port()
-        raise AssertionError(f"no free port for the reconciler after {attempts} attempts")
-
-    def _serving_state(self, process: subprocess.Popen[bytes]) -> tuple[int | None, int]:
-        """The reconciler's exit code (None: running) and its /healthz status code."""
-        return process.poll(), self.http_get("/healthz")[0]
-
-    def _spawn(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "reconciler",
-                    "run",
-                    *self.common_flags(),
-                    f"--namespace={self.namespace}",
-                    f"--resync-period={RESYNC_S}",
-                    f"--http-address=127.0.0.1:{self.port}",
-                    "--log-level=DEBUG",
-                ],
-                cwd=REPO_ROOT,
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def log_lines(self) -> list[str]:
-        return self.log_path.read_text().splitlines() if self.log_path.exists() else []
-
-    def http_get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
-                return r.status, r.read().decode()
-        except OSError as error:
-            return -1, str(error)
-
-    def preview(self, manifest: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "reconciler",
-                "preview",
-                "-f",
-                str(manifest),
-                "--output=json",
-                *self.common_flags(),
-            ],
-            cwd=REPO_ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-
-    # -- MySQL objects -------------------------------------------------------------------
-
-    def spec(self) -> dict[str, Any]:
-        host_root = self.work_dir / "host"
-        return {
-            "image": "mysql:5.7",
-            "database": "otus-database",
-            "password": "otuspassword",
-            "storage_size": "1Gi",
-            "host_path": str(host_root / "data"),
-            "backup": {"host_path": str(host_root / "backup")},
-        }
-
-    def manifest(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "MySQL",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": spec,
-        }
-
-    def create(self, name: str, spec: dict[str, Any]) -> None:
-        self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, self.manifest(name, spec)
-        )
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = read_or_none(
-            lambda: self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
-            )
-        )
-        return found
-
-    def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
-
-    def wait_gone(self, name: str) -> None:
-        eventually(
-            partial(self.get, name),
-            lambda found: found is None,
-            timeout_s=GONE_TIMEOUT_S,
-            what=f"MySQL {name} deleted (finalizer removed)",
-        )
-
-    def wait_ready(self, name: str, generation: int) -> dict[str, Any]:
-        def ready(obj: dict[str, Any] | None) -> bool:
-            found = condition(obj, "Ready")
-            return (
-                obj is not None
-                and found is not None
-                and found["status"] == "True"
-                and obj["status"].get("observedGeneration") == generation
-            )
-
-        found = eventually(
-            partial(self.get, name),
-            ready,
-            timeout_s=READY_TIMEOUT_S,
-            what=f"MySQL {name} Ready at generation {generation}",
-        )
-        assert found is not None
-        return found
-
-    # -- cleanup -------------------------------------------------------------------------
-
-    def clean_up(self) -> None:
-        """Stop the reconciler; release what it held; the namespace takes the rest."""
-        self.stop()
-        listed: Any = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL
-        )
-        for obj in listed["items"]:
-            read_or_none(
-                partial(
-                    self.custom.patch_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    obj["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
-            )
-        delete_namespace_and_volumes(self.core, self.namespace, GONE_TIMEOUT_S)
-
-
-@contextlib.contextmanager
-def harness_in_new_namespace(
-    api_client: client.ApiClient,
-    kubeconfig: Path,
-    namespace: str,
-    work_dir: Path,
-    *,
-    clean_up: bool = True,
-) -> Iterator[Harness]:
-    """A Harness on a namespace it creates, with the CRD installed. On exit it prints the
-    reconciler's log tail and cleans up; `clean_up=False` only stops the reconciler, for a
-    cluster that goes whole."""
-    ensure_crd(api_client)
-    harness = Harness(api_client, kubeconfig, namespace, work_dir)
-    harness.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    try:
-        yield harness
-    finally:
-        if harness.log_path.exists():
-            print("--- reconciler log (tail) ---")
-            print("\n".join(harness.log_lines()[-80:]))
-        if clean_up:
-            harness.clean_up()
-        else:
-            harness.stop()
 
 
 @pytest.fixture
@@ -343,58 +51,88 @@ def harness(
         yield harness
 
 
+def deploys_of(harness: Harness, name: str) -> list[str]:
+    marker = f"instance={harness.namespace}/{name} "
+    return [line for line in harness.log_lines() if marker in line and "engine_runs=" in line]
+
+
 def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     harness: Harness, tmp_path: Path
 ) -> None:
     ns = harness.namespace
     # 1. Objects exist before the reconciler starts: the original example, and one that
     # passes admission but refers to a Secret that does not exist.
-    harness.create(NAME, harness.spec())
-    broken_spec = {k: v for k, v in harness.spec().items() if k != "password"}
+    harness.create(NAME, harness.host_path_spec())
+    broken_spec = {k: v for k, v in harness.host_path_spec().items() if k != "password"}
     broken_spec["passwordSecretRef"] = {"name": "no-such-secret"}
     broken_spec["host_path"] = str(tmp_path / "host" / "broken")
     harness.create(BROKEN, broken_spec)
+    recorder = Recorder(harness.api_client, ns)
+    recorder.start()
     harness.start()
 
     # 2. The valid object becomes Ready, with the status the issue asks for.
     obj = harness.wait_ready(NAME, generation=1)
     status = obj["status"]
+    uid = obj["metadata"]["uid"]
+    lifetime = uid.replace("-", "")[:8]
     assert FINALIZER in obj["metadata"]["finalizers"]
     assert status["endpoint"] == {"host": f"{NAME}.{ns}.svc.cluster.local", "port": 3306}
     assert status["lastUpdate"]["result"] == "succeeded"
-    assert status["lastUpdate"]["resourceChanges"] == {"create": 11}
+    assert status["lastUpdate"]["stage"] == "serving"
     assert status["inputsFingerprint"].startswith("sha256:")
     assert set(status["toolchain"]) == {"pulumiCli", "pulumiSdk", "kubernetesProvider"}
-    assert {c["type"] for c in status["conditions"]} == {"Ready"}
+    assert status["served"] is True
+    assert status["restore"]["phase"] == "Succeeded"
+    assert status["restore"]["job"] == f"{NAME}-restore-{lifetime}-1"
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Restored"}
     ready = condition(obj, "Ready")
     assert ready is not None
     assert (ready["reason"], ready["observedGeneration"]) == ("UpToDate", 1)
     assert harness.apps.read_namespaced_deployment(NAME, ns).status.ready_replicas == 1
-    assert harness.core.read_namespaced_service(NAME, ns) is not None
-    assert harness.core.read_namespaced_persistent_volume_claim(f"{NAME}-data", ns) is not None
+    assert harness.core.read_namespaced_service(NAME, ns).spec.selector == {
+        "app": NAME,
+        "app.kubernetes.io/component": "database",
+    }
+    # The restore Job completed before the client Service existed.
+    restore_done = recorder.first(
+        lambda what: what == f"MODIFIED Job {NAME}-restore-{lifetime}-1 complete"
+    )
+    services = harness.core.list_namespaced_service(ns, field_selector=f"metadata.name={NAME}")
+    assert int(str(services.items[0].metadata.resource_version)) > restore_done
+    # The claims carry the operator's finalizer, and no object has an owner reference.
+    data_claim = harness.core.read_namespaced_persistent_volume_claim(f"{NAME}-data", ns)
+    assert "otus.homework/data-protection" in data_claim.metadata.finalizers
+    for listed in (
+        harness.apps.list_namespaced_deployment(ns).items,
+        harness.core.list_namespaced_service(ns).items,
+        harness.core.list_namespaced_persistent_volume_claim(ns).items,
+    ):
+        assert all(item.metadata.owner_references is None for item in listed)
+    # The data volume says whose data it holds.
+    volume = harness.core.read_persistent_volume(str(data_claim.spec.volume_name))
+    assert volume.spec.persistent_volume_reclaim_policy == "Retain"
+    assert volume.metadata.labels["otus.homework/instance-namespace"] == ns
+    assert volume.metadata.labels["otus.homework/instance-name"] == NAME
+    assert volume.metadata.labels["otus.homework/volume-role"] == "data"
+    assert volume.metadata.annotations["otus.homework/instance-uid"] == uid
 
     # 3. The broken one is Stalled with a message naming the field and the Secret, and
     # nothing was deployed for it.
-    def stalled(found: dict[str, Any] | None) -> bool:
-        entry = condition(found, "Stalled")
-        return entry is not None and entry["status"] == "True"
-
-    broken = eventually(
-        partial(harness.get, BROKEN), stalled, timeout_s=60, what=f"{BROKEN} Stalled"
+    broken = harness.wait_for(
+        BROKEN, has_condition("Stalled", "True", "SecretMissing"), f"{BROKEN} Stalled", 60
     )
     stall = condition(broken, "Stalled")
     assert stall is not None
-    assert stall["reason"] == "StalledSecretMissing"
     assert "spec.passwordSecretRef" in stall["message"]
     assert "no-such-secret" in stall["message"]
-    broken_ready = condition(broken, "Ready")
-    assert broken_ready is not None
-    assert broken_ready["status"] == "False"
+    assert has_condition("Ready", "False", "SecretMissing")(broken)
     assert read_or_none(lambda: harness.apps.read_namespaced_deployment(BROKEN, ns)) is None
+    assert deploys_of(harness, BROKEN) == []
 
     # 4. Unchanged: resyncs reconcile it again, but without an engine run.
     first_update = status["lastUpdate"]["id"]
-    in_sync_marker = f"instance={ns}/{NAME} phase=in-sync"
+    in_sync_marker = f"instance={ns}/{NAME} phase=ready outcome=done"
 
     def in_sync_passes() -> int:
         return sum(in_sync_marker in line for line in harness.log_lines())
@@ -404,23 +142,23 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
         in_sync_passes,
         lambda count: count >= seen + 2,
         timeout_s=60,
-        what="two more in-sync passes (resyncs)",
+        what="two more passes without an engine run (resyncs)",
     )
     unchanged = harness.get(NAME)
     assert unchanged is not None
     assert unchanged["status"]["lastUpdate"]["id"] == first_update
-    deploys = [line for line in harness.log_lines() if f"instance={ns}/{NAME} phase=deploy" in line]
-    assert len(deploys) == 1, deploys
+    runs = deploys_of(harness, NAME)
+    assert sum(int(line.split("engine_runs=")[1].split()[0]) for line in runs) == 2, runs
 
     # 5. preview: exit 0 for the unchanged manifest, 2 for a changed one; nothing applied.
     same = tmp_path / "same.yml"
-    same.write_text(yaml.safe_dump(harness.manifest(NAME, harness.spec())))
+    same.write_text(yaml.safe_dump(harness.manifest(NAME, harness.host_path_spec())))
     unchanged_preview = harness.preview(same)
     assert unchanged_preview.returncode == 0, unchanged_preview.stderr
     assert json.loads(unchanged_preview.stdout)["hasChanges"] is False
     changed = tmp_path / "changed.yml"
     changed.write_text(
-        yaml.safe_dump(harness.manifest(NAME, {**harness.spec(), "image": "mysql:8.0"}))
+        yaml.safe_dump(harness.manifest(NAME, {**harness.host_path_spec(), "image": "mysql:8.0"}))
     )
     changed_preview = harness.preview(changed)
     assert changed_preview.returncode == 2, changed_preview.stderr
@@ -432,9 +170,7 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     assert [c.image for c in deployment.spec.template.spec.containers] == ["mysql:5.7"]
 
     # 6. An image change rolls the Deployment, and status follows the generation.
-    harness.custom.patch_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL, NAME, {"spec": {"image": "mysql:8.0"}}
-    )
+    harness.patch(NAME, {"spec": {"image": "mysql:8.0"}})
     rolled = harness.wait_ready(NAME, generation=2)
     assert rolled["status"]["lastUpdate"]["id"] != first_update
     assert rolled["status"]["lastUpdate"]["resourceChanges"].get("update") == 1
@@ -446,18 +182,16 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     code, metrics = harness.http_get("/metrics")
     assert code == 200
     assert 'mysql_operator_reconciles_total{action="deploy",outcome="done"}' in metrics
-    assert 'mysql_operator_instances{ready="False",reason="StalledSecretMissing"} 1.0' in metrics
+    assert 'mysql_operator_instances{ready="False",reason="SecretMissing"} 1.0' in metrics
+    assert "mysql_operator_queue_depth " in metrics
 
     # 8. Deleting the broken object: nothing was deployed, so nothing to back up; it goes.
     harness.delete(BROKEN)
     harness.wait_gone(BROKEN)
 
-    # 9. Deleting the instance: the backup Job completes before anything is deleted, then
-    # everything but the backup claim is gone, and the finalizer is removed.
-    recorder = Recorder(harness.api_client, ns)
-    recorder.start()
-    uid = rolled["metadata"]["uid"]
-    backup_job = f"{NAME}-backup-{uid.replace('-', '')[:8]}"
+    # 9. Deleting the instance: clients are cut off and the final backup Job completes
+    # before anything is deleted; then everything but the backup claim is gone.
+    backup_job = f"{NAME}-backup-{lifetime}-1"
     harness.delete(NAME)
     harness.wait_gone(NAME)
     eventually(
@@ -469,13 +203,16 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     recorder.stop.set()
     backup_done = recorder.first(lambda what: what == f"MODIFIED Job {backup_job} complete")
     first_deletion = recorder.first(
-        lambda what: what.startswith("DELETED") or what.endswith(" deleting")
+        lambda what: (
+            (what.startswith("DELETED") or what.endswith(" deleting")) and "restore" not in what
+        )
     )
     assert backup_done < first_deletion, recorder.seen
 
     gone: dict[str, Callable[[], Any]] = {
         "deployment": lambda: harness.apps.read_namespaced_deployment(NAME, ns),
         "service": lambda: harness.core.read_namespaced_service(NAME, ns),
+        "internal service": lambda: harness.core.read_namespaced_service(f"{NAME}-internal", ns),
         "secret": lambda: harness.core.read_namespaced_secret(f"{NAME}-credentials", ns),
         "scripts": lambda: harness.core.read_namespaced_config_map(f"{NAME}-scripts", ns),
         "data claim": lambda: harness.core.read_namespaced_persistent_volume_claim(
@@ -488,100 +225,136 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
         eventually(
             partial(read_or_none, read),
             lambda found: found is None,
-            timeout_s=GONE_TIMEOUT_S,
+            timeout_s=60,
             what=f"{what} deleted",
         )
     kept = harness.core.read_namespaced_persistent_volume_claim(f"{NAME}-backup", ns)
     assert kept.metadata.deletion_timestamp is None
-    reasons = [
-        e.reason
-        for e in sorted(
-            harness.core.list_namespaced_event(
-                ns, field_selector=f"involvedObject.name={NAME}"
-            ).items,
-            key=lambda e: (e.first_timestamp, int(e.metadata.resource_version or 0)),
-        )
-    ]
-    assert reasons.index("BackupSucceeded") < reasons.index("Destroyed")
+    backup_volume = harness.core.read_persistent_volume(str(kept.spec.volume_name))
+    assert backup_volume.spec.persistent_volume_reclaim_policy == "Retain"
+    assert backup_volume.metadata.labels["otus.homework/volume-role"] == "backup"
+    reasons = [event.reason for event in harness.events(NAME)]
+    assert reasons.index("FinalBackupSucceeded") < reasons.index("Destroyed")
+    assert reasons[-1] == "Deleted"
     # The stack is gone from the backend too (only its .bak remains, as Pulumi keeps it).
     stacks = harness.state_dir / ".pulumi" / "stacks"
     assert [p.name for p in stacks.rglob("*.json")] == []
 
 
-def test_a_failed_backup_keeps_the_data_and_the_finalizer_and_is_retried(
+def test_an_instance_whose_claim_never_binds_is_deleted_promptly_without_a_backup(
     harness: Harness,
 ) -> None:
     ns = harness.namespace
-    harness.create(NAME, harness.spec())
+    spec = {k: v for k, v in harness.host_path_spec().items() if k not in ("host_path", "backup")}
+    spec["storage_class"] = "no-such-class"
+    harness.create(NAME, spec)
     harness.start()
-    harness.wait_ready(NAME, generation=1)
+    pending = harness.wait_for(
+        NAME, has_condition("Ready", "False", "VolumePending"), "VolumePending", 60
+    )
+    message = (condition(pending, "Ready") or {})["message"]
+    assert f"claim {NAME}-data is Pending" in message
 
-    # A quota of one Job (the restore Job has it) makes creating the backup Job fail.
+    harness.delete(NAME)
+    harness.wait_gone(NAME, timeout_s=90)
+    reasons = [event.reason for event in harness.events(NAME)]
+    assert "BackupSkipped" in reasons
+    assert not any(reason.startswith("FinalBackup") for reason in reasons)
+    assert read_or_none(lambda: harness.apps.read_namespaced_deployment(NAME, ns)) is None
+    claims = [
+        c.metadata.name for c in harness.core.list_namespaced_persistent_volume_claim(ns).items
+    ]
+    assert f"{NAME}-data" not in claims
+
+
+def test_a_failed_final_backup_keeps_everything_and_a_new_job_retries_it(
+    harness: Harness,
+) -> None:
+    ns = harness.namespace
+    harness.create(NAME, harness.host_path_spec())
+    harness.start()
+    obj = harness.wait_ready(NAME, generation=1)
+    lifetime = obj["metadata"]["uid"].replace("-", "")[:8]
+
+    # A quota of one Job makes creating the final backup Job fail while the restore Job
+    # still exists... the restore Job is gone in SERVING, so hold the quota at zero.
     quota = client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name="one-job"),
-        spec=client.V1ResourceQuotaSpec(hard={"count/jobs.batch": "1"}),
+        metadata=client.V1ObjectMeta(name="no-jobs"),
+        spec=client.V1ResourceQuotaSpec(hard={"count/jobs.batch": "0"}),
     )
     harness.core.create_namespaced_resource_quota(ns, quota)
     eventually(
-        lambda: harness.core.read_namespaced_resource_quota("one-job", ns).status.used,
-        lambda used: (used or {}).get("count/jobs.batch") == "1",
+        lambda: harness.core.read_namespaced_resource_quota("no-jobs", ns).status.hard,
+        lambda hard: (hard or {}).get("count/jobs.batch") == "0",
         timeout_s=60,
-        what="the quota counts the restore Job",
+        what="the quota is in force",
     )
     harness.delete(NAME)
-
-    def backup_failed(found: dict[str, Any] | None) -> bool:
-        entry = condition(found, "Stalled")
-        return entry is not None and entry["reason"] == "StalledBackupFailed"
-
-    stalled = eventually(
-        partial(harness.get, NAME), backup_failed, timeout_s=READY_TIMEOUT_S, what="backup failed"
+    stalled = harness.wait_for(
+        NAME, has_condition("Stalled", "True"), "the final backup cannot start", 120
     )
-    assert stalled is not None
     assert FINALIZER in stalled["metadata"]["finalizers"]
-    stall = condition(stalled, "Stalled")
-    assert stall is not None
-    assert "nothing was deleted" in stall["message"]
-    backup = condition(stalled, "BackupReady")
-    assert backup is not None
-    assert backup["status"] == "False"
     # Nothing was deleted: the instance still runs on its data.
     deployment = harness.apps.read_namespaced_deployment(NAME, ns)
     assert deployment.metadata.deletion_timestamp is None
-    assert deployment.status.ready_replicas == 1
     claim = harness.core.read_namespaced_persistent_volume_claim(f"{NAME}-data", ns)
     assert claim.metadata.deletion_timestamp is None
 
-    # The reconciler keeps retrying with backoff; once the quota goes, the backup runs
-    # and the deletion completes.
-    harness.core.delete_namespaced_resource_quota("one-job", ns)
+    # Once the quota goes, the backup runs and the deletion completes.
+    harness.core.delete_namespaced_resource_quota("no-jobs", ns)
     harness.wait_gone(NAME)
     assert read_or_none(lambda: harness.apps.read_namespaced_deployment(NAME, ns)) is None
     assert harness.core.read_namespaced_persistent_volume_claim(f"{NAME}-backup", ns)
-    assert any(
-        f"instance={ns}/{NAME} phase=backup outcome=retry" in line for line in harness.log_lines()
+    reasons = [event.reason for event in harness.events(NAME)]
+    assert "FinalBackupSucceeded" in reasons
+    assert f"{NAME}-backup-{lifetime}-1" in " ".join(
+        str(event.message) for event in harness.events(NAME)
     )
 
 
-def test_a_terminating_namespace_is_reported_instead_of_hanging(harness: Harness) -> None:
+def test_a_terminating_namespace_keeps_the_volumes_and_lets_the_namespace_go(
+    harness: Harness,
+) -> None:
     ns = harness.namespace
-    harness.create(NAME, harness.spec())
+    harness.create(NAME, harness.host_path_spec())
     harness.start()
-    harness.wait_ready(NAME, generation=1)
+    obj = harness.wait_ready(NAME, generation=1)
+    uid = obj["metadata"]["uid"]
+    data_volume = harness.core.read_namespaced_persistent_volume_claim(
+        f"{NAME}-data", ns
+    ).spec.volume_name
 
+    lines_before = len(harness.log_lines())
     harness.core.delete_namespace(ns)
-
-    def reported(found: dict[str, Any] | None) -> bool:
-        entry = condition(found, "Stalled")
-        return entry is not None and entry["reason"] == "StalledNamespaceTerminating"
-
-    stalled = eventually(
-        partial(harness.get, NAME), reported, timeout_s=120, what="namespace terminating reported"
+    eventually(
+        lambda: read_or_none(lambda: harness.core.read_namespace(ns)),
+        lambda found: found is None,
+        timeout_s=120,
+        what=f"namespace {ns} deleted",
     )
-    assert stalled is not None
-    assert FINALIZER in stalled["metadata"]["finalizers"]
-    stall = condition(stalled, "Stalled")
-    assert stall is not None
-    assert ns in stall["message"]
-    # Reported once and waited on by nobody: no engine run was started for it.
-    assert not any(f"instance={ns}/{NAME} phase=backup" in line for line in harness.log_lines())
+    volume = harness.core.read_persistent_volume(str(data_volume))
+    assert volume.spec.persistent_volume_reclaim_policy == "Retain"
+    annotations = volume.metadata.annotations
+    assert annotations["otus.homework/instance-uid"] == uid
+    assert annotations["otus.homework/retained-reason"] == f"namespace {ns} was deleted"
+    assert "otus.homework/retained-at" in annotations
+    assert "otus.homework/released" not in annotations
+    # No engine ran for it: no Job can run in a terminating namespace.
+    after = harness.log_lines()[lines_before:]
+    assert not any("engine_runs=" in line for line in after), after
+    assert any("reason=NamespaceDeleted" in line for line in after)
+
+
+def test_the_spec_of_a_live_instance_cannot_move_its_claims(harness: Harness) -> None:
+    harness.create(NAME, harness.host_path_spec())
+    with pytest.raises(client.ApiException) as rejected:
+        harness.patch(NAME, {"spec": {"storage_class": "fast"}})
+    assert rejected.value.status == 422
+    assert "storage_class" in str(rejected.value.body)
+    with pytest.raises(client.ApiException) as rejected_backup:
+        harness.patch(NAME, {"spec": {"backup": {"host_path": None}}})
+    assert rejected_backup.value.status == 422
+    assert "backup.host_path" in str(rejected_backup.value.body)
+    custom = harness.custom
+    stored = custom.get_namespaced_custom_object(GROUP, VERSION, harness.namespace, PLURAL, NAME)
+    assert "storage_class" not in stored["spec"]

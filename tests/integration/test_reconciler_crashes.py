@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from kubernetes import client
 
-from tests.integration import test_reconciler
-from tests.integration.test_reconciler import (
+from tests.harness import (
     FINALIZER,
-    NAME,
     READY_TIMEOUT_S,
     Harness,
     condition,
@@ -39,8 +38,16 @@ from tests.support import api_client_for, eventually, read_or_none
 
 pytestmark = pytest.mark.integration
 
-# The fixture of test_reconciler.py, under its own name: a namespace and a Harness.
-harness = test_reconciler.harness
+NAME: Final = "mysql-instance"
+
+
+@pytest.fixture
+def harness(
+    api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
+) -> Iterator[Harness]:
+    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
+        yield harness
+
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 CLUSTER: Final = REPO_ROOT / "hack" / "cluster"
@@ -189,21 +196,20 @@ def names(items: list[Any]) -> list[str]:
 
 
 def restore_job_of(obj: dict[str, Any]) -> str:
-    return f"{obj['metadata']['name']}-restore-{obj['metadata']['uid'].replace('-', '')[:8]}"
+    """The first attempt's restore Job."""
+    return f"{obj['metadata']['name']}-restore-{obj['metadata']['uid'].replace('-', '')[:8]}-1"
 
 
 def backup_job_of(obj: dict[str, Any]) -> str:
-    return f"{obj['metadata']['name']}-backup-{obj['metadata']['uid'].replace('-', '')[:8]}"
+    """The first attempt's final backup Job."""
+    return f"{obj['metadata']['name']}-backup-{obj['metadata']['uid'].replace('-', '')[:8]}-1"
 
 
 def namespace_objects(harness: Harness, name: str) -> dict[str, list[str]]:
     """What exists in the cluster for one instance, by kind; names sorted, duplicates kept."""
     ns, selector = harness.namespace, instance_selector(name)
-    volumes = [
-        volume
-        for volume in harness.core.list_persistent_volume(label_selector=selector).items
-        if volume.spec.claim_ref is not None and volume.spec.claim_ref.namespace == ns
-    ]
+    volume_selector = f"otus.homework/instance-namespace={ns},otus.homework/instance-name={name}"
+    volumes = harness.core.list_persistent_volume(label_selector=volume_selector).items
     return {
         # Everything of the kinds the stack declares, labelled or not: a leftover of an
         # interrupted run would show here even if it lacked the labels.
@@ -229,13 +235,13 @@ def expected_stack_objects(ns: str, obj: dict[str, Any]) -> list[tuple[str, str]
         [
             ("kubernetes:apps/v1:Deployment", f"{ns}/{name}"),
             ("kubernetes:core/v1:Service", f"{ns}/{name}"),
+            ("kubernetes:core/v1:Service", f"{ns}/{name}-internal"),
             ("kubernetes:core/v1:Secret", f"{ns}/{name}-credentials"),
             ("kubernetes:core/v1:ConfigMap", f"{ns}/{name}-scripts"),
             ("kubernetes:core/v1:PersistentVolumeClaim", f"{ns}/{name}-data"),
             ("kubernetes:core/v1:PersistentVolumeClaim", f"{ns}/{name}-backup"),
             ("kubernetes:core/v1:PersistentVolume", f"{ns}-{name}-data"),
             ("kubernetes:core/v1:PersistentVolume", f"{ns}-{name}-backup"),
-            ("kubernetes:batch/v1:Job", f"{ns}/{restore_job_of(obj)}"),
         ]
     )
 
@@ -254,7 +260,7 @@ def test_kill_9_in_the_middle_of_an_up_converges_with_no_stale_lock_and_no_orpha
     harness: Harness,
 ) -> None:
     ns = harness.namespace
-    harness.create(NAME, harness.spec())
+    harness.create(NAME, harness.host_path_spec())
     harness.start()
 
     # Strike while the `up` holds the lock and has created part of the stack: the
@@ -308,9 +314,9 @@ def test_kill_9_in_the_middle_of_an_up_converges_with_no_stale_lock_and_no_orpha
     assert len(rollouts) == 1, rollouts  # one rollout: the upsert did not change the pods
     assert found == {
         "Deployment": [NAME],
-        "Service": [NAME],
+        "Service": sorted([NAME, f"{NAME}-internal"]),
         "PersistentVolumeClaim": sorted([f"{NAME}-backup", f"{NAME}-data"]),
-        "Job": [restore_job_of(obj)],
+        "Job": [],
         "Secret": [f"{NAME}-credentials"],
         "ConfigMap": [f"{NAME}-scripts"],
         "PersistentVolume": sorted([f"{ns}-{NAME}-backup", f"{ns}-{NAME}-data"]),
@@ -324,7 +330,7 @@ def test_kill_9_in_the_middle_of_a_destroy_finishes_the_deletion_after_a_restart
     harness: Harness,
 ) -> None:
     ns = harness.namespace
-    harness.create(NAME, harness.spec())
+    harness.create(NAME, harness.host_path_spec())
     harness.start()
     obj = harness.wait_ready(NAME, generation=1)
     backup_job = backup_job_of(obj)
@@ -365,15 +371,22 @@ def test_kill_9_in_the_middle_of_a_destroy_finishes_the_deletion_after_a_restart
         "the new reconciler did not report recovering the lock"
     )
 
-    # The backup of this generation had succeeded: it is not run again (after a partial
-    # destroy it would back up whatever a re-created instance holds).
-    assert events(harness, NAME, "BackupStarted") == 1
+    # The final backup had succeeded: it is not run again (clients have been cut off
+    # since before it, so nothing changed after it).
+    assert events(harness, NAME, "FinalBackupSucceeded") == 1
     assert events(harness, NAME, "Destroyed") >= 1
+    assert (
+        read_or_none(
+            lambda: harness.batch.read_namespaced_job(backup_job.removesuffix("-1") + "-2", ns)
+        )
+        is None
+    )
 
     # Everything but the backup claim (and its volume) is gone.
     gone: dict[str, Callable[[], Any]] = {
         "deployment": lambda: harness.apps.read_namespaced_deployment(NAME, ns),
         "service": lambda: harness.core.read_namespaced_service(NAME, ns),
+        "internal service": lambda: harness.core.read_namespaced_service(f"{NAME}-internal", ns),
         "secret": lambda: harness.core.read_namespaced_secret(f"{NAME}-credentials", ns),
         "scripts": lambda: harness.core.read_namespaced_config_map(f"{NAME}-scripts", ns),
         "data claim": lambda: harness.core.read_namespaced_persistent_volume_claim(
@@ -442,9 +455,9 @@ def test_the_watch_resumes_after_the_api_server_restarts(
     private_cluster: Path, private_harness: Harness
 ) -> None:
     harness = private_harness
-    harness.create(NAME, harness.spec())
+    harness.create(NAME, harness.host_path_spec())
     harness.start()
-    harness.wait_ready(NAME, generation=1)
+    first_update = harness.wait_ready(NAME, generation=1)["status"]["lastUpdate"]["id"]
     assert harness.http_get("/healthz") == (200, "ok\n")
 
     # Stop the API server and wait until it is really down.
@@ -480,16 +493,20 @@ def test_the_watch_resumes_after_the_api_server_restarts(
     assert harness.process.poll() is None, "the reconciler died with the API server"
 
     # A new object, created after the restart, is picked up: the watch resumed.
-    spec = {**harness.spec(), "host_path": str(harness.work_dir / "host" / "second")}
+    spec = {
+        **harness.host_path_spec(),
+        "host_path": str(harness.work_dir / "host" / "second"),
+    }
     spec["backup"] = {"host_path": str(harness.work_dir / "host" / "second-backup")}
     harness.create(SECOND, spec)
     second = harness.wait_ready(SECOND, generation=1)
     assert second["status"]["lastUpdate"]["result"] == "succeeded"
-    # The first object is untouched and still Ready.
+    # The first object is untouched: no engine ran for it. (Its Ready condition follows
+    # its pod, which the node controller may have marked not ready while the API server
+    # was away.)
     first = harness.get(NAME)
-    ready = condition(first, "Ready")
-    assert ready is not None
-    assert ready["status"] == "True"
+    assert first is not None
+    assert first["status"]["lastUpdate"]["id"] == first_update
     eventually(
         partial(harness.http_get, "/healthz"),
         lambda reply: reply == (200, "ok\n"),

@@ -18,11 +18,12 @@ import pytest
 from kubernetes import client
 from pulumi import automation as auto
 
+from reconciler.desired import Desired
 from reconciler.driver import Driver, DriverConfig
-from reconciler.program import ClusterAccess, Phase
+from reconciler.program import ClusterAccess
 from reconciler.spec import parse_instance
-from tests.integration.test_crd_admission import GROUP, PLURAL, VERSION
-from tests.integration.test_reconciler import harness_in_new_namespace
+from reconciler.vocabulary import Stage
+from tests.harness import GROUP, PLURAL, VERSION, harness_in_new_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -46,14 +47,14 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
     api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
 ) -> None:
     with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
-        harness.create(NAME, harness.spec())
+        harness.create(NAME, harness.host_path_spec())
         stored: Any = harness.custom.get_namespaced_custom_object(
             GROUP, VERSION, namespace_name, PLURAL, NAME
         )
         instance = parse_instance(stored)
         backend = tmp_path / "state"
         driver = new_driver(kubeconfig, tmp_path)
-        first = driver.up(instance, Phase.RUNNING)
+        first = driver.up(Desired(instance, Stage.SERVING))
         assert first.result == "succeeded"
         stack = f"{namespace_name}.{NAME}"
 
@@ -83,12 +84,14 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
         ]
         checkpoint.write_text(json.dumps(state))
 
-        second = driver.up(instance, Phase.RUNNING)
+        second = driver.up(Desired(instance, Stage.SERVING))
         assert second.result == "succeeded"
         assert not any(lock_dir.iterdir()), "the stale lock was cleared"
         state = json.loads(checkpoint.read_text())
         assert not state["checkpoint"]["latest"].get("pending_operations")
-        assert driver.deployed_objects(namespace_name, NAME) > 0
+        state = driver.stack_state(namespace_name, NAME, definite=True)
+        assert state is not None
+        assert state.deployed
 
 
 def test_an_up_runs_the_engine_and_nothing_else(
@@ -116,21 +119,21 @@ def test_an_up_runs_the_engine_and_nothing_else(
     monkeypatch.setattr(auto.PulumiCommand, "run", recording_run)
     monkeypatch.setattr(auto.PulumiCommand, "__init__", recording_init)
     with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
-        harness.create(NAME, harness.spec())
+        harness.create(NAME, harness.host_path_spec())
         stored: Any = harness.custom.get_namespaced_custom_object(
             GROUP, VERSION, namespace_name, PLURAL, NAME
         )
         instance = parse_instance(stored)
         driver = new_driver(kubeconfig, tmp_path)
 
-        created = driver.up(instance, Phase.RUNNING)
+        created = driver.up(Desired(instance, Stage.SERVING))
         assert created.resource_changes.get("create", 0) > 0
         assert runs == ["stack init", "up"]
         assert created.timings is not None
         assert 0 < created.timings.resources_s <= created.timings.total_s
 
         runs.clear()
-        unchanged = driver.up(instance, Phase.RUNNING)
+        unchanged = driver.up(Desired(instance, Stage.SERVING))
         assert unchanged.result == "succeeded"
         assert set(unchanged.resource_changes) == {"same"}
         assert unchanged.update_id != created.update_id

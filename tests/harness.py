@@ -1,0 +1,422 @@
+"""A reconciler process on a namespace of its own, and the MySQL objects a test makes
+there: shared by the integration tier (kwok) and the end-to-end tier (the real node).
+
+Every object the harness creates carries the label `mysql-operator.dev/test-session`, and
+its reconciler watches only the harness's namespace: on a cluster that someone else's
+reconciler also watches (the one `hack/up` starts selects `!mysql-operator.dev/test-session`),
+each object has exactly one reconciler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from tests.support import delete_namespace_and_volumes, eventually, read_or_none
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+CRD_PATH: Final = REPO_ROOT / "crd" / "mysql.yaml"
+GROUP: Final = "otus.homework"
+VERSION: Final = "v1"
+PLURAL: Final = "mysqls"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+FINALIZER: Final = "otus.homework/teardown"
+CLAIM_FINALIZER: Final = "otus.homework/data-protection"
+TEST_SESSION_LABEL: Final = "mysql-operator.dev/test-session"
+SESSION: Final = uuid.uuid4().hex[:12]
+PASSPHRASE: Final = f"it-{uuid.uuid4().hex}"
+READY_TIMEOUT_S: Final = 240.0
+GONE_TIMEOUT_S: Final = 240.0
+ESTABLISH_TIMEOUT_S: Final = 60.0
+RESYNC_S: Final = 3
+
+
+def ensure_crd(api_client: client.ApiClient) -> None:
+    """Creates crd/mysql.yaml, or replaces the CRD with it, and waits until it is served.
+
+    The CRD is cluster-scoped and shared by every test that needs MySQL objects, so this
+    is idempotent and never deletes it: deleting a CRD deletes every MySQL object in every
+    namespace, which would pull objects out from under other tests.
+    """
+    extensions = client.ApiextensionsV1Api(api_client)
+    manifest = yaml.safe_load(CRD_PATH.read_text())
+    assert manifest["metadata"]["name"] == CRD_NAME
+    try:
+        extensions.create_custom_resource_definition(manifest)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(CRD_NAME)
+        manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(CRD_NAME, manifest)
+
+    def established(crd: client.V1CustomResourceDefinition) -> bool:
+        conditions = crd.status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    eventually(
+        lambda: extensions.read_custom_resource_definition(CRD_NAME),
+        established,
+        timeout_s=ESTABLISH_TIMEOUT_S,
+        what=f"CRD {CRD_NAME} Established",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    for entry in (obj.get("status") or {}).get("conditions") or []:
+        if entry.get("type") == kind:
+            found: dict[str, Any] = entry
+            return found
+    return None
+
+
+def has_condition(kind: str, status: str, reason: str | None = None) -> Callable[[Any], bool]:
+    def check(obj: dict[str, Any] | None) -> bool:
+        entry = condition(obj, kind)
+        return (
+            entry is not None
+            and entry["status"] == status
+            and (reason is None or entry["reason"] == reason)
+        )
+
+    return check
+
+
+@dataclass
+class Recorder:
+    """Watches Jobs, Deployments, Services and claims in a namespace, noting
+    (resourceVersion, what).
+
+    The watches read one etcd, so resourceVersions order their events; that is how a test
+    shows, without timing, that a Job completed before anything was deleted.
+    """
+
+    api_client: client.ApiClient
+    namespace: str
+    seen: list[tuple[int, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        batch = client.BatchV1Api(self.api_client)
+        apps = client.AppsV1Api(self.api_client)
+        core = client.CoreV1Api(self.api_client)
+        for lister in (
+            batch.list_namespaced_job,
+            apps.list_namespaced_deployment,
+            core.list_namespaced_service,
+            core.list_namespaced_persistent_volume_claim,
+        ):
+            version = lister(self.namespace).metadata.resource_version
+            threading.Thread(target=self._follow, args=(lister, version), daemon=True).start()
+
+    def _follow(self, lister: Callable[..., Any], version: str) -> None:
+        while not self.stop.is_set():
+            for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
+                lister, self.namespace, resource_version=version, timeout_seconds=5
+            ):
+                obj = event["object"]
+                version = obj.metadata.resource_version
+                kind = type(obj).__name__.removeprefix("V1")
+                complete = kind == "Job" and any(
+                    c.type == "Complete" and c.status == "True"
+                    for c in (obj.status.conditions or [])
+                )
+                deleting = obj.metadata.deletion_timestamp is not None
+                what = f"{event['type']} {kind} {obj.metadata.name}"
+                what += " complete" if complete else ""
+                what += " deleting" if deleting else ""
+                self.seen.append((int(version), what))
+
+    def first(self, what: Callable[[str], bool]) -> int:
+        return min(version for version, seen in self.seen if what(seen))
+
+
+@dataclass
+class Harness:
+    api_client: client.ApiClient
+    kubeconfig: Path
+    namespace: str
+    work_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    port: int = field(default_factory=free_port)
+    extra_flags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.state_dir = self.work_dir / "state"
+        self.log_path = self.work_dir / "reconciler.log"
+
+    # -- the reconciler process ----------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+
+    def common_flags(self) -> list[str]:
+        return [f"--state-dir={self.state_dir}", f"--kubeconfig={self.kubeconfig}"]
+
+    def start(self, attempts: int = 3) -> None:
+        """Starts the reconciler and waits until it serves /healthz. The port was free when
+        picked, but another process on the machine may take it first: then pick again."""
+        for _ in range(attempts):
+            self._spawn()
+            process = self.process
+            assert process is not None
+            eventually(
+                partial(self._serving_state, process),
+                lambda seen: seen[0] is not None or seen[1] == 200,
+                timeout_s=120,
+                what="the reconciler serving /healthz, or exited",
+            )
+            if process.poll() is None:
+                return
+            if not any("Address already in use" in line for line in self.log_lines()[-5:]):
+                raise AssertionError(f"the reconciler exited with {process.returncode}")
+            self.port = free_port()
+        raise AssertionError(f"no free port for the reconciler after {attempts} attempts")
+
+    def _serving_state(self, process: subprocess.Popen[bytes]) -> tuple[int | None, int]:
+        """The reconciler's exit code (None: running) and its /healthz status code."""
+        return process.poll(), self.http_get("/healthz")[0]
+
+    def _spawn(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciler",
+                    "run",
+                    *self.common_flags(),
+                    f"--namespace={self.namespace}",
+                    f"--label-selector={TEST_SESSION_LABEL}={SESSION}",
+                    f"--resync-period={RESYNC_S}",
+                    f"--http-address=127.0.0.1:{self.port}",
+                    "--log-level=DEBUG",
+                    *self.extra_flags,
+                ],
+                cwd=REPO_ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text().splitlines() if self.log_path.exists() else []
+
+    def http_get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError as error:
+            return -1, str(error)
+
+    def preview(self, manifest: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "preview",
+                "-f",
+                str(manifest),
+                "--output=json",
+                *self.common_flags(),
+            ],
+            cwd=REPO_ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+
+    # -- MySQL objects -------------------------------------------------------------------
+
+    def host_path_spec(self) -> dict[str, Any]:
+        """The original example on static hostPath volumes (for clusters without a
+        provisioner)."""
+        host_root = self.work_dir / "host"
+        return {
+            "image": "mysql:5.7",
+            "database": "otus-database",
+            "password": "otuspassword",
+            "storage_size": "1Gi",
+            "host_path": str(host_root / "data"),
+            "backup": {"host_path": str(host_root / "backup")},
+        }
+
+    def manifest(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MySQL",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {TEST_SESSION_LABEL: SESSION},
+            },
+            "spec": spec,
+        }
+
+    def create(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.manifest(name, spec)
+        )
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = read_or_none(
+            lambda: self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name
+            )
+        )
+        return found
+
+    def patch(self, name: str, body: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, body
+        )
+
+    def delete(self, name: str, propagation: str | None = None) -> None:
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, propagation_policy=propagation
+        )
+
+    def wait_gone(self, name: str, timeout_s: float = GONE_TIMEOUT_S) -> None:
+        eventually(
+            partial(self.get, name),
+            lambda found: found is None,
+            timeout_s=timeout_s,
+            what=f"MySQL {name} deleted (finalizer removed)",
+        )
+
+    def wait_for(
+        self, name: str, check: Callable[[Any], bool], what: str, timeout_s: float = READY_TIMEOUT_S
+    ) -> dict[str, Any]:
+        found: dict[str, Any] | None = eventually(
+            partial(self.get, name), check, timeout_s=timeout_s, what=what
+        )
+        assert found is not None
+        return found
+
+    def wait_ready(self, name: str, generation: int) -> dict[str, Any]:
+        def ready(obj: dict[str, Any] | None) -> bool:
+            return (
+                has_condition("Ready", "True")(obj)
+                and (obj or {}).get("status", {}).get("observedGeneration") == generation
+            )
+
+        return self.wait_for(name, ready, f"MySQL {name} Ready at generation {generation}")
+
+    def events(self, name: str) -> list[client.CoreV1Event]:
+        found = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        ).items
+        return sorted(
+            found, key=lambda e: (e.first_timestamp, int(e.metadata.resource_version or 0))
+        )
+
+    # -- cleanup -------------------------------------------------------------------------
+
+    def release_everything(self) -> None:
+        """Takes the operator's finalizers off everything in the namespace (the test is
+        over; nobody will reconcile it again)."""
+        listed: Any = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL
+        )
+        for obj in listed["items"]:
+            read_or_none(
+                partial(self.patch, obj["metadata"]["name"], {"metadata": {"finalizers": None}})
+            )
+        for claim in self.core.list_namespaced_persistent_volume_claim(self.namespace).items:
+            read_or_none(
+                partial(
+                    self.core.patch_namespaced_persistent_volume_claim,
+                    str(claim.metadata.name),
+                    self.namespace,
+                    {"metadata": {"finalizers": None}},
+                )
+            )
+
+    def clean_up(self) -> None:
+        """Stop the reconciler; release what it held; the namespace takes the rest, and
+        the volumes it left go too."""
+        self.stop()
+        if read_or_none(lambda: self.core.read_namespace(self.namespace)) is not None:
+            self.release_everything()
+        delete_namespace_and_volumes(self.core, self.namespace, GONE_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def harness_in_new_namespace(
+    api_client: client.ApiClient,
+    kubeconfig: Path,
+    namespace: str,
+    work_dir: Path,
+    *,
+    clean_up: bool = True,
+    extra_flags: tuple[str, ...] = (),
+) -> Iterator[Harness]:
+    """A Harness on a namespace it creates, with the CRD installed. On exit it prints the
+    reconciler's log tail and cleans up; `clean_up=False` only stops the reconciler, for a
+    cluster that goes whole."""
+    ensure_crd(api_client)
+    harness = Harness(api_client, kubeconfig, namespace, work_dir, extra_flags=extra_flags)
+    harness.core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=namespace, labels={TEST_SESSION_LABEL: SESSION})
+        )
+    )
+    try:
+        yield harness
+    finally:
+        if harness.log_path.exists():
+            print("--- reconciler log (tail) ---")
+            print("\n".join(harness.log_lines()[-80:]))
+        if clean_up:
+            harness.clean_up()
+        else:
+            harness.stop()
