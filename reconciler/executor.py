@@ -62,8 +62,9 @@ from reconciler.names import (
     volume_selector,
 )
 from reconciler.observation import Live, Observation
-from reconciler.policy import generation_of
+from reconciler.policy import generation_of, metadata_of
 from reconciler.reconcile import GatherPlan, decide, gather_plan, identity
+from reconciler.selectors import Selector
 from reconciler.status import (
     Endpoint,
     JobPhase,
@@ -113,6 +114,7 @@ class Executor:
         *,
         cluster_domain: str,
         fingerprint_key: bytes,
+        selector: Selector | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.gateway = gateway
@@ -121,6 +123,7 @@ class Executor:
         self.metrics = metrics
         self.cluster_domain = cluster_domain
         self.fingerprint_key = fingerprint_key
+        self.selector = selector or Selector()  # None: every object
         self.now = now
 
     def reconcile(self, key: Key) -> Result:
@@ -158,6 +161,9 @@ class Executor:
             obj = self.gateway.get_mysql(*key)
             if obj is None:
                 return self._orphans(key)
+            if not self.selector.matches(metadata_of(obj).get("labels") or {}):
+                # Woken through one of its objects, but another reconciler's to drive.
+                return Result(Outcome.DONE, "not-selected")
             observation = self._observe(obj)
             action = decide(observation)
             step = _Step(self, key, obj, observation)

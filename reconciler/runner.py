@@ -144,6 +144,7 @@ def run(settings: Settings) -> int:
             metrics,
             cluster_domain=settings.cluster_domain,
             fingerprint_key=fingerprint_key(passphrase),
+            selector=settings.selector,
         )
         queue: WorkQueue[Key] = WorkQueue()
         backoff: Backoff[Key] = Backoff(settings.backoff_base_s, settings.backoff_max_s)

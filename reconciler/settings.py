@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
+
+from reconciler.selectors import Selector, SelectorError, parse_selector
 
 ENV_PREFIX: Final = "MYSQL_OPERATOR_"
 DEFAULT_PASSPHRASE_ENV: Final = "PULUMI_CONFIG_PASSPHRASE"  # noqa: S105 (a variable name)
@@ -78,6 +80,7 @@ class Settings:
     kubeconfig: str | None  # None: $KUBECONFIG, ~/.kube/config, or in-cluster
     log_level: LogLevel
     label_selector: str = ""  # only MySQL objects with these labels (a Kubernetes selector)
+    selector: Selector = field(default_factory=Selector)  # the same, parsed
     # A reconcile running longer than this is stuck: /healthz fails, so it is restarted.
     stuck_after_s: float = DEFAULT_STUCK_AFTER_S
     project_name: str = DEFAULT_PROJECT
@@ -157,6 +160,11 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     resync = _positive_float(
         pick(args.resync_period, "RESYNC_PERIOD"), "--resync-period", DEFAULT_RESYNC_S
     )
+    selector_text = (pick(getattr(args, "label_selector", None), "LABEL_SELECTOR") or "").strip()
+    try:
+        selector = parse_selector(selector_text)
+    except SelectorError as error:
+        raise SettingsError(f"--label-selector: {error}") from None
     level_text = (pick(args.log_level, "LOG_LEVEL") or LogLevel.INFO.value).upper()
     try:
         log_level = LogLevel(level_text)
@@ -172,9 +180,8 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         http_address=_http_address(pick(args.http_address, "HTTP_ADDRESS") or DEFAULT_HTTP_ADDRESS),
         kubeconfig=pick(args.kubeconfig, "KUBECONFIG"),
         log_level=log_level,
-        label_selector=(
-            pick(getattr(args, "label_selector", None), "LABEL_SELECTOR") or ""
-        ).strip(),
+        label_selector=selector_text,
+        selector=selector,
         stuck_after_s=_positive_float(
             pick(getattr(args, "stuck_after", None), "STUCK_AFTER"),
             "--stuck-after",
