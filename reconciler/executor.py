@@ -193,7 +193,8 @@ class Executor:
             now=self.now(),
             stack=stack,
             live=live,
-            namespace_terminating=plan.deleting and self.gateway.namespace_terminating(namespace),
+            namespace_terminating=(plan.deleting or _claims_going(live))
+            and self.gateway.namespace_terminating(namespace),
             secret_problem=secret_problem,
         )
 
@@ -271,6 +272,12 @@ class Executor:
             else:
                 raise AssertionError(f"unexpected action for claims without an instance: {action}")
         return Result(Outcome.RETRY, "orphans", "loop", f"no decision after {MAX_PASSES} passes")
+
+
+def _claims_going(live: Live) -> bool:
+    return any(
+        claim is not None and claim.deleting for claim in (live.data_claim, live.backup_claim)
+    )
 
 
 def _patch_volumes(gateway: Gateway, patches: tuple[VolumePatch, ...]) -> None:

@@ -19,7 +19,9 @@ from reconciler.teardown import decide_teardown
 
 
 def decide(observation: Observation) -> Action:
-    if is_deleting(observation.obj):
+    # The namespace controller may delete the claims before it marks the object: a
+    # terminating namespace is a teardown either way.
+    if is_deleting(observation.obj) or observation.namespace_terminating:
         return decide_teardown(observation)
     return decide_lifecycle(observation)
 
