@@ -134,12 +134,23 @@ def classify(stderr: str) -> FailureKind:
     return FailureKind.FAILED
 
 
+# Lines every failed run prints, which say nothing about why.
+GENERIC_ERRORS: Final = (
+    r"error: update failed",
+    r"Resource monitor has terminated",
+    r"^\d+ errored",
+    r"\*\*failed\*\*",
+    r"running error:",
+)
+
+
 def summarize_error(stderr: str, limit: int = 600) -> str:
-    """The engine's diagnostic lines, short enough for a condition message."""
+    """The engine's specific diagnostic lines, short enough for a condition message."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    interesting = [line for line in lines if "error" in line.lower()] or lines
-    text = " | ".join(dict.fromkeys(interesting))
-    return text[-limit:] if len(text) > limit else text
+    errors = [line for line in lines if "error" in line.lower()]
+    specific = [line for line in errors if not any(re.search(p, line) for p in GENERIC_ERRORS)]
+    text = " | ".join(dict.fromkeys(specific or errors or lines))
+    return text[:limit] if len(text) > limit else text
 
 
 def drop_pending_operations(deployment: Mapping[str, Any]) -> tuple[dict[str, Any], int]:

@@ -137,7 +137,10 @@ class Executor:
         self.metrics.durations.labels(action=result.action).observe(duration)
         if result.error_kind is not None:
             self.metrics.errors.labels(kind=result.error_kind).inc()
-        quiet = result.outcome in (Outcome.DONE, Outcome.WAIT) and result.engine_runs == 0
+        quiet = (
+            result.outcome in (Outcome.DONE, Outcome.WAIT, Outcome.STALLED)
+            and result.engine_runs == 0
+        )
         level = logging.DEBUG if quiet else logging.INFO
         fields = _fields(key, result.action, outcome=result.outcome.value, duration_s=duration)
         if result.reason is not None:
@@ -330,8 +333,15 @@ class _Step:
             self.gateway.set_finalizer(self.obj, FINALIZER, present=True)
             return None
         if isinstance(action, Stall):
-            self._stall(action.reason, action.message)
-            return Result(Outcome.STALLED, "stall", reason=action.reason.value)
+            new = self._stall(action.reason, action.message)
+            # Logged when the problem is new; a resync of the same one is quiet.
+            return Result(
+                Outcome.STALLED,
+                "stall",
+                "stalled" if new else None,
+                action.message if new else None,
+                reason=action.reason.value,
+            )
         if isinstance(action, Wait):
             self._set(mark_reconciling, action.reason, action.message)
             return Result(
@@ -478,12 +488,15 @@ class _Step:
         )
         self._notice(action.notice)
 
-    def _stall(self, reason: Reason, message: str) -> None:
+    def _stall(self, reason: Reason, message: str) -> bool:
+        """Marks the object Stalled; True when this is a new problem."""
         before = find(self.status.conditions, ConditionType.STALLED)
         self._set(mark_stalled, reason, message)
         # One Event per new problem, not one per resync.
-        if before is None or before.reason is not reason or before.message != message:
+        new = before is None or before.reason is not reason or before.message != message
+        if new:
             self._notice(Notice(reason.value, message, warning=True))
+        return new
 
     def _set(
         self,
