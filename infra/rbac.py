@@ -56,7 +56,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(("apps",), ("deployments",), MANAGE),
     Rule(("batch",), ("jobs",), MANAGE),
     # The pods of the server and of the Jobs: how they are doing.
-    Rule(("",), ("pods",), READ),
+    Rule(("",), ("pods",), ("list", "watch")),
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Final
 
@@ -397,7 +397,7 @@ def quantity_bytes(quantity: str) -> int:
         value = number * Decimal(_SUFFIXES[suffix])
     else:  # a decimal exponent: e3, E+6
         value = number * Decimal(10) ** Decimal(suffix[1:])
-    return int(-(-value // 1))
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
 def _is_zero(quantity: str) -> bool:

@@ -247,6 +247,12 @@ def _goodbye(
         return Notice(
             "Deleted", "deleted without a final backup, as annotated; the data volume is retained"
         )
+    if instance is not None and instance.spec.deletion_policy is DeletionPolicy.RETAIN:
+        return Notice(
+            "Deleted",
+            "deleted; deletion_policy Retain keeps the data claim and its volume for the next "
+            "instance of this name",
+        )
     if not keeps_data:
         return Notice(
             "BackupSkipped",
@@ -315,7 +321,7 @@ def decide_orphans(namespace: str, name: str, live: Live, now: datetime) -> Acti
         if claim is None or _released(claim):
             continue
         if volume is not None and claim.bound:
-            uid = volume.annotations.get(ANNOTATION_INSTANCE_UID, "")
+            uid = volume.annotations.get(ANNOTATION_INSTANCE_UID)
             retention = retention_patch(volume, namespace, name, role, uid)
             if retention is not None:
                 return PatchVolumes((retention,))

@@ -46,11 +46,12 @@ class VolumePatch:
 
 
 def retention_patch(
-    volume: VolumeState, namespace: str, name: str, role: VolumeRole, uid: str
+    volume: VolumeState, namespace: str, name: str, role: VolumeRole, uid: str | None
 ) -> VolumePatch | None:
-    """Makes a bound volume `Retain` and says whose it is; None when it already is."""
+    """Makes a bound volume `Retain` and says whose it is (the uid, when known); None when
+    it already is."""
     labels = volume_labels(namespace, name, role)
-    wanted_annotations = {ANNOTATION_INSTANCE_UID: uid}
+    wanted_annotations = {ANNOTATION_INSTANCE_UID: uid} if uid else {}
     if ANNOTATION_ORIGINAL_RECLAIM not in volume.annotations:
         wanted_annotations[ANNOTATION_ORIGINAL_RECLAIM] = volume.reclaim_policy
     if (
@@ -89,7 +90,8 @@ def retained_patch(volume: VolumeState, reason: str, now: datetime) -> VolumePat
 def release_patch(volume: VolumeState, reason: str) -> VolumePatch:
     """Lets a volume go on purpose: back to the reclaim policy it came with, and marked
     released so that it is never adopted again."""
-    original = volume.annotations.get(ANNOTATION_ORIGINAL_RECLAIM, RETAIN)
+    # No record: the operator never changed the policy, so the volume still has its own.
+    original = volume.annotations.get(ANNOTATION_ORIGINAL_RECLAIM, volume.reclaim_policy)
     return VolumePatch(
         volume.name,
         {

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -76,6 +77,52 @@ def ensure_crd(api_client: client.ApiClient) -> None:
         timeout_s=ESTABLISH_TIMEOUT_S,
         what=f"CRD {CRD_NAME} Established",
     )
+
+
+DIED_TIMEOUT_S: Final = 30.0
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(child) for child in children.read_text().split())
+        except OSError:
+            continue  # the task ended while we looked
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, parents before their children."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children_of(pending.pop(0)):
+            if child not in found:
+                found.append(child)
+                pending.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has died already
+
+
+def command_of(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    return Path(argv[0].decode()).name if argv and argv[0] else ""
+
+
+def send(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 def free_port() -> int:
@@ -242,6 +289,45 @@ class Harness:
         except subprocess.TimeoutExpired:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def kill(self) -> list[str]:
+        """SIGKILLs the reconciler and every descendant (the pulumi CLI, the provider);
+        returns their commands, root first.
+
+        The tree is frozen top-down with SIGSTOP until no new process appears (a stopped
+        process cannot fork, and its children stay its children), then killed as a whole,
+        so nothing gets to release a lock or finish an operation.
+        """
+        process = self.process
+        assert process is not None
+        tree: list[int] = []
+        while True:
+            new = [pid for pid in [process.pid, *descendants(process.pid)] if pid not in tree]
+            if not new:
+                break
+            for pid in new:
+                send(pid, signal.SIGSTOP)
+            tree.extend(new)
+        commands = [command_of(pid) for pid in tree]
+        for pid in tree:
+            send(pid, signal.SIGKILL)
+        process.wait(timeout=DIED_TIMEOUT_S)
+        deadline = time.monotonic() + DIED_TIMEOUT_S
+        while any(alive(pid) for pid in tree):
+            assert time.monotonic() < deadline, "the killed process tree did not die"
+            time.sleep(0.05)
+        return commands
+
+    def engine_running(self) -> bool:
+        """A pulumi CLI runs below the reconciler."""
+        process = self.process
+        assert process is not None
+        assert process.poll() is None, "the reconciler exited on its own"
+        return any(command_of(pid) == "pulumi" for pid in descendants(process.pid))
+
+    def lock_files(self) -> list[Path]:
+        locks = self.state_dir / ".pulumi" / "locks"
+        return sorted(path for path in locks.rglob("*") if path.is_file())
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text().splitlines() if self.log_path.exists() else []

@@ -14,9 +14,7 @@ down itself, so it never disturbs a shared one.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -31,8 +29,10 @@ from tests.harness import (
     FINALIZER,
     READY_TIMEOUT_S,
     Harness,
+    alive,
     condition,
     harness_in_new_namespace,
+    send,
 )
 from tests.support import api_client_for, eventually, read_or_none
 
@@ -56,100 +56,15 @@ SECOND: Final = "second-instance"
 # Polling for the moment to strike must be fine-grained: an engine step lasts seconds.
 STRIKE_POLL_S: Final = 0.05
 STRIKE_TIMEOUT_S: Final = 180.0
-DIED_TIMEOUT_S: Final = 30.0
 CLUSTER_TIMEOUT_S: Final = 300.0
-
-
-# -- processes ---------------------------------------------------------------------------
-
-
-def children_of(pid: int) -> list[int]:
-    found: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found.extend(int(child) for child in children.read_text().split())
-        except OSError:
-            continue  # the task ended while we looked
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, parents before their children."""
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        for child in children_of(pending.pop(0)):
-            if child not in found:
-                found.append(child)
-                pending.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has died already
-
-
-def command_of(pid: int) -> str:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return ""
-    return Path(argv[0].decode()).name if argv and argv[0] else ""
-
-
-def send(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-def kill_tree(harness: Harness) -> list[str]:
-    """SIGKILLs the reconciler and every descendant; returns their commands, root first.
-
-    The tree is frozen top-down with SIGSTOP until no new process appears (a stopped
-    process cannot fork, and its children stay its children), then killed as a whole.
-    """
-    process = harness.process
-    assert process is not None
-    tree: list[int] = []
-    while True:
-        new = [pid for pid in [process.pid, *descendants(process.pid)] if pid not in tree]
-        if not new:
-            break
-        for pid in new:
-            send(pid, signal.SIGSTOP)
-        tree.extend(new)
-    commands = [command_of(pid) for pid in tree]
-    for pid in tree:
-        send(pid, signal.SIGKILL)
-    process.wait(timeout=DIED_TIMEOUT_S)
-    eventually(
-        lambda: [pid for pid in tree if alive(pid)],
-        lambda survivors: survivors == [],
-        timeout_s=DIED_TIMEOUT_S,
-        what="the killed process tree is dead",
-    )
-    return commands
-
-
-def engine_running(harness: Harness) -> bool:
-    """A pulumi CLI runs below the reconciler while the stack's lock file exists."""
-    process = harness.process
-    assert process is not None
-    assert process.poll() is None, "the reconciler exited on its own"
-    cli = any(command_of(pid) == "pulumi" for pid in descendants(process.pid))
-    return cli and bool(lock_files(harness))
 
 
 # -- the file backend ----------------------------------------------------------------------
 
 
-def lock_files(harness: Harness) -> list[Path]:
-    locks = harness.state_dir / ".pulumi" / "locks"
-    return sorted(path for path in locks.rglob("*") if path.is_file())
+def engine_running(harness: Harness) -> bool:
+    """A pulumi CLI runs below the reconciler while the stack's lock file exists."""
+    return harness.engine_running() and bool(harness.lock_files())
 
 
 def checkpoint(harness: Harness, name: str) -> dict[str, Any] | None:
@@ -282,11 +197,11 @@ def test_kill_9_in_the_middle_of_an_up_converges_with_no_stale_lock_and_no_orpha
         interval_s=STRIKE_POLL_S,
         what="an `up` in progress with the Deployment created",
     )
-    killed = kill_tree(harness)
+    killed = harness.kill()
     assert "pulumi" in killed, killed  # the CLI died with the reconciler
 
     # The crash left the stack locked: nobody released it.
-    stale = lock_files(harness)
+    stale = harness.lock_files()
     assert stale, "the `up` finished before the kill: nothing was interrupted"
     print(f"stale lock: {stale}; pending operations: {pending_operations(harness, NAME)}")
     crashed = harness.get(NAME)
@@ -304,7 +219,7 @@ def test_kill_9_in_the_middle_of_an_up_converges_with_no_stale_lock_and_no_orpha
     )
 
     # No stale lock, no pending operations, and the checkpoint holds each object once.
-    assert lock_files(harness) == []
+    assert harness.lock_files() == []
     assert pending_operations(harness, NAME) == []
     assert stack_objects(harness, NAME) == expected_stack_objects(ns, obj)
 
@@ -354,10 +269,10 @@ def test_kill_9_in_the_middle_of_a_destroy_finishes_the_deletion_after_a_restart
         interval_s=STRIKE_POLL_S,
         what="a `destroy` in progress after the backup",
     )
-    killed = kill_tree(harness)
+    killed = harness.kill()
     assert "pulumi" in killed, killed
 
-    stale = lock_files(harness)
+    stale = harness.lock_files()
     assert stale, "the `destroy` finished before the kill: nothing was interrupted"
     print(f"stale lock: {stale}; pending operations: {pending_operations(harness, NAME)}")
     crashed = harness.get(NAME)
@@ -410,7 +325,7 @@ def test_kill_9_in_the_middle_of_a_destroy_finishes_the_deletion_after_a_restart
     assert kept.metadata.deletion_timestamp is None
 
     # No stale lock, and the stack is gone from the backend.
-    assert lock_files(harness) == []
+    assert harness.lock_files() == []
     assert checkpoint(harness, NAME) is None
 
 

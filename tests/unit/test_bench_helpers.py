@@ -189,7 +189,7 @@ def test_port_names_come_from_the_layout_source() -> None:
 
 
 def _seeded() -> random.Random:
-    return random.Random(7)  # noqa: S311 (port numbers, not secrets)
+    return random.Random(7)
 
 
 def test_ports_are_picked_free_and_below_the_ephemeral_range() -> None:

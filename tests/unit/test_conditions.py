@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -12,12 +12,14 @@ from reconciler.conditions import (
     Reason,
     Status,
     find,
-    mark_backup,
+    is_true,
     mark_ready,
     mark_reconciling,
     mark_stalled,
     parse_conditions,
+    remove_condition,
     set_condition,
+    timestamp,
 )
 
 pytestmark = pytest.mark.unit
@@ -60,7 +62,7 @@ def test_stalled_sets_ready_false_with_the_same_reason_and_clears_reconciling() 
 
 
 def test_reconciling_clears_stalled() -> None:
-    conditions = mark_stalled((), Reason.BACKUP_FAILED, "job failed", generation=3, now=T0)
+    conditions = mark_stalled((), Reason.JOB_FAILED, "job failed", generation=3, now=T0)
     conditions = mark_reconciling(conditions, Reason.RETRY, "again", generation=3, now=T1)
     assert types(conditions) == ["Ready", "Reconciling"]
 
@@ -85,26 +87,81 @@ def test_transition_time_moves_only_when_status_changes() -> None:
     assert flipped[0].last_transition_time == "2026-01-01T12:05:00Z"
 
 
-def test_backup_condition_sits_beside_ready() -> None:
-    conditions = mark_ready((), "ok", generation=1, now=T0)
-    conditions = mark_backup(
-        conditions, Status.TRUE, Reason.BACKUP_SUCCEEDED, "done", generation=1, now=T0
+def test_job_conditions_sit_beside_ready_in_a_fixed_order() -> None:
+    conditions = set_condition(
+        (),
+        ConditionType.BACKUP_READY,
+        Status.UNKNOWN,
+        Reason.BACKUP_RUNNING,
+        "1",
+        generation=1,
+        now=T0,
     )
-    assert types(conditions) == ["Ready", "BackupReady"]
+    conditions = set_condition(
+        conditions,
+        ConditionType.RESTORED,
+        Status.TRUE,
+        Reason.RESTORE_SUCCEEDED,
+        "ok",
+        generation=1,
+        now=T0,
+    )
+    conditions = mark_reconciling(conditions, Reason.BACKING_UP, "b", generation=1, now=T0)
+    assert types(conditions) == ["Ready", "Reconciling", "Restored", "BackupReady"]
+
+
+def test_ready_leaves_the_job_conditions_alone() -> None:
+    conditions = set_condition(
+        (),
+        ConditionType.RESTORED,
+        Status.TRUE,
+        Reason.RESTORE_SUCCEEDED,
+        "ok",
+        generation=1,
+        now=T0,
+    )
+    conditions = mark_ready(conditions, "done", generation=1, now=T1)
+    assert is_true(conditions, ConditionType.RESTORED)
+    assert is_true(conditions, ConditionType.READY)
+
+
+def test_remove_condition_removes_only_that_type() -> None:
+    conditions = mark_stalled((), Reason.SPEC_INVALID, "x", generation=1, now=T0)
+    assert types(remove_condition(conditions, ConditionType.STALLED)) == ["Ready"]
+    assert remove_condition(conditions, ConditionType.RESTORED) == conditions
 
 
 def test_round_trip_through_the_api_representation() -> None:
-    conditions = mark_stalled((), Reason.NAMESPACE_TERMINATING, "ns", generation=4, now=T0)
+    conditions = mark_stalled((), Reason.AMBIGUOUS_VOLUMES, "pv-a, pv-b", generation=4, now=T0)
     raw = [c.to_dict() for c in conditions]
     assert raw[0] == {
         "type": "Ready",
         "status": "False",
-        "reason": "StalledNamespaceTerminating",
-        "message": "ns",
+        "reason": "AmbiguousRetainedVolumes",
+        "message": "pv-a, pv-b",
         "observedGeneration": 4,
         "lastTransitionTime": "2026-01-01T12:00:00Z",
     }
     assert parse_conditions(raw) == conditions
+
+
+def test_reasons_carry_no_condition_prefix() -> None:
+    # kubectl shows the reason beside the condition's type; the type is not repeated.
+    for reason in Reason:
+        assert not reason.value.startswith(("Stalled", "Reconciling")), reason
+    assert Reason.RETRY.value == "Retrying"
+    assert Reason.SPEC_INVALID.value == "SpecInvalid"
+    assert Reason.BACKUP_FAILED.value == "BackupFailed"
+
+
+def test_reason_values_are_unique() -> None:
+    values = [reason.value for reason in Reason]
+    assert len(values) == len(set(values))
+
+
+def test_timestamps_are_utc_seconds() -> None:
+    local = T0.astimezone(timezone(timedelta(hours=3)))
+    assert timestamp(local) == "2026-01-01T12:00:00Z"
 
 
 def test_unknown_entries_are_dropped_when_parsing() -> None:

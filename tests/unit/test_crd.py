@@ -17,7 +17,10 @@ import pytest
 import yaml
 
 from reconciler import spec as spec_module
+from reconciler import vocabulary
+from reconciler.policy import storage_fields
 from reconciler.spec import SpecError, parse_spec
+from tests.unit.builders import instance
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +54,7 @@ def spec_schema(version: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-# -- a validator for the OpenAPI keywords the CRD uses ---------------------------------------
+# -- a validator for the OpenAPI keywords the CRD uses --------------------------------------
 
 
 def validate(value: Any, schema: dict[str, Any], path: str) -> list[str]:
@@ -98,7 +101,7 @@ def apply_defaults(value: dict[str, Any], schema: dict[str, Any]) -> dict[str, A
     return defaulted
 
 
-# -- identity ------------------------------------------------------------------------------
+# -- identity -------------------------------------------------------------------------------
 
 
 def test_identity(crd: dict[str, Any], version: dict[str, Any]) -> None:
@@ -106,10 +109,10 @@ def test_identity(crd: dict[str, Any], version: dict[str, Any]) -> None:
     assert crd["kind"] == "CustomResourceDefinition"
     assert crd["metadata"]["name"] == "mysqls.otus.homework"
     spec = crd["spec"]
-    assert spec["group"] == "otus.homework" == spec_module.API_GROUP
+    assert spec["group"] == "otus.homework" == vocabulary.API_GROUP
     assert spec["scope"] == "Namespaced"
-    assert spec["names"]["kind"] == "MySQL" == spec_module.KIND
-    assert spec["names"]["plural"] == "mysqls"
+    assert spec["names"]["kind"] == "MySQL" == vocabulary.KIND
+    assert spec["names"]["plural"] == "mysqls" == vocabulary.PLURAL
     assert version["name"] == "v1"
     assert version["served"]
     assert version["storage"]
@@ -126,7 +129,7 @@ def test_printer_columns(version: dict[str, Any]) -> None:
     assert columns["Age"] == ".metadata.creationTimestamp"
 
 
-# -- structure -----------------------------------------------------------------------------
+# -- structure ------------------------------------------------------------------------------
 
 
 def structural_problems(schema: dict[str, Any], path: str) -> list[str]:
@@ -155,10 +158,13 @@ def test_the_schema_is_structural(version: dict[str, Any]) -> None:
     assert "metadata" not in root.get("properties", {})
 
 
+def rules(schema: dict[str, Any]) -> list[str]:
+    return [v["rule"] for v in schema.get("x-kubernetes-validations", [])]
+
+
 def test_cel_rules_are_present(version: dict[str, Any], spec_schema: dict[str, Any]) -> None:
-    (exactly_one,) = spec_schema["x-kubernetes-validations"]
-    assert "has(self.password)" in exactly_one["rule"]
-    assert "has(self.passwordSecretRef)" in exactly_one["rule"]
+    exactly_one = [rule for rule in rules(spec_schema) if "has(self.passwordSecretRef)" in rule]
+    assert exactly_one == ["has(self.password) != has(self.passwordSecretRef)"]
     quantity_rules = [
         v["rule"] for v in spec_schema["properties"]["storage_size"]["x-kubernetes-validations"]
     ]
@@ -167,6 +173,76 @@ def test_cel_rules_are_present(version: dict[str, Any], spec_schema: dict[str, A
         v["rule"] for v in version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
     ]
     assert any(f"<= {spec_module.MAX_NAME_LENGTH}" in rule for rule in root_rules)
+
+
+def schema_at(spec_schema: dict[str, Any], path: str) -> dict[str, Any]:
+    """The schema of `spec.a.b` (a path as storage_fields names it)."""
+    schema = spec_schema
+    for part in path.removeprefix("spec.").split("."):
+        schema = schema["properties"][part]
+    return schema
+
+
+@pytest.mark.parametrize("path", sorted(storage_fields(instance())))
+def test_every_immutable_storage_field_can_be_neither_changed_nor_set_later(
+    spec_schema: dict[str, Any], path: str
+) -> None:
+    # The reconciler stalls on such a change (policy.storage_fields); the API server
+    # should refuse it first. `self == oldSelf` catches a changed value, a transition
+    # rule on spec catches a value added or removed.
+    assert "self == oldSelf" in rules(schema_at(spec_schema, path)), path
+    relative = path.removeprefix("spec.")
+    transition = [
+        rule
+        for rule in rules(spec_schema)
+        if f"has(self.{relative})" in rule and f"has(oldSelf.{relative})" in rule
+    ]
+    assert len(transition) == 1, f"{path}: no rule against setting or unsetting it"
+    assert "==" in transition[0]
+
+
+def test_the_password_cannot_change(spec_schema: dict[str, Any]) -> None:
+    assert "self == oldSelf" in rules(spec_schema["properties"]["password"])
+
+
+def test_the_storage_may_grow_but_not_shrink(spec_schema: dict[str, Any]) -> None:
+    assert any(
+        "compareTo(quantity(oldSelf)) >= 0" in rule
+        for rule in rules(spec_schema["properties"]["storage_size"])
+    )
+
+
+def test_the_reserved_database_names_match_the_parser(spec_schema: dict[str, Any]) -> None:
+    (rule,) = rules(spec_schema["properties"]["database"])
+    listed = re.search(r"in \[(.*)\]", rule)
+    assert listed is not None, rule
+    names = {name.strip().strip("'") for name in listed[1].split(",")}
+    assert names == spec_module.SYSTEM_SCHEMAS
+    assert "mysql_operator" in names
+    assert "lowerAscii()" in rule, "matched case-insensitively, as the parser does"
+
+
+def test_the_backup_fields_match_the_parser(spec_schema: dict[str, Any]) -> None:
+    backup = spec_schema["properties"]["backup"]["properties"]
+    assert set(backup) == spec_module.BACKUP_FIELDS
+    assert backup["scope"]["enum"] == [scope.value for scope in spec_module.BackupScope]
+    assert backup["scope"]["default"] == spec_module.BackupScope.DATABASE.value
+    deadline = backup["deadline_seconds"]
+    assert (deadline["minimum"], deadline["maximum"]) == (
+        spec_module.MIN_DEADLINE_S,
+        spec_module.MAX_SECONDS,
+    )
+    assert "default" not in deadline, "unset means: scale with the data size"
+    idle = backup["idle_timeout_seconds"]
+    assert (idle["minimum"], idle["maximum"], idle["default"]) == (
+        spec_module.MIN_IDLE_TIMEOUT_S,
+        spec_module.MAX_SECONDS,
+        spec_module.DEFAULT_IDLE_TIMEOUT_S,
+    )
+
+
+def test_the_spec_fields_match_the_parser(spec_schema: dict[str, Any]) -> None:
+    assert set(spec_schema["properties"]) == spec_module.SPEC_FIELDS
 
 
 def test_required_fields(spec_schema: dict[str, Any]) -> None:
@@ -197,7 +273,7 @@ def test_patterns_match_the_parser(spec_schema: dict[str, Any]) -> None:
     assert keep["maximum"] == spec_module.MAX_BACKUPS_KEPT
 
 
-# -- behaviour -----------------------------------------------------------------------------
+# -- behaviour ------------------------------------------------------------------------------
 
 
 def test_the_original_example_is_valid(spec_schema: dict[str, Any]) -> None:
@@ -237,6 +313,14 @@ SAMPLES: list[dict[str, Any]] = [
     {"backup": {"keep": 0}},
     {"backup": {"keep": 1001}},
     {"backup": {"keep": 3, "on_delete": False}},
+    {"backup": {"scope": "all"}},
+    {"backup": {"scope": "server"}},
+    {"backup": {"deadline_seconds": 299}},
+    {"backup": {"deadline_seconds": 300}},
+    {"backup": {"deadline_seconds": 2**31}},
+    {"backup": {"deadline_seconds": "600"}},
+    {"backup": {"idle_timeout_seconds": 29}},
+    {"backup": {"idle_timeout_seconds": 30}},
     {"deletion_policy": "Retain"},
     {"deletion_policy": "retain"},
     {"password": None, "passwordSecretRef": {"name": "s", "key": "k"}},

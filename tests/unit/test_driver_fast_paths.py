@@ -1,6 +1,7 @@
-"""The driver's fast paths: the DIY backend's checkpoint file read for a crash's leftovers,
-the CLI runs a workspace skips, and a run's summary and step times from the engine's
-events (built from the JSON the engine streams)."""
+"""The driver's fast paths: the DIY backend's checkpoint file read for a crash's leftovers
+and for the stack's state, the CLI runs a workspace skips, and a run's summary and step
+times from the engine's events (built from the JSON the engine streams). A recording
+command stands in for the CLI: nothing here runs the engine."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from typing import Any
 
 import pytest
 from pulumi import automation as auto
+from semver import VersionInfo
 
 from reconciler.driver import Driver, DriverConfig, _RunEvents, _Stack, _Workspace
+from reconciler.observation import StackState
 from reconciler.program import ClusterAccess
+from reconciler.vocabulary import Stage
+from tests.unit.builders import desired
 
 pytestmark = pytest.mark.unit
 
@@ -34,10 +39,12 @@ def driver(backend_url: str, tmp_path: Path) -> Driver:
     )
 
 
-def write_checkpoint(backend: Path, latest: dict[str, Any], *, project: str = PROJECT) -> None:
-    path = backend / ".pulumi" / "stacks" / project / f"{STACK}.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"version": 3, "checkpoint": {"stack": STACK, "latest": latest}}))
+def write_checkpoint(
+    backend: Path, latest: dict[str, Any], *, project: str = PROJECT, stack: str = STACK
+) -> None:
+    path = backend / ".pulumi" / "stacks" / project / f"{stack}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 3, "checkpoint": {"stack": stack, "latest": latest}}))
 
 
 def is_clean(subject: Driver) -> bool:
@@ -80,7 +87,7 @@ class RecordingCommand(auto.PulumiCommand):
     def __init__(self, answers: dict[str, str | Exception] | None = None) -> None:
         # No `pulumi version`: nothing is run here.
         self.command = "pulumi"
-        self.version = None
+        self.version = VersionInfo.parse("3.274.1")
         self.runs: list[list[str]] = []
         self.answers = answers or {}
 
@@ -221,3 +228,152 @@ def test_without_a_summary_event_the_history_is_asked(tmp_path: Path) -> None:
     assert summary is not None
     assert summary.kind == "update"
     assert command.runs == [], "the summary came from the events"
+
+
+# -- the stack's state ----------------------------------------------------------------------
+
+KUBERNETES_OBJECTS = {
+    "resources": [
+        {"type": "pulumi:pulumi:Stack"},
+        {"type": "pulumi:providers:kubernetes"},
+        {"type": "kubernetes:core/v1:Service"},
+        {"type": "kubernetes:apps/v1:Deployment"},
+    ]
+}
+
+
+def not_found(what: str) -> auto.StackNotFoundError:
+    return auto.StackNotFoundError(
+        auto.CommandResult(stdout="", stderr=f"error: no stack named '{what}' found", code=255)
+    )
+
+
+def exported(latest: dict[str, Any]) -> str:
+    return json.dumps({"version": 3, "deployment": latest})
+
+
+def test_a_directory_backend_reads_the_stack_state_from_its_checkpoint(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, KUBERNETES_OBJECTS)
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    subject._command = RecordingCommand()
+    assert subject.stack_state("ns", "db", definite=False) == StackState(True, 2)
+    assert subject._command.runs == []
+
+
+def test_a_directory_backend_without_a_checkpoint_has_no_stack(tmp_path: Path) -> None:
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    subject._command = RecordingCommand()
+    assert subject.stack_state("ns", "db", definite=False) == StackState(False, 0)
+    assert subject._command.runs == []
+
+
+def test_an_empty_stack_is_not_deployed(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, {"resources": [{"type": "pulumi:pulumi:Stack"}]})
+    state = driver(f"file://{tmp_path}", tmp_path).stack_state("ns", "db", definite=False)
+    assert state == StackState(True, 0)
+    assert state is not None
+    assert not state.deployed
+
+
+def test_elsewhere_the_state_costs_a_cli_run_only_when_definite(tmp_path: Path) -> None:
+    subject = driver("s3://bucket/state", tmp_path)
+    subject._command = RecordingCommand({"stack export": exported(KUBERNETES_OBJECTS)})
+    assert subject.stack_state("ns", "db", definite=False) is None
+    assert subject._command.runs == []
+    assert subject.stack_state("ns", "db", definite=True) == StackState(True, 2)
+    assert subject._command.words() == ["stack select", "stack export"]
+
+
+def test_a_definite_read_of_a_missing_stack_says_so(tmp_path: Path) -> None:
+    subject = driver("s3://bucket/state", tmp_path)
+    subject._command = RecordingCommand({"stack select": not_found(STACK)})
+    assert subject.stack_state("ns", "db", definite=True) == StackState(False, 0)
+
+
+def test_an_unreadable_checkpoint_is_asked_of_the_cli(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, {})
+    (tmp_path / ".pulumi" / "stacks" / PROJECT / f"{STACK}.json").write_text("{being rewritten")
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    subject._command = RecordingCommand({"stack export": exported(KUBERNETES_OBJECTS)})
+    assert subject.stack_state("ns", "db", definite=False) is None
+    assert subject.stack_state("ns", "db", definite=True) == StackState(True, 2)
+    assert subject._command.words() == ["stack export"]
+
+
+# -- forgetting and removing stacks ---------------------------------------------------------
+
+
+def test_forget_removes_the_stack_by_force(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, KUBERNETES_OBJECTS)
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    command = RecordingCommand()
+    subject._command = command
+    subject.forget_stack("ns", "db")
+    (run,) = command.runs
+    assert run[:2] == ["stack", "rm"]
+    assert "--force" in run, "a stack that still holds objects must go too"
+    assert STACK in run
+
+
+def test_remove_never_forces(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, {})
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    command = RecordingCommand()
+    subject._command = command
+    subject.remove_stack("ns", "db")
+    (run,) = command.runs
+    assert run[:2] == ["stack", "rm"]
+    assert "--force" not in run
+
+
+def test_forgetting_a_missing_stack_is_fine(tmp_path: Path) -> None:
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    command = RecordingCommand({"stack select": not_found(STACK)})
+    subject._command = command
+    subject.forget_stack("ns", "db")
+    assert "stack rm" not in command.words()
+
+
+# -- up -------------------------------------------------------------------------------------
+
+INSTANCE_STACK = "shop.mysql-instance"
+HISTORY = json.dumps(
+    [
+        {
+            "kind": "update",
+            "startTime": "2026-01-01T12:00:00.000Z",
+            "endTime": "2026-01-01T12:00:01.000Z",
+            "message": "",
+            "environment": {},
+            "config": {},
+            "result": "succeeded",
+            "resourceChanges": {"create": 3},
+            "version": 0,
+        }
+    ]
+)
+
+
+def up_args(tmp_path: Path, *, refresh: bool) -> tuple[list[str], Any]:
+    """The `pulumi up` arguments of one `Driver.up`, and its result."""
+    write_checkpoint(tmp_path, {}, stack=INSTANCE_STACK)
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    command = RecordingCommand({"stack history": HISTORY})
+    subject._command = command
+    result = subject.up(desired(Stage.SERVING), refresh=refresh)
+    ups = [run for run in command.runs if run[0] == "up"]
+    assert len(ups) == 1, command.words()
+    assert "stack init" not in command.words(), "an existing stack is selected"
+    return ups[0], result
+
+
+def test_an_up_applies_without_a_refresh_by_default(tmp_path: Path) -> None:
+    args, result = up_args(tmp_path, refresh=False)
+    assert "--refresh" not in args
+    assert INSTANCE_STACK in args
+    assert result.resource_changes == {"create": 3}
+
+
+def test_an_up_with_refresh_reads_the_live_objects_first(tmp_path: Path) -> None:
+    args, _ = up_args(tmp_path, refresh=True)
+    assert "--refresh" in args

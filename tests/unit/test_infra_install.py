@@ -15,7 +15,7 @@ from infra.install import Installed, declare
 from infra.rbac import RULES
 from infra.resources import CRD_FILE, HTTP_PORT, PASSPHRASE_KEY, STATE_MOUNT, TMP, load_crd
 from reconciler.settings import DEFAULT_PASSPHRASE_ENV, SecretReference, parse_settings
-from tests.unit.test_program import RecordingMonitor, Registration, plain_strings
+from tests.unit.pulumi_mocks import RecordingMonitor, Registration, plain_strings
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +86,7 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {item["name"]: item for item in container["env"]}
 
 
-# -- what is declared ----------------------------------------------------------------------
+# -- what is declared -----------------------------------------------------------------------
 
 
 def test_declares_every_object_once(default: Rendered) -> None:
@@ -152,7 +152,7 @@ def test_the_role_is_the_reviewed_constant_and_is_bound_to_the_account(default: 
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "ops"}]
 
 
-# -- what destroy keeps -----------------------------------------------------------------------
+# -- what destroy keeps ---------------------------------------------------------------------
 
 
 def test_destroy_keeps_the_crd_the_state_its_passphrase_and_their_namespace(
@@ -197,7 +197,7 @@ def test_the_state_claim(default: Rendered) -> None:
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
-# -- the passphrase ---------------------------------------------------------------------------
+# -- the passphrase -------------------------------------------------------------------------
 
 
 def test_the_generated_passphrase_is_secret_and_kept_from_the_first_run(default: Rendered) -> None:
@@ -227,7 +227,7 @@ def test_the_reconciler_reads_the_passphrase_from_the_secret(default: Rendered) 
     assert SecretReference("ns", "name").key == PASSPHRASE_KEY
 
 
-# -- the Deployment ---------------------------------------------------------------------------
+# -- the Deployment -------------------------------------------------------------------------
 
 
 def test_one_replica_recreated_never_two(default: Rendered) -> None:
@@ -310,7 +310,7 @@ def test_watching_every_namespace_sets_no_namespaces(default: Rendered) -> None:
     assert "MYSQL_OPERATOR_NAMESPACES" not in env_of(default.container())
 
 
-# -- the entry point --------------------------------------------------------------------------
+# -- the entry point ------------------------------------------------------------------------
 
 
 def test_the_entry_point_reads_the_stack_config(monkeypatch: pytest.MonkeyPatch) -> None:

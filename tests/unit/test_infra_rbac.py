@@ -4,10 +4,12 @@ Two sources of need, both read with `ast` so that a change on either side fails 
 
 - reconciler/kube.py, the only module that calls the Kubernetes API: every method of a
   kubernetes client API object that it references, mapped to (apiGroup, resource, verb);
-  a list method handed to `watch.Watch().stream` also needs `watch`;
-- reconciler/program.py: the pulumi_kubernetes resource classes it imports, each managed
-  by the provider with MANAGE verbs, plus the objects the provider's awaiters watch for
-  that kind (pulumi-kubernetes 4.25, provider/pkg/await/{deployment,job,service}.go).
+  a list method used by a function that streams (`watch.Watch().stream`), directly or
+  through a helper method it calls, also needs `watch`;
+- reconciler/program.py: the pulumi_kubernetes resource classes it declares
+  (`k8s.<group>.v1.<Kind>`), each managed by the provider with MANAGE verbs, plus the
+  Events the provider reads while it waits for a deletion. Nothing is awaited
+  (`pulumi.com/skipAwait`), so no awaiter reads ReplicaSets, Pods or Endpoints.
 
 The role must allow every need, and grant nothing else.
 """
@@ -21,7 +23,8 @@ from typing import Final
 import pytest
 
 from infra.rbac import API_GROUP, MANAGE, READ, RULES, permissions
-from reconciler.spec import API_GROUP as RECONCILER_API_GROUP
+from reconciler.program import SKIP_AWAIT
+from reconciler.vocabulary import API_GROUP as RECONCILER_API_GROUP
 
 pytestmark = pytest.mark.unit
 
@@ -32,6 +35,8 @@ PROGRAM: Final = ROOT / "reconciler" / "program.py"
 Permission = tuple[str, str, str]
 
 MYSQLS: Final = (API_GROUP, "mysqls")
+CLAIMS: Final = ("", "persistentvolumeclaims")
+VOLUMES: Final = ("", "persistentvolumes")
 # (API class, method) -> (apiGroup, resource, verb). A method missing here fails the test:
 # add it with the permission it needs, and the rule to infra/rbac.py.
 METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
@@ -45,8 +50,26 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
         "patch",
     ),
     ("CoreV1Api", "create_namespaced_event"): ("", "events", "create"),
+    ("CoreV1Api", "list_namespaced_event"): ("", "events", "list"),
     ("CoreV1Api", "read_namespaced_secret"): ("", "secrets", "get"),
     ("CoreV1Api", "read_namespace"): ("", "namespaces", "get"),
+    ("CoreV1Api", "read_namespaced_persistent_volume_claim"): (*CLAIMS, "get"),
+    ("CoreV1Api", "list_namespaced_persistent_volume_claim"): (*CLAIMS, "list"),
+    ("CoreV1Api", "list_persistent_volume_claim_for_all_namespaces"): (*CLAIMS, "list"),
+    ("CoreV1Api", "patch_namespaced_persistent_volume_claim"): (*CLAIMS, "patch"),
+    ("CoreV1Api", "delete_namespaced_persistent_volume_claim"): (*CLAIMS, "delete"),
+    ("CoreV1Api", "read_persistent_volume"): (*VOLUMES, "get"),
+    ("CoreV1Api", "list_persistent_volume"): (*VOLUMES, "list"),
+    ("CoreV1Api", "patch_persistent_volume"): (*VOLUMES, "patch"),
+    ("CoreV1Api", "delete_persistent_volume"): (*VOLUMES, "delete"),
+    ("CoreV1Api", "list_namespaced_pod"): ("", "pods", "list"),
+    ("CoreV1Api", "list_pod_for_all_namespaces"): ("", "pods", "list"),
+    ("CoreV1Api", "list_namespaced_service"): ("", "services", "list"),
+    ("AppsV1Api", "read_namespaced_deployment"): ("apps", "deployments", "get"),
+    ("AppsV1Api", "list_namespaced_deployment"): ("apps", "deployments", "list"),
+    ("BatchV1Api", "read_namespaced_job"): ("batch", "jobs", "get"),
+    ("BatchV1Api", "list_namespaced_job"): ("batch", "jobs", "list"),
+    ("BatchV1Api", "list_job_for_all_namespaces"): ("batch", "jobs", "list"),
 }
 # pulumi_kubernetes module group -> API group.
 GROUPS: Final = {"core": "", "apps": "apps", "batch": "batch"}
@@ -59,12 +82,8 @@ PLURALS: Final = {
     "Service": "services",
     "Job": "jobs",
 }
-# What the provider's awaiters watch besides the object itself, by kind.
-AWAIT_READS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
-    "Deployment": (("apps", "replicasets"), ("", "pods"), ("", "persistentvolumeclaims")),
-    "Job": (("", "pods"),),
-    "Service": (("", "endpoints"),),
-}
+# What the provider reads besides the objects it manages: the Events of what it waits on.
+PROVIDER_READS: Final = (("", "events"),)
 
 
 def _api_classes(tree: ast.Module) -> dict[str, str]:
@@ -103,41 +122,74 @@ def _streams(function: ast.AST) -> bool:
     )
 
 
+def _self_calls(function: ast.AST) -> set[str]:
+    """Names of the `self.<method>(...)` calls in the function."""
+    return {
+        node.func.attr
+        for node in ast.walk(function)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+    }
+
+
 def reconciler_needs() -> set[Permission]:
     tree = ast.parse(KUBE.read_text())
     apis = _api_classes(tree)
     assert apis, "reconciler/kube.py creates no kubernetes API objects?"
+    functions = {
+        node.name: node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name != "__init__"
+    }
     needs: set[Permission] = set()
     unknown: list[tuple[str, str]] = []
-    for function in ast.walk(tree):
-        if not isinstance(function, ast.FunctionDef) or function.name == "__init__":
-            continue
+    for function in functions.values():
+        references = _api_references(function, apis)
+        helpers = [functions[name] for name in _self_calls(function) if name in functions]
+        reached = references.union(*(_api_references(helper, apis) for helper in helpers))
         watching = _streams(function)
-        for api, method in _api_references(function, apis):
+        for api, method in reached:
             permission = METHOD_PERMISSIONS.get((api, method))
             if permission is None:
                 unknown.append((api, method))
                 continue
-            needs.add(permission)
+            if (api, method) in references:
+                needs.add(permission)
             if watching and method.startswith("list_"):
                 needs.add((permission[0], permission[1], "watch"))
-    assert not unknown, f"reconciler/kube.py calls unmapped API methods: {sorted(unknown)}"
+    assert not unknown, f"reconciler/kube.py calls unmapped API methods: {sorted(set(unknown))}"
     return needs
 
 
 def program_kinds() -> dict[str, str]:
-    """Resource classes reconciler/program.py imports from pulumi_kubernetes: kind -> group."""
+    """The pulumi_kubernetes classes reconciler/program.py declares: kind -> API group."""
+    tree = ast.parse(PROGRAM.read_text())
+    aliases = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name == "pulumi_kubernetes"
+    }
+    assert aliases, "reconciler/program.py no longer imports pulumi_kubernetes as a module?"
     kinds: dict[str, str] = {}
-    for node in ast.walk(ast.parse(PROGRAM.read_text())):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-            "pulumi_kubernetes."
+    for node in ast.walk(tree):
+        # k8s.<group>.<version>.<Kind>
+        if not (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and isinstance(node.value.value, ast.Attribute)
+            and isinstance(node.value.value.value, ast.Name)
+            and node.value.value.value.id in aliases
         ):
-            module_group = (node.module or "").split(".")[1]
-            for alias in node.names:
-                if alias.name.endswith("Args") or module_group == "meta":
-                    continue
-                assert module_group in GROUPS, f"unknown pulumi_kubernetes group {node.module}"
-                kinds[alias.name] = GROUPS[module_group]
+            continue
+        module_group = node.value.value.attr
+        if node.attr.endswith("Args") or module_group == "meta":
+            continue
+        assert module_group in GROUPS, f"unknown pulumi_kubernetes group {module_group}"
+        kinds[node.attr] = GROUPS[module_group]
     return kinds
 
 
@@ -146,8 +198,8 @@ def program_needs() -> set[Permission]:
     for kind, group in program_kinds().items():
         assert kind in PLURALS, f"reconciler/program.py declares {kind}: map it in PLURALS"
         needs |= {(group, PLURALS[kind], verb) for verb in MANAGE}
-        for read_group, resource in AWAIT_READS.get(kind, ()):
-            needs |= {(read_group, resource, verb) for verb in READ}
+    for read_group, resource in PROVIDER_READS:
+        needs |= {(read_group, resource, verb) for verb in READ}
     return needs
 
 
@@ -160,7 +212,15 @@ def test_the_scans_find_what_the_reconciler_is_known_to_do() -> None:
         (API_GROUP, "mysqls/status", "patch"),
         ("", "events", "create"),
         ("", "namespaces", "get"),
+        # The loops that wake an instance: its claims, pods and Jobs.
+        ("", "persistentvolumeclaims", "watch"),
+        ("", "pods", "watch"),
+        ("batch", "jobs", "watch"),
+        # Keeping and releasing volumes.
+        ("", "persistentvolumes", "patch"),
+        ("", "persistentvolumeclaims", "delete"),
     } <= needs
+    assert ("", "persistentvolumes", "watch") not in needs, "volumes are read, not watched"
     assert set(program_kinds()) == set(PLURALS)
 
 
@@ -198,15 +258,17 @@ def test_the_api_group_is_the_reconcilers() -> None:
     assert API_GROUP == RECONCILER_API_GROUP
 
 
-def test_no_finalizers_subresource_because_owners_never_block_deletion() -> None:
-    """`mysqls/finalizers` is only needed to set `blockOwnerDeletion: true`."""
-    values = [
-        keyword.value
-        for node in ast.walk(ast.parse(PROGRAM.read_text()))
-        if isinstance(node, ast.Call)
-        for keyword in node.keywords
-        if keyword.arg == "block_owner_deletion"
-    ]
-    assert values, "reconciler/program.py sets no owner references any more?"
-    assert all(isinstance(v, ast.Constant) and v.value is False for v in values)
+def test_no_finalizers_subresource_because_nothing_sets_owner_references() -> None:
+    """`mysqls/finalizers` is only needed to set `blockOwnerDeletion: true`; the program
+    sets no owner references at all (the garbage collector must never act on them)."""
+    source = PROGRAM.read_text() + (ROOT / "reconciler" / "manifests.py").read_text()
+    assert "ownerReferences" not in source
+    assert "owner_references" not in source
     assert not any("mysqls/finalizers" in rule.resources for rule in RULES)
+
+
+def test_no_awaiter_reads_because_nothing_is_awaited() -> None:
+    assert SKIP_AWAIT == "pulumi.com/skipAwait"
+    granted = {(group, resource) for group, resource, _verb in permissions()}
+    for group, resource in (("apps", "replicasets"), ("", "endpoints")):
+        assert (group, resource) not in granted, resource

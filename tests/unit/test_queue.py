@@ -1,16 +1,14 @@
-"""The work queue and backoff, on a fake clock: dedup, one worker per key, delays."""
+"""The work queue and backoff, on a fake clock: dedup, one worker per key, two lanes, and
+the two kinds of delay (a backoff after a failure, a poll while something is under way)
+with the three ways to add a key (plain, wake, urgent)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from reconciler.kube import ApiUnavailable, Expired, Gateway, Listing, WatchEvent
 from reconciler.queue import Backoff, ShutDown, WorkQueue
-from reconciler.watch import Health, WatchLoop, intent, worth_queueing
 
 pytestmark = pytest.mark.unit
 
@@ -23,66 +21,269 @@ class FakeClock:
         return self.now
 
 
-def test_a_key_added_twice_is_queued_once() -> None:
-    queue: WorkQueue[str] = WorkQueue()
+def drain(queue: WorkQueue[str]) -> list[str]:
+    """Every key ready now, in order, each marked done."""
+    keys = []
+    while (key := queue.get(timeout_s=0)) is not None:
+        keys.append(key)
+        queue.done(key)
+    return keys
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def queue(clock: FakeClock) -> WorkQueue[str]:
+    return WorkQueue(clock=clock)
+
+
+# -- dedup and one worker per key -----------------------------------------------------------
+
+
+def test_a_key_added_twice_is_queued_once(queue: WorkQueue[str]) -> None:
     queue.add("a")
     queue.add("b")
     queue.add("a")
     assert len(queue) == 2
-    assert queue.get(timeout_s=0) == "a"
-    assert queue.get(timeout_s=0) == "b"
-    assert queue.get(timeout_s=0) is None
+    assert drain(queue) == ["a", "b"]
 
 
-def test_a_key_being_processed_is_not_handed_out_again_until_done() -> None:
-    queue: WorkQueue[str] = WorkQueue()
+def test_a_key_being_processed_is_not_handed_out_again_until_done(queue: WorkQueue[str]) -> None:
     queue.add("a")
     assert queue.get(timeout_s=0) == "a"
     queue.add("a")  # an event arrives while a worker holds the key
     assert queue.get(timeout_s=0) is None
     queue.done("a")
+    assert drain(queue) == ["a"]
+    assert drain(queue) == []
+
+
+def test_a_key_done_without_news_is_not_queued_again(queue: WorkQueue[str]) -> None:
+    queue.add("a")
     assert queue.get(timeout_s=0) == "a"
     queue.done("a")
-    assert queue.get(timeout_s=0) is None
+    assert len(queue) == 0
 
 
-def test_add_after_waits_for_the_clock() -> None:
-    clock = FakeClock()
-    queue: WorkQueue[str] = WorkQueue(clock=clock)
-    queue.add_after("a", 10)
-    assert queue.get(timeout_s=0) is None
-    clock.now += 10
-    assert queue.get(timeout_s=0) == "a"
+# -- two lanes ------------------------------------------------------------------------------
 
 
-def test_a_delayed_key_that_is_already_queued_is_not_duplicated() -> None:
-    clock = FakeClock()
-    queue: WorkQueue[str] = WorkQueue(clock=clock)
-    queue.add_after("a", 5)
+def test_urgent_keys_go_before_every_other_key(queue: WorkQueue[str]) -> None:
+    queue.add("resync-1")
+    queue.add("resync-2")
+    queue.add("edited", urgent=True)
+    assert drain(queue) == ["edited", "resync-1", "resync-2"]
+
+
+def test_an_urgent_add_moves_a_waiting_key_to_the_front(queue: WorkQueue[str]) -> None:
     queue.add("a")
+    queue.add("b")
+    queue.add("b", urgent=True)
+    assert len(queue) == 2, "moved, not duplicated"
+    assert drain(queue) == ["b", "a"]
+
+
+def test_an_urgent_key_stays_urgent_when_added_plainly(queue: WorkQueue[str]) -> None:
+    queue.add("a")
+    queue.add("b", urgent=True)
+    queue.add("b")
+    assert drain(queue) == ["b", "a"]
+
+
+def test_urgent_keys_keep_their_order(queue: WorkQueue[str]) -> None:
+    for key in ("x", "y", "z"):
+        queue.add(key, urgent=True)
+    assert drain(queue) == ["x", "y", "z"]
+
+
+# -- delays ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backoff", [True, False])
+def test_a_delayed_key_waits_for_the_clock(
+    queue: WorkQueue[str], clock: FakeClock, backoff: bool
+) -> None:
+    queue.add_after("a", 10, backoff=backoff)
+    assert queue.delayed() == 1
+    clock.now += 9.5
+    assert drain(queue) == []
+    clock.now += 0.5
+    assert drain(queue) == ["a"]
+    assert queue.delayed() == 0
+
+
+def test_a_delayed_key_comes_back_in_the_normal_lane(
+    queue: WorkQueue[str], clock: FakeClock
+) -> None:
+    queue.add_after("retried", 1, backoff=True)
+    clock.now += 1
+    queue.add("edited", urgent=True)
+    assert drain(queue) == ["edited", "retried"]
+
+
+def test_the_latest_delay_replaces_an_earlier_one(queue: WorkQueue[str], clock: FakeClock) -> None:
+    queue.add_after("a", 5, backoff=False)
+    queue.add_after("a", 30, backoff=True)
     clock.now += 5
-    assert queue.get(timeout_s=0) == "a"
-    queue.done("a")
-    assert queue.get(timeout_s=0) is None
+    assert drain(queue) == [], "the earlier delay no longer counts"
+    clock.now += 25
+    assert drain(queue) == ["a"]
 
 
-def test_a_delayed_key_due_while_processing_comes_back_after_done() -> None:
-    clock = FakeClock()
-    queue: WorkQueue[str] = WorkQueue(clock=clock)
+def test_a_delay_of_zero_queues_at_once(queue: WorkQueue[str]) -> None:
+    queue.add_after("a", 0, backoff=True)
+    assert drain(queue) == ["a"]
+
+
+@pytest.mark.parametrize("backoff", [True, False])
+def test_a_plain_add_never_ends_a_delay(
+    queue: WorkQueue[str], clock: FakeClock, backoff: bool
+) -> None:
+    queue.add_after("a", 60, backoff=backoff)
+    queue.add("a")  # a resync
+    assert drain(queue) == []
+    clock.now += 60
+    assert drain(queue) == ["a"]
+
+
+def test_a_wake_ends_a_poll(queue: WorkQueue[str]) -> None:
+    queue.add_after("a", 30, backoff=False)
+    queue.add("a", wake=True)  # the Job it waits for completed
+    assert drain(queue) == ["a"]
+    assert queue.delayed() == 0
+
+
+def test_a_wake_does_not_end_a_backoff(queue: WorkQueue[str], clock: FakeClock) -> None:
+    queue.add_after("a", 30, backoff=True)
+    queue.add("a", wake=True)  # its own status write, or a pod restarting
+    assert drain(queue) == []
+    clock.now += 30
+    assert drain(queue) == ["a"]
+
+
+@pytest.mark.parametrize("backoff", [True, False])
+def test_an_urgent_add_ends_any_delay(queue: WorkQueue[str], backoff: bool) -> None:
+    queue.add_after("a", 300, backoff=backoff)
+    queue.add("a", urgent=True)  # an edit may be the fix the key waited for
+    assert drain(queue) == ["a"]
+
+
+def test_an_ended_delay_does_not_fire_again(queue: WorkQueue[str], clock: FakeClock) -> None:
+    queue.add_after("a", 10, backoff=False)
+    queue.add("a", wake=True)
+    assert drain(queue) == ["a"]
+    clock.now += 10
+    assert drain(queue) == []
+
+
+# -- while a worker holds the key -----------------------------------------------------------
+
+
+def test_a_key_due_while_processing_comes_back_after_done(
+    queue: WorkQueue[str], clock: FakeClock
+) -> None:
     queue.add("a")
     assert queue.get(timeout_s=0) == "a"
-    queue.add_after("a", 1)
+    queue.add_after("a", 1, backoff=False)
     clock.now += 1
     assert queue.get(timeout_s=0) is None
     queue.done("a")
+    assert drain(queue) == ["a"]
+
+
+def test_an_urgent_add_while_processing_comes_back_urgent(queue: WorkQueue[str]) -> None:
+    queue.add("a")
     assert queue.get(timeout_s=0) == "a"
+    queue.add("b")
+    queue.add("a", urgent=True)
+    queue.done("a")
+    assert drain(queue) == ["a", "b"]
+
+
+def test_a_wake_while_processing_does_not_override_the_backoff_that_follows(
+    queue: WorkQueue[str], clock: FakeClock
+) -> None:
+    # The worker's reconcile fails and it backs off; a wake that came meanwhile waits too.
+    queue.add("a")
+    assert queue.get(timeout_s=0) == "a"
+    queue.add("a", wake=True)
+    queue.add_after("a", 20, backoff=True)
+    queue.done("a")
+    assert drain(queue) == []
+    clock.now += 20
+    assert drain(queue) == ["a"]
+
+
+def test_a_wake_while_processing_ends_the_poll_that_follows(queue: WorkQueue[str]) -> None:
+    queue.add("a")
+    assert queue.get(timeout_s=0) == "a"
+    queue.add("a", wake=True)
+    queue.add_after("a", 30, backoff=False)
+    queue.done("a")
+    assert drain(queue) == ["a"]
+
+
+def test_an_urgent_add_while_processing_ends_the_backoff_that_follows(
+    queue: WorkQueue[str],
+) -> None:
+    queue.add("a")
+    assert queue.get(timeout_s=0) == "a"
+    queue.add("a", urgent=True)
+    queue.add_after("a", 300, backoff=True)
+    queue.done("a")
+    assert drain(queue) == ["a"]
+
+
+def test_a_plain_add_while_processing_waits_for_the_delay_that_follows(
+    queue: WorkQueue[str], clock: FakeClock
+) -> None:
+    queue.add("a")
+    assert queue.get(timeout_s=0) == "a"
+    queue.add("a")
+    queue.add_after("a", 30, backoff=False)
+    queue.done("a")
+    assert drain(queue) == []
+    clock.now += 30
+    assert drain(queue) == ["a"]
+
+
+# -- figures and shutdown -------------------------------------------------------------------
+
+
+def test_the_oldest_wait_is_measured_on_the_clock(queue: WorkQueue[str], clock: FakeClock) -> None:
+    assert queue.oldest_wait_s() == 0
+    queue.add("a")
+    clock.now += 3
+    queue.add("b")
+    clock.now += 4
+    assert queue.oldest_wait_s() == 7
+    assert queue.get(timeout_s=0) == "a"
+    assert queue.oldest_wait_s() == 4
+
+
+def test_get_times_out_on_the_clock(queue: WorkQueue[str]) -> None:
+    assert queue.get(timeout_s=0) is None
+
+
+def test_nothing_is_queued_after_shut_down(queue: WorkQueue[str]) -> None:
+    queue.shut_down()
+    queue.add("a")
+    queue.add_after("b", 1, backoff=True)
+    assert len(queue) == 0
+    with pytest.raises(ShutDown):
+        queue.get(timeout_s=0)
 
 
 def test_shut_down_releases_a_blocked_worker() -> None:
     queue: WorkQueue[str] = WorkQueue()
+    entered = threading.Event()
     raised = threading.Event()
 
     def worker() -> None:
+        entered.set()
         try:
             queue.get()
         except ShutDown:
@@ -90,148 +291,27 @@ def test_shut_down_releases_a_blocked_worker() -> None:
 
     thread = threading.Thread(target=worker)
     thread.start()
+    entered.wait(timeout=10)
     queue.shut_down()
     thread.join(timeout=10)
     assert raised.is_set()
+
+
+# -- backoff --------------------------------------------------------------------------------
 
 
 def test_backoff_doubles_up_to_the_cap_and_forget_resets() -> None:
     backoff: Backoff[str] = Backoff(base_s=2, cap_s=20)
     assert [backoff.next_delay("a") for _ in range(6)] == [2, 4, 8, 16, 20, 20]
     assert backoff.next_delay("b") == 2, "keys back off independently"
+    assert backoff.failures("a") == 6
     backoff.forget("a")
     assert backoff.failures("a") == 0
     assert backoff.next_delay("a") == 2
 
 
-# -- the watch loop, on a fake gateway --------------------------------------------------
-
-
-class FakeWatchGateway(Gateway):
-    """Scripted lists and watches; the loop stops itself after the script runs out."""
-
-    def __init__(self, loop: list[WatchLoop]) -> None:
-        self.loop = loop
-        self.lists = [["a", "b"], ["a"]]
-        self.watches: list[list[str] | type[Exception]] = [["c"], Expired]
-        self.calls: list[str] = []
-
-    def list_mysqls(self, namespace: str | None) -> Listing:  # noqa: ARG002 (the real signature)
-        self.calls.append("list")
-        if not self.lists:
-            self.loop[0].stop()
-            raise ApiUnavailable("script over")
-        names = self.lists.pop(0)
-        return Listing(tuple(mysql_object(name) for name in names), "10")
-
-    def watch_mysqls(  # the real signature
-        self,
-        namespace: str | None,  # noqa: ARG002
-        resource_version: str,
-        timeout_s: int,  # noqa: ARG002
-    ) -> Iterator[WatchEvent]:
-        self.calls.append(f"watch@{resource_version}")
-        step = self.watches.pop(0) if self.watches else Expired
-        if isinstance(step, list):
-            for name in step:
-                yield WatchEvent("ADDED", mysql_object(name, version="11"))
-            return
-        raise step()
-
-
-def mysql_object(name: str, version: str = "10") -> dict[str, Any]:
-    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version}}
-
-
-def scripted_loop(
-    queue: WorkQueue[tuple[str, str]], health: Health, backoff: Backoff[str]
-) -> tuple[WatchLoop, FakeWatchGateway]:
-    """A loop over "ns" on a FakeWatchGateway, which stops it when its script runs out."""
-    holder: list[WatchLoop] = []
-    gateway = FakeWatchGateway(holder)
-    loop = WatchLoop(
-        gateway,
-        queue,
-        health,
-        namespace="ns",
-        resync_period_s=3600,
-        watch_timeout_s=60,
-        backoff=backoff,
-    )
-    holder.append(loop)
-    return loop, gateway
-
-
-def test_the_watch_loop_lists_watches_from_the_version_and_relists_on_410() -> None:
-    queue: WorkQueue[tuple[str, str]] = WorkQueue()
-    health = Health(stale_after_s=60)
-    loop, gateway = scripted_loop(queue, health, Backoff(base_s=0.001, cap_s=0.001))
-    loop.run()
-    # list, watch from the list's version, again from the event's version (the server
-    # closed the first watch), 410 -> list again, watch, 410, list fails -> stop.
-    assert gateway.calls[:5] == ["list", "watch@10", "watch@11", "list", "watch@10"]
-    keys = []
-    while (key := queue.get(timeout_s=0)) is not None:
-        keys.append(key)
-        queue.done(key)
-    # Every listed object is queued, like a new one; each key once while it waits.
-    assert keys == [("ns", "a"), ("ns", "b"), ("ns", "c")]
-    assert not health.healthy(), "a stopped loop is reported"
-
-
-class CountingBackoff(Backoff[str]):
-    """Records how many failures each delay was computed from."""
-
-    def __init__(self, base_s: float, cap_s: float) -> None:
-        super().__init__(base_s=base_s, cap_s=cap_s)
-        self.failures_before_each_delay: list[int] = []
-
-    def next_delay(self, key: str) -> float:
-        self.failures_before_each_delay.append(self.failures(key))
-        return super().next_delay(key)
-
-
-def test_a_successful_list_resets_the_reconnect_backoff() -> None:
-    # Failures spread over hours, each after a good list, must not add up to the cap.
-    backoff = CountingBackoff(base_s=0.001, cap_s=1.0)
-    loop, gateway = scripted_loop(WorkQueue(), Health(stale_after_s=60), backoff)
-    gateway.watches = [ApiUnavailable, ApiUnavailable]  # each watch fails after its list
-    loop.run()
-    assert gateway.calls == ["list", "watch@10", "list", "watch@10", "list"]
-    # 0 earlier failures after each good list; 1 before the failed list's delay.
-    assert backoff.failures_before_each_delay == [0, 0, 1]
-
-
-def test_health_needs_every_loop_recent() -> None:
-    health = Health(stale_after_s=60)
-    assert not health.healthy(), "nothing watching yet"
-    health.register("watch:a")
-    health.register("watch:b")
-    assert health.healthy()
-    health.stopped("watch:b")
-    assert not health.healthy()
-
-
-def spec_object(**metadata: Any) -> dict[str, Any]:
-    base = {"namespace": "ns", "name": "db", "uid": "u1", "generation": 1, "finalizers": ["f"]}
-    return {"metadata": {**base, **metadata}, "spec": {}, "status": {}}
-
-
-def test_a_status_only_change_is_not_queued_but_every_intent_change_is() -> None:
-    seen = intent(spec_object())
-    status_write = spec_object(resourceVersion="12")
-    status_write["status"] = {"conditions": [{"type": "Ready", "status": "False"}]}
-    assert not worth_queueing("MODIFIED", status_write, seen)
-    for changed in (
-        spec_object(generation=2),
-        spec_object(deletionTimestamp="2026-11-26T00:00:00Z"),
-        spec_object(finalizers=[]),
-        spec_object(labels={"team": "a"}),
-        spec_object(annotations={"note": "x"}),
-        spec_object(uid="u2"),  # deleted and created again between two events
-    ):
-        assert worth_queueing("MODIFIED", changed, seen), changed["metadata"]
-    # Never seen before, added or deleted: always queued.
-    assert worth_queueing("MODIFIED", status_write, None)
-    assert worth_queueing("ADDED", status_write, seen)
-    assert worth_queueing("DELETED", status_write, seen)
+def test_backoff_survives_a_very_long_failure_streak() -> None:
+    backoff: Backoff[str] = Backoff(base_s=2, cap_s=300)
+    for _ in range(10_000):
+        delay = backoff.next_delay("a")
+    assert delay == 300

@@ -8,6 +8,7 @@ import pytest
 
 from reconciler.settings import (
     DEFAULT_PASSPHRASE_ENV,
+    DEFAULT_STUCK_AFTER_S,
     LogLevel,
     SecretReference,
     SettingsError,
@@ -32,6 +33,8 @@ def test_defaults() -> None:
     assert (settings.http_address.host, settings.http_address.port) == ("127.0.0.1", 8080)
     assert settings.kubeconfig is None
     assert settings.log_level is LogLevel.INFO
+    assert settings.label_selector == ""
+    assert settings.stuck_after_s == DEFAULT_STUCK_AFTER_S == 900
 
 
 def test_environment_then_flags() -> None:
@@ -80,6 +83,9 @@ def test_environment_then_flags() -> None:
         (["--http-address=nowhere"], "--http-address"),
         (["--backend-url=/just/a/path"], "--backend-url"),
         (["--passphrase-secret=only-a-name"], "--passphrase-secret"),
+        (["--stuck-after=0"], "--stuck-after"),
+        (["--stuck-after=-5"], "--stuck-after"),
+        (["--stuck-after=soon"], "--stuck-after"),
     ],
 )
 def test_bad_values_name_the_flag(argv: list[str], flag: str) -> None:
@@ -90,3 +96,33 @@ def test_bad_values_name_the_flag(argv: list[str], flag: str) -> None:
 def test_settings_never_hold_the_passphrase() -> None:
     settings = parse_settings([], {**HOME, DEFAULT_PASSPHRASE_ENV: "hunter2-very-secret"})
     assert "hunter2-very-secret" not in repr(settings)
+
+
+def test_a_label_selector_from_the_environment_or_a_flag() -> None:
+    env = {**HOME, "MYSQL_OPERATOR_LABEL_SELECTOR": " shard=a "}
+    assert parse_settings([], env).label_selector == "shard=a"
+    flagged = parse_settings(["--label-selector=shard in (b,c),tier!=test"], env)
+    assert flagged.label_selector == "shard in (b,c),tier!=test"
+
+
+def test_stuck_after_from_the_environment_or_a_flag() -> None:
+    env = {**HOME, "MYSQL_OPERATOR_STUCK_AFTER": "1200"}
+    assert parse_settings([], env).stuck_after_s == 1200
+    assert parse_settings(["--stuck-after=60.5"], env).stuck_after_s == 60.5
+
+
+def test_a_bad_stuck_after_in_the_environment_names_the_flag() -> None:
+    with pytest.raises(SettingsError, match="--stuck-after"):
+        parse_settings([], {**HOME, "MYSQL_OPERATOR_STUCK_AFTER": "0"})
+
+
+def test_the_label_selector_is_parsed_once() -> None:
+    settings = parse_settings(["--label-selector=shard in (a,b)"], HOME)
+    assert settings.selector.matches({"shard": "b"})
+    assert not settings.selector.matches({"shard": "c"})
+    assert parse_settings([], HOME).selector.matches({"anything": "x"})
+
+
+def test_a_bad_label_selector_names_the_flag() -> None:
+    with pytest.raises(SettingsError, match="--label-selector"):
+        parse_settings(["--label-selector=shard in a,b"], HOME)

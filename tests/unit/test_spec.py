@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 from typing import Any
 
 import pytest
 
 from reconciler.spec import (
     DEFAULT_BACKUPS_KEPT,
+    DEFAULT_IDLE_TIMEOUT_S,
+    MAX_SECONDS,
+    BackupScope,
     DeletionPolicy,
     Instance,
     SecretKeyRef,
     SpecError,
     parse_instance,
     parse_spec,
+    quantity_bytes,
 )
+from tests.unit.builders import NAME, NAMESPACE, UID
+from tests.unit.builders import mysql_object as built_object
 
 pytestmark = pytest.mark.unit
 
@@ -29,28 +34,13 @@ ORIGINAL_SPEC: dict[str, Any] = {
 
 
 def mysql_object(**spec_changes: Any) -> dict[str, Any]:
-    spec = copy.deepcopy(ORIGINAL_SPEC)
-    for key, value in spec_changes.items():
-        if value is None:
-            spec.pop(key, None)
-        else:
-            spec[key] = value
-    return {
-        "apiVersion": "otus.homework/v1",
-        "kind": "MySQL",
-        "metadata": {"name": "mysql-instance", "namespace": "default", "uid": "1234-abcd"},
-        "spec": spec,
-    }
+    return built_object(**spec_changes)
 
 
 def test_the_original_example_parses_with_defaults() -> None:
     instance = parse_instance(mysql_object())
     assert isinstance(instance, Instance)
-    assert (instance.name, instance.namespace, instance.uid) == (
-        "mysql-instance",
-        "default",
-        "1234-abcd",
-    )
+    assert (instance.name, instance.namespace, instance.uid) == (NAME, NAMESPACE, UID)
     spec = instance.spec
     assert spec.image == "mysql:5.7"
     assert spec.database == "otus-database"
@@ -61,6 +51,9 @@ def test_the_original_example_parses_with_defaults() -> None:
     assert spec.backup.keep == DEFAULT_BACKUPS_KEPT
     assert spec.deletion_policy is DeletionPolicy.BACKUP_THEN_DELETE
     assert spec.backs_up_on_delete
+    assert spec.backup.scope is BackupScope.DATABASE
+    assert spec.backup.deadline_seconds is None
+    assert spec.backup.idle_timeout_seconds == DEFAULT_IDLE_TIMEOUT_S == 600
 
 
 def test_the_password_stays_out_of_repr() -> None:
@@ -83,6 +76,9 @@ def test_every_optional_field_is_read() -> None:
                 "host_path": "/mnt/backup",
                 "on_delete": False,
                 "keep": 3,
+                "scope": "all",
+                "deadline_seconds": 900,
+                "idle_timeout_seconds": 45,
             },
             "deletion_policy": "Retain",
         }
@@ -99,6 +95,9 @@ def test_every_optional_field_is_read() -> None:
     assert spec.backup.storage_class == ""
     assert spec.backup.host_path == "/mnt/backup"
     assert spec.backup.keep == 3
+    assert spec.backup.scope is BackupScope.ALL
+    assert spec.backup.deadline_seconds == 900
+    assert spec.backup.idle_timeout_seconds == 45
     assert spec.deletion_policy is DeletionPolicy.RETAIN
     assert not spec.backs_up_on_delete
 
@@ -131,6 +130,9 @@ def test_delete_policy_never_backs_up() -> None:
         ({"database": "-starts-with-dash"}, "spec.database", "must be a MySQL identifier"),
         ({"database": "x" * 65}, "spec.database", "at most 64"),
         ({"database": "MySQL"}, "spec.database", "system schema"),
+        ({"database": "mysql_operator"}, "spec.database", "system schema"),
+        ({"database": "MySQL_Operator"}, "spec.database", "system schema"),
+        ({"database": "Performance_Schema"}, "spec.database", "system schema"),
         ({"database": 7}, "spec.database", "must be a string"),
         ({"image": "my sql"}, "spec.image", "must match"),
         ({"image": ""}, "spec.image", "must not be empty"),
@@ -146,6 +148,15 @@ def test_delete_policy_never_backs_up() -> None:
         ({"backup": {"on_delete": "yes"}}, "spec.backup.on_delete", "true or false"),
         ({"backup": {"storage_size": "1 Gi"}}, "spec.backup.storage_size", "quantity"),
         ({"backup": {"host_path": "x"}}, "spec.backup.host_path", "absolute path"),
+        ({"backup": {"scope": "everything"}}, "spec.backup.scope", "database, all"),
+        ({"backup": {"scope": "ALL"}}, "spec.backup.scope", "database, all"),
+        ({"backup": {"deadline_seconds": 299}}, "spec.backup.deadline_seconds", "from 300"),
+        ({"backup": {"deadline_seconds": 2**31}}, "spec.backup.deadline_seconds", "from 300"),
+        ({"backup": {"deadline_seconds": True}}, "spec.backup.deadline_seconds", "integer"),
+        ({"backup": {"deadline_seconds": "900"}}, "spec.backup.deadline_seconds", "integer"),
+        ({"backup": {"idle_timeout_seconds": 29}}, "spec.backup.idle_timeout_seconds", "from 30"),
+        ({"backup": {"idle_timeout_seconds": 1.5}}, "spec.backup.idle_timeout_seconds", "integer"),
+        ({"backup": {"retention": 3}}, "spec.backup.retention", "unknown field"),
         ({"deletion_policy": "Sometimes"}, "spec.deletion_policy", "BackupThenDelete"),
         ({"deletion_policy": ["Delete"]}, "spec.deletion_policy", "BackupThenDelete"),
         ({"storage_sise": "1Gi"}, "spec.storage_sise", "unknown field"),
@@ -218,3 +229,53 @@ def test_bad_input_raises_nothing_but_spec_error(key: str) -> None:
     for value in fuzz_values():
         with contextlib.suppress(SpecError):
             parse_instance(mysql_object(**{key: value}))
+
+
+def test_the_deadline_bounds_are_accepted() -> None:
+    deadline = parse_spec({**ORIGINAL_SPEC, "backup": {"deadline_seconds": 300}})
+    assert deadline.backup.deadline_seconds == 300
+    idle = parse_spec({**ORIGINAL_SPEC, "backup": {"idle_timeout_seconds": 30}})
+    assert idle.backup.idle_timeout_seconds == 30
+
+
+def test_an_empty_backup_section_takes_every_default() -> None:
+    assert parse_spec({**ORIGINAL_SPEC, "backup": {}}) == parse_spec(ORIGINAL_SPEC)
+
+
+@pytest.mark.parametrize(
+    ("size", "deadline"),
+    [
+        ("1Gi", 3600 + 1800),
+        ("500Mi", 3600 + 1800),  # part of a GiB counts as one
+        ("10Gi", 3600 + 1800 * 10),
+        ("10G", 3600 + 1800 * 10),  # 10^10 bytes is a little over 9 GiB
+        ("1E", MAX_SECONDS),  # capped at what activeDeadlineSeconds holds
+    ],
+)
+def test_the_job_deadline_scales_with_the_data_size(size: str, deadline: int) -> None:
+    assert parse_spec({**ORIGINAL_SPEC, "storage_size": size}).job_deadline_seconds == deadline
+
+
+def test_a_deadline_in_the_spec_wins() -> None:
+    spec = parse_spec(
+        {**ORIGINAL_SPEC, "storage_size": "100Gi", "backup": {"deadline_seconds": 600}}
+    )
+    assert spec.job_deadline_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        ("1Gi", 2**30),
+        ("1.5Gi", 3 * 2**29),
+        ("500M", 500 * 10**6),
+        ("1e3", 1000),
+        ("2E+1", 20),
+        ("100m", 1),  # a tenth of a byte, rounded up
+        ("1.5", 2),
+        ("1024", 1024),
+        (".5Ki", 512),
+    ],
+)
+def test_quantities_in_bytes(quantity: str, expected: int) -> None:
+    assert quantity_bytes(quantity) == expected

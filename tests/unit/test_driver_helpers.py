@@ -1,0 +1,92 @@
+"""The driver's pure helpers: stack names, error classification, pending operations,
+what counts as deployed, update ids and plans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from reconciler.driver import (
+    FailureKind,
+    Plan,
+    classify,
+    deployed_kubernetes_objects,
+    drop_pending_operations,
+    stack_name,
+    summarize_error,
+    update_id,
+)
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_stack_names_are_unambiguous() -> None:
+    assert stack_name("team-a", "db") == "team-a.db"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        ("error: Get https://127.0.0.1:6443: dial tcp: connection refused", FailureKind.TRANSIENT),
+        ("the server is currently unable to handle the request", FailureKind.TRANSIENT),
+        ("Operation cannot be fulfilled: the object has been modified", FailureKind.TRANSIENT),
+        ('Deployment.apps "x" is invalid: spec.template...', FailureKind.SPEC),
+        ("error: Job has failed: BackoffLimitExceeded", FailureKind.FAILED),
+    ],
+)
+def test_engine_errors_are_classified(stderr: str, kind: FailureKind) -> None:
+    assert classify(stderr) is kind
+
+
+def test_an_error_summary_keeps_the_error_lines_once() -> None:
+    stderr = "Updating (shop.db)\nerror: boom\n\nerror: boom\nwarning: meh\n"
+    assert summarize_error(stderr) == "error: boom"
+    assert len(summarize_error("error: " + "x" * 2000, limit=100)) == 100
+
+
+def test_pending_operations_are_dropped_and_counted() -> None:
+    deployment = {"resources": [{"urn": "a"}], "pending_operations": [{"type": "creating"}]}
+    cleaned, count = drop_pending_operations(deployment)
+    assert count == 1
+    assert cleaned == {"resources": [{"urn": "a"}]}
+    assert "pending_operations" in deployment, "the input is not modified"
+
+
+def test_only_kubernetes_objects_count_as_deployed() -> None:
+    assert deployed_kubernetes_objects(None) == 0
+    assert (
+        deployed_kubernetes_objects(
+            {
+                "resources": [
+                    {"type": "pulumi:pulumi:Stack"},
+                    {"type": "pulumi:providers:kubernetes"},
+                    {"type": "kubernetes:core/v1:Service"},
+                ]
+            }
+        )
+        == 1
+    )
+
+
+def test_update_ids_fall_back_to_the_start_time_on_diy_backends() -> None:
+    assert update_id("update", 12, NOW) == "12"
+    assert update_id("update", 0, NOW) == "update-20260101T000000.000000Z"
+    assert update_id("destroy", None, NOW) == "destroy-20260101T000000.000000Z"
+
+
+def test_two_runs_in_one_second_get_different_ids() -> None:
+    later = NOW + timedelta(microseconds=1)
+    assert update_id("update", 0, NOW) != update_id("update", 0, later)
+
+
+def test_an_update_id_is_in_utc_whatever_the_zone_of_the_start_time() -> None:
+    local = NOW.astimezone(timezone(timedelta(hours=-5)))
+    assert update_id("update", 0, local) == update_id("update", 0, NOW)
+
+
+def test_a_plan_with_only_same_steps_has_no_changes() -> None:
+    assert not Plan({"same": 11}, (), True).has_changes
+    assert Plan({"same": 10, "update": 1}, (), True).has_changes
