@@ -15,7 +15,6 @@ export/import.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import tempfile
@@ -31,9 +30,15 @@ from typing import Any, Final
 
 from pulumi import automation as auto
 
-# The Stack constructor's mode, which the package does not re-export.
+# The one private name used: the Stack constructor's mode, which the package does not
+# re-export. The driver builds its own Stack subclass (to take a run's summary from the
+# engine's events instead of a `stack history` CLI run), and the SDK's public
+# create/select helpers always return the base class. Guarded by a unit test
+# (test_driver_helpers.py).
 from pulumi.automation._stack import StackInitMode
 
+from reconciler import backend_files
+from reconciler.backend_files import deployed_kubernetes_objects, drop_pending_operations
 from reconciler.desired import Desired
 from reconciler.engine_events import RunTimings, StepClock
 from reconciler.observation import StackState
@@ -47,8 +52,7 @@ ENGINE_ENV: Final = {
     "PULUMI_SKIP_UPDATE_CHECK": "true",
     "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
 }
-KUBERNETES_PREFIX: Final = "kubernetes:"
-PROVIDER_TYPE_PREFIX: Final = "pulumi:providers:"
+KUBERNETES_PREFIX: Final = backend_files.KUBERNETES_PREFIX
 
 # stderr fragments of failures worth retrying: the API server or the network hiccuped.
 TRANSIENT_PATTERNS: Final = (
@@ -126,6 +130,11 @@ def stack_name(namespace: str, name: str) -> str:
     return f"{namespace}.{name}"
 
 
+def translate(error: auto.CommandError) -> StackError:
+    """The one place a CLI failure becomes a `StackError` (kind and a short message)."""
+    return StackError(classify(str(error)), summarize_error(str(error)))
+
+
 def classify(stderr: str) -> FailureKind:
     if any(re.search(pattern, stderr, re.IGNORECASE) for pattern in SPEC_PATTERNS):
         return FailureKind.SPEC
@@ -151,25 +160,6 @@ def summarize_error(stderr: str, limit: int = 600) -> str:
     specific = [line for line in errors if not any(re.search(p, line) for p in GENERIC_ERRORS)]
     text = " | ".join(dict.fromkeys(specific or errors or lines))
     return text[:limit] if len(text) > limit else text
-
-
-def drop_pending_operations(deployment: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-    """A copy of an exported checkpoint without pending operations, and how many there were."""
-    cleaned = dict(deployment)
-    pending = cleaned.pop("pending_operations", None) or []
-    return cleaned, len(pending)
-
-
-def deployed_kubernetes_objects(deployment: Mapping[str, Any] | None) -> int:
-    if not deployment:
-        return 0
-    resources = deployment.get("resources") or []
-    return sum(
-        1
-        for resource in resources
-        if str(resource.get("type", "")).startswith(KUBERNETES_PREFIX)
-        and not str(resource.get("type", "")).startswith(PROVIDER_TYPE_PREFIX)
-    )
 
 
 def _quiet(_line: str) -> None:
@@ -262,9 +252,9 @@ class Driver:
     def __init__(self, config: DriverConfig) -> None:
         self.config = config
         config.work_dir.mkdir(parents=True, exist_ok=True)
-        directory = self._backend_directory()
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
+        self._backend_directory = backend_files.backend_directory(config.backend_url)
+        if self._backend_directory is not None:
+            self._backend_directory.mkdir(parents=True, exist_ok=True)
         self._command: auto.PulumiCommand | None = None
         self._command_lock = threading.Lock()
 
@@ -302,7 +292,7 @@ class Driver:
             )
             if not create:
                 return _Stack(stack, workspace, StackInitMode.SELECT)
-            if self._is_directory_backend() and self._checkpoint_file(stack) is None:
+            if self._backend_directory is not None and self._checkpoint_file(stack) is None:
                 # A directory backend keeps a file per stack, so none means a new stack:
                 # create it without the `stack select` that would fail first.
                 try:
@@ -313,7 +303,7 @@ class Driver:
         except auto.StackNotFoundError:
             raise
         except auto.CommandError as error:
-            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+            raise translate(error) from None
 
     def _timed_run(
         self,
@@ -394,7 +384,7 @@ class Driver:
                         on_output=_quiet, on_error=_quiet, on_event=record
                     )
         except auto.CommandError as error:
-            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+            raise translate(error) from None
         return Plan(
             change_summary={str(op): int(n) for op, n in result.change_summary.items()},
             steps=tuple(steps),
@@ -440,15 +430,13 @@ class Driver:
         """Whether the stack exists and how many Kubernetes objects its state holds. Read
         from the checkpoint file where the backend is a directory (cheap); elsewhere it
         costs a CLI run, so it is asked only when `definite`, else the answer is None."""
-        stack = stack_name(namespace, name)
-        path = self._checkpoint_file(stack)
+        path = self._checkpoint_file(stack_name(namespace, name))
         if path is not None:
-            try:
-                checkpoint = json.loads(path.read_text()).get("checkpoint", {})
-                return StackState(True, deployed_kubernetes_objects(checkpoint.get("latest")))
-            except (OSError, ValueError):
-                pass  # being rewritten, or compressed: ask the CLI
-        elif self._is_directory_backend():
+            latest = backend_files.latest_deployment(path)
+            if latest is not None:
+                return StackState(True, deployed_kubernetes_objects(latest))
+            # Being rewritten, or compressed: the CLI can tell.
+        elif self._backend_directory is not None:
             return StackState(False, 0)
         if not definite:
             return None
@@ -458,7 +446,7 @@ class Driver:
         except auto.StackNotFoundError:
             return StackState(False, 0)
         except auto.CommandError as error:
-            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+            raise translate(error) from None
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -471,7 +459,7 @@ class Driver:
             except auto.CommandError as cancel_error:
                 log.warning("stack %s: cancel failed: %s", stack.name, cancel_error)
             return StackError(FailureKind.STUCK, "the stack was locked by a crashed run")
-        return StackError(classify(str(error)), summarize_error(str(error)))
+        return translate(error)
 
     def _recover(self, stack: auto.Stack) -> None:
         """Clears what a crashed run left: a lock, then pending operations."""
@@ -486,7 +474,7 @@ class Driver:
         try:
             exported = stack.export_stack()
         except auto.CommandError as error:
-            raise StackError(classify(str(error)), summarize_error(str(error))) from None
+            raise translate(error) from None
         if not exported.deployment or not exported.deployment.get("pending_operations"):
             return
         cleaned, count = drop_pending_operations(exported.deployment)
@@ -495,59 +483,27 @@ class Driver:
 
     def _is_locked(self, stack: auto.Stack) -> bool:
         # The DIY backend keeps locks as files; anything else is asked through the engine.
-        backend = self._backend_directory()
-        if backend is None:
-            return False
-        # Lock files sit under .pulumi/locks/<...>/<project>/<stack>/; the middle part
-        # differs between backend layouts, so look for the stack's directory anywhere.
-        locks = backend / ".pulumi" / "locks"
-        if not locks.is_dir():
-            return False
-        return any(
-            directory.is_dir()
-            and directory.parent.name == self.config.project_name
-            and any(directory.iterdir())
-            for directory in locks.rglob(stack.name)
+        directory = self._backend_directory
+        return directory is not None and backend_files.is_locked(
+            directory, self.config.project_name, stack.name
         )
-
-    def _backend_directory(self) -> Path | None:
-        """The directory of a `file://` backend (its query options dropped), else None."""
-        url = self.config.backend_url
-        if not url.startswith("file://"):
-            return None
-        return Path(url.removeprefix("file://").split("?", 1)[0])
-
-    def _is_directory_backend(self) -> bool:
-        return self._backend_directory() is not None
 
     def _is_cloud_backend(self) -> bool:
         """A Pulumi Cloud-style service, which numbers updates; every other is DIY."""
         return self.config.backend_url.startswith(("https://", "http://"))
 
     def _checkpoint_file(self, stack: str) -> Path | None:
-        """The DIY backend's checkpoint file of a stack, if this backend is a directory and
-        the stack has one (a compressed or another backend's state is not looked into)."""
-        directory = self._backend_directory()
+        directory = self._backend_directory
         if directory is None:
             return None
-        stacks = directory / ".pulumi" / "stacks"
-        # The project-scoped layout (stacks/<project>/), or the legacy flat one.
-        for path in (stacks / self.config.project_name / f"{stack}.json", stacks / f"{stack}.json"):
-            if path.is_file():
-                return path
-        return None
+        return backend_files.checkpoint_file(directory, self.config.project_name, stack)
 
     def _checkpoint_is_clean(self, stack: auto.Stack) -> bool:
         """True when the DIY backend's checkpoint file shows no pending operations; False
         when it does, or cannot be read that way (another backend, a compressed file)."""
         path = self._checkpoint_file(stack.name)
-        if path is None:
-            return False
-        try:
-            latest = json.loads(path.read_text()).get("checkpoint", {}).get("latest") or {}
-        except (OSError, ValueError):
-            return False
-        return not latest.get("pending_operations")
+        latest = backend_files.latest_deployment(path) if path is not None else None
+        return latest is not None and not latest.get("pending_operations")
 
 
 def _run_result(summary: auto.UpdateSummary, timings: RunTimings) -> RunResult:

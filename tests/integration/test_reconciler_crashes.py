@@ -1,4 +1,4 @@
-"""The reconciler survives the crashes issue 5 names: `kill -9` in the middle of an `up`
+"""The reconciler survives crashes: `kill -9` in the middle of an `up`
 and in the middle of a `destroy`, and an API server restart under a running watch.
 
 A crash is the whole process tree at once: the reconciler, the pulumi CLI it runs and the

@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from reconciler.backend_files import deployed_kubernetes_objects, drop_pending_operations
 from reconciler.driver import (
     FailureKind,
     Plan,
     classify,
-    deployed_kubernetes_objects,
-    drop_pending_operations,
     stack_name,
     summarize_error,
     update_id,
@@ -90,3 +89,17 @@ def test_an_update_id_is_in_utc_whatever_the_zone_of_the_start_time() -> None:
 def test_a_plan_with_only_same_steps_has_no_changes() -> None:
     assert not Plan({"same": 11}, (), True).has_changes
     assert Plan({"same": 10, "update": 1}, (), True).has_changes
+
+
+def test_the_one_private_sdk_name_the_driver_uses_still_means_what_it_did() -> None:
+    """The driver constructs its own Stack subclass with `StackInitMode`, which the SDK
+    does not re-export (driver.py says why). A new SDK that renamed or reshaped it must
+    fail here, not in a reconcile."""
+    import inspect
+
+    from pulumi import automation as auto
+    from pulumi.automation._stack import StackInitMode
+
+    assert {mode.name for mode in StackInitMode} >= {"CREATE", "SELECT", "CREATE_OR_SELECT"}
+    parameters = list(inspect.signature(auto.Stack.__init__).parameters)
+    assert parameters[:4] == ["self", "name", "workspace", "mode"]

@@ -1,4 +1,4 @@
-"""The effects stay where ENGINEERING.md section 1 puts them: only `reconciler.kube` may
+"""The effects stay where docs/design.md ("Layers") puts them: only `reconciler.kube` may
 import the kubernetes client, only `reconciler.driver` the Automation API, and only the
 program and the driver Pulumi at all. The pure core (the decisions, the manifests, the
 queue) imports none of them, not even through another module of the package, so that it

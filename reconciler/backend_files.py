@@ -1,0 +1,75 @@
+"""What the driver reads straight from a directory (`file://`) state backend, without a
+CLI run: whether a stack has a checkpoint, how many Kubernetes objects it holds, whether
+it has pending operations, whether it is locked. Functions of paths and checkpoint
+contents only; a file that cannot be read that way (another backend, a compressed or
+half-written file) answers "cannot tell", and the driver then asks the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+KUBERNETES_PREFIX: Final = "kubernetes:"
+PROVIDER_TYPE_PREFIX: Final = "pulumi:providers:"
+
+
+def backend_directory(url: str) -> Path | None:
+    """The directory of a `file://` backend (its query options dropped), else None."""
+    if not url.startswith("file://"):
+        return None
+    return Path(url.removeprefix("file://").split("?", 1)[0])
+
+
+def checkpoint_file(directory: Path, project: str, stack: str) -> Path | None:
+    """The stack's checkpoint file, in the project-scoped layout (stacks/<project>/) or
+    the legacy flat one, if it has one."""
+    stacks = directory / ".pulumi" / "stacks"
+    for path in (stacks / project / f"{stack}.json", stacks / f"{stack}.json"):
+        if path.is_file():
+            return path
+    return None
+
+
+def latest_deployment(path: Path) -> Mapping[str, Any] | None:
+    """The checkpoint's latest deployment; None when the file cannot be read as JSON."""
+    try:
+        checkpoint = json.loads(path.read_text()).get("checkpoint", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    latest = checkpoint.get("latest") if isinstance(checkpoint, Mapping) else None
+    return latest if isinstance(latest, Mapping) else {}
+
+
+def deployed_kubernetes_objects(deployment: Mapping[str, Any] | None) -> int:
+    if not deployment:
+        return 0
+    resources = deployment.get("resources") or []
+    return sum(
+        1
+        for resource in resources
+        if str(resource.get("type", "")).startswith(KUBERNETES_PREFIX)
+        and not str(resource.get("type", "")).startswith(PROVIDER_TYPE_PREFIX)
+    )
+
+
+def drop_pending_operations(deployment: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """A copy of an exported checkpoint without pending operations, and how many there were."""
+    cleaned = dict(deployment)
+    pending = cleaned.pop("pending_operations", None) or []
+    return cleaned, len(pending)
+
+
+def is_locked(directory: Path, project: str, stack: str) -> bool:
+    """Whether a lock file exists for the stack. Lock files sit under
+    .pulumi/locks/<...>/<project>/<stack>/; the middle part differs between backend
+    layouts, so the stack's directory is looked for anywhere below."""
+    locks = directory / ".pulumi" / "locks"
+    if not locks.is_dir():
+        return False
+    return any(
+        found.is_dir() and found.parent.name == project and any(found.iterdir())
+        for found in locks.rglob(stack)
+    )
