@@ -50,6 +50,8 @@ class Reason(StrEnum):
     # Stalled: progress needs a person; the message says what to do.
     SPEC_INVALID = "SpecInvalid"
     SECRET_MISSING = "SecretMissing"  # noqa: S105 (a reason, not a secret)
+    SECRET_NOT_ALLOWED = "SecretNotAllowed"  # noqa: S105 (a reason, not a secret)
+    HOST_PATH_NOT_ALLOWED = "HostPathNotAllowed"
     IMMUTABLE_FIELD_CHANGED = "ImmutableFieldChanged"
     UPDATE_FAILED = "UpdateFailed"
     IMAGE_PULL_FAILED = "ImagePullFailed"

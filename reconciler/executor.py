@@ -115,6 +115,7 @@ class Executor:
         cluster_domain: str,
         fingerprint_key: bytes,
         selector: Selector | None = None,
+        host_path_root: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.gateway = gateway
@@ -124,6 +125,7 @@ class Executor:
         self.cluster_domain = cluster_domain
         self.fingerprint_key = fingerprint_key
         self.selector = selector or Selector()  # None: every object
+        self.host_path_root = host_path_root
         self.now = now
 
     def reconcile(self, key: Key) -> Result:
@@ -186,9 +188,10 @@ class Executor:
         plan = gather_plan(obj)
         live = self._live(namespace, name, plan)
         stack = self.driver.stack_state(namespace, name, definite=plan.deleting)
-        secret_problem = None
+        secret = None
         if plan.secret is not None:
-            secret_problem = self.gateway.secret_problem(namespace, *plan.secret)
+            raw = self.gateway.secret_metadata(namespace, plan.secret)
+            secret = parse.secret_state(raw) if raw is not None else None
         return Observation(
             obj=obj,
             toolchain=self.toolchain,
@@ -198,7 +201,8 @@ class Executor:
             live=live,
             namespace_terminating=(plan.deleting or _claims_going(live))
             and self.gateway.namespace_terminating(namespace),
-            secret_problem=secret_problem,
+            password_secret=secret,
+            host_path_root=self.host_path_root,
         )
 
     def _live(self, namespace: str, name: str, plan: GatherPlan | None) -> Live:

@@ -338,16 +338,17 @@ class Gateway:
         encoded = ((secret or {}).get("data") or {}).get(key)
         return None if encoded is None else base64.b64decode(encoded).decode()
 
-    def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
-        """Why a password Secret reference cannot be used, or None if it can."""
+    def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """A Secret with its values replaced by empty strings (only its keys are kept), or
+        None if it does not exist."""
         secret = self._get(
             lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False)
         )
         if secret is None:
-            return f"spec.passwordSecretRef: Secret {name!r} not found in namespace {namespace}"
-        if key not in (secret.get("data") or {}):
-            return f"spec.passwordSecretRef: Secret {name!r} has no key {key!r}"
-        return None
+            return None
+        secret["data"] = dict.fromkeys(secret.get("data") or {}, "")
+        secret.pop("stringData", None)
+        return secret
 
     def namespace_terminating(self, namespace: str) -> bool:
         found = self._get(lambda: self.core.read_namespace(namespace, _preload_content=False))

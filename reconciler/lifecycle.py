@@ -32,7 +32,9 @@ from reconciler.policy import (
     first_attempt,
     generation_of,
     has_finalizer,
+    host_path_problem,
     job_step,
+    password_secret_problem,
     server_problem,
     storage_fields,
     synced,
@@ -56,8 +58,12 @@ def decide_lifecycle(observation: Observation) -> Action:
         instance = parse_instance(obj)
     except SpecError as error:
         return Stall(Reason.SPEC_INVALID, str(error))
-    if observation.secret_problem is not None:
-        return Stall(Reason.SECRET_MISSING, observation.secret_problem)
+    secret = password_secret_problem(instance, observation.password_secret)
+    if secret is not None:
+        return Stall(*secret)
+    host_path = host_path_problem(instance, observation.host_path_root)
+    if host_path is not None:
+        return Stall(Reason.HOST_PATH_NOT_ALLOWED, host_path)
     live = observation.live
     for claim in (live.data_claim, live.backup_claim):
         if claim is not None and claim.deleting:

@@ -211,3 +211,21 @@ def newest_event_message(events: Sequence[Mapping[str, Any]]) -> str | None:
 
     newest = max(events, key=order)
     return f"{newest.get('reason', '')}: {newest.get('message', '')}".strip()[:500]
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """A Secret's name, labels and keys; never its values."""
+
+    name: str
+    labels: dict[str, str]
+    keys: frozenset[str]
+
+
+def secret_state(obj: Mapping[str, Any]) -> SecretState:
+    metadata = _metadata(obj)
+    return SecretState(
+        name=str(metadata.get("name", "")),
+        labels=_dict(metadata.get("labels")),
+        keys=frozenset((obj.get("data") or {}).keys()),
+    )

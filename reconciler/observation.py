@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reconciler.live import ClaimState, JobState, PodState, VolumeState
+from reconciler.live import ClaimState, JobState, PodState, SecretState, VolumeState
 from reconciler.status import ToolchainVersions
 
 
@@ -51,5 +51,7 @@ class Observation:
     stack: StackState | None = None  # None: could not tell; never read as "nothing there"
     live: Live = Live()
     namespace_terminating: bool = False
-    # Why the referenced password Secret is unusable, if it is (None: fine or not used).
-    secret_problem: str | None = None
+    # The Secret spec.passwordSecretRef names, when it does and the Secret exists.
+    password_secret: SecretState | None = None
+    # Directories under which spec host paths may be (None: host paths are not allowed).
+    host_path_root: str | None = None

@@ -12,12 +12,12 @@ from typing import Any, Final
 from reconciler.actions import Action, JobKind, Notice, RecordJob, Stall, Wait
 from reconciler.conditions import Reason, timestamp
 from reconciler.desired import ClaimBinding, Desired
-from reconciler.live import ClaimState, JobState, PodState
+from reconciler.live import ClaimState, JobState, PodState, SecretState
 from reconciler.names import names_for
 from reconciler.observation import Observation, StackState
 from reconciler.spec import Instance
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, ToolchainVersions, VolumeRecord
-from reconciler.vocabulary import ANNOTATION_RETRY, FINALIZER, Stage
+from reconciler.vocabulary import ANNOTATION_RETRY, FINALIZER, LABEL_PASSWORD_SECRET, Stage
 
 # A failed Job's next attempt waits 10 s, then 20 s, 40 s ... up to 10 minutes.
 RETRY_BASE_S: Final = 10.0
@@ -77,6 +77,52 @@ def changed_storage_field(recorded: Mapping[str, str | None], instance: Instance
 
 def _shown(value: str | None) -> str:
     return "unset" if value is None else repr(value)
+
+
+def password_secret_problem(
+    instance: Instance, secret: SecretState | None
+) -> tuple[Reason, str] | None:
+    """Why spec.passwordSecretRef cannot be used, or None when it can (or is not set)."""
+    ref = instance.spec.password_secret_ref
+    if ref is None:
+        return None
+    field = "spec.passwordSecretRef"
+    if secret is None:
+        return (
+            Reason.SECRET_MISSING,
+            f"{field}: Secret {ref.name!r} not found in namespace {instance.namespace}",
+        )
+    if secret.labels.get(LABEL_PASSWORD_SECRET) != "true":
+        return (
+            Reason.SECRET_NOT_ALLOWED,
+            f"{field}: Secret {ref.name!r} does not carry the label "
+            f"{LABEL_PASSWORD_SECRET}=true; its owner adds it to let MySQL objects use it",
+        )
+    if ref.key not in secret.keys:
+        return Reason.SECRET_MISSING, f"{field}: Secret {ref.name!r} has no key {ref.key!r}"
+    return None
+
+
+def host_path_problem(instance: Instance, root: str | None) -> str | None:
+    """Why a host path in the spec is not allowed, or None. A host path is a directory on
+    the node, mounted read-write into pods that run the user's image: the operator allows
+    them only under the root it is configured with."""
+    spec = instance.spec
+    for field, path in (
+        ("spec.host_path", spec.host_path),
+        ("spec.backup.host_path", spec.backup.host_path),
+    ):
+        if path is None:
+            continue
+        if root is None:
+            return (
+                f"{field}: host paths are not allowed by this operator (it has no "
+                "--host-path-root); use a StorageClass"
+            )
+        base = root.rstrip("/")
+        if path.rstrip("/") == base or not path.startswith(base + "/"):
+            return f"{field}: {path!r} is not under the allowed root {base!r}"
+    return None
 
 
 def binding(record: VolumeRecord | None) -> ClaimBinding:

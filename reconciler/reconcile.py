@@ -33,7 +33,7 @@ class GatherPlan:
     deleting: bool
     adoption_candidates: bool  # volumes an earlier lifetime left (before the first `up`)
     job: str | None  # the Job of the attempt under way
-    secret: tuple[str, str] | None  # the user's password Secret (name, key) to check
+    secret: str | None  # the user's password Secret to check
 
 
 def gather_plan(obj: Mapping[str, Any]) -> GatherPlan:
@@ -47,7 +47,7 @@ def gather_plan(obj: Mapping[str, Any]) -> GatherPlan:
             ref = parse_instance(obj).spec.password_secret_ref
         except SpecError:
             ref = None
-        secret = (ref.name, ref.key) if ref is not None else None
+        secret = ref.name if ref is not None else None
     return GatherPlan(
         deleting=deleting,
         adoption_candidates=not deleting and status.volumes is None,

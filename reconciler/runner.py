@@ -145,6 +145,7 @@ def run(settings: Settings) -> int:
             cluster_domain=settings.cluster_domain,
             fingerprint_key=fingerprint_key(passphrase),
             selector=settings.selector,
+            host_path_root=settings.host_path_root,
         )
         queue: WorkQueue[Key] = WorkQueue()
         backoff: Backoff[Key] = Backoff(settings.backoff_base_s, settings.backoff_max_s)

@@ -81,6 +81,8 @@ class Settings:
     log_level: LogLevel
     label_selector: str = ""  # only MySQL objects with these labels (a Kubernetes selector)
     selector: Selector = field(default_factory=Selector)  # the same, parsed
+    # Where spec host paths may point (None: nowhere; use a StorageClass).
+    host_path_root: str | None = None
     # A reconcile running longer than this is stuck: /healthz fails, so it is restarted.
     stuck_after_s: float = DEFAULT_STUCK_AFTER_S
     project_name: str = DEFAULT_PROJECT
@@ -126,6 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--label-selector",
         help="reconcile only MySQL objects matching this label selector (e.g. to shard)",
+    )
+    parser.add_argument(
+        "--host-path-root",
+        help="allow spec host paths only under this directory (default: none allowed)",
     )
     parser.add_argument(
         "--stuck-after",
@@ -182,6 +188,9 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         log_level=log_level,
         label_selector=selector_text,
         selector=selector,
+        host_path_root=_host_path_root(
+            pick(getattr(args, "host_path_root", None), "HOST_PATH_ROOT")
+        ),
         stuck_after_s=_positive_float(
             pick(getattr(args, "stuck_after", None), "STUCK_AFTER"),
             "--stuck-after",
@@ -234,6 +243,14 @@ def _secret_reference(text: str | None) -> SecretReference | None:
     if len(parts) not in (2, 3) or not all(parts):
         raise SettingsError(f"--passphrase-secret: expected namespace/name[/key], got {text!r}")
     return SecretReference(*parts)
+
+
+def _host_path_root(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not text.startswith("/") or ".." in text.split("/") or text.rstrip("/") == "":
+        raise SettingsError(f"--host-path-root: an absolute directory other than /: {text!r}")
+    return text.rstrip("/")
 
 
 def _http_address(text: str) -> HttpAddress:

@@ -48,6 +48,11 @@ ANNOTATION_RETAINED_REASON: Final = f"{API_GROUP}/retained-reason"
 ANNOTATION_RELEASED: Final = f"{API_GROUP}/released"
 ANNOTATION_ADOPTED_BY: Final = f"{API_GROUP}/adopted-by"
 
+# On a Secret: its owner lets MySQL objects of the namespace use it as passwordSecretRef.
+# Without it the operator refuses the reference: a user who may create MySQL objects must
+# not read, through a server of theirs, a Secret they cannot read themselves.
+LABEL_PASSWORD_SECRET: Final = f"{API_GROUP}/mysql-password"
+
 # Annotations a person sets on the MySQL object.
 # Any new value retries a failed backup or restore Job at once.
 ANNOTATION_RETRY: Final = f"{API_GROUP}/retry"

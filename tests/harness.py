@@ -269,6 +269,8 @@ class Harness:
                     *self.common_flags(),
                     f"--namespace={self.namespace}",
                     f"--label-selector={TEST_SESSION_LABEL}={SESSION}",
+                    # The tests' static volumes live under the harness's own directory.
+                    f"--host-path-root={self.work_dir}",
                     f"--resync-period={RESYNC_S}",
                     f"--http-address=127.0.0.1:{self.port}",
                     "--log-level=DEBUG",

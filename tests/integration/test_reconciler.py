@@ -358,3 +358,51 @@ def test_the_spec_of_a_live_instance_cannot_move_its_claims(harness: Harness) ->
     custom = harness.custom
     stored = custom.get_namespaced_custom_object(GROUP, VERSION, harness.namespace, PLURAL, NAME)
     assert "storage_class" not in stored["spec"]
+
+
+def test_a_password_secret_is_used_only_with_its_owners_consent(harness: Harness) -> None:
+    ns = harness.namespace
+    harness.core.create_namespaced_secret(
+        ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="root-pw"), string_data={"password": "s3cret!"}
+        ),
+    )
+    spec = {k: v for k, v in harness.host_path_spec().items() if k != "password"}
+    spec["passwordSecretRef"] = {"name": "root-pw"}
+    harness.create(NAME, spec)
+    harness.start()
+    refused = harness.wait_for(
+        NAME, has_condition("Stalled", "True", "SecretNotAllowed"), "SecretNotAllowed", 60
+    )
+    assert "otus.homework/mysql-password=true" in (condition(refused, "Stalled") or {})["message"]
+    assert read_or_none(lambda: harness.apps.read_namespaced_deployment(NAME, ns)) is None
+
+    # The Secret's owner consents: the instance goes ahead, and its pods read the Secret.
+    harness.core.patch_namespaced_secret(
+        "root-pw", ns, {"metadata": {"labels": {"otus.homework/mysql-password": "true"}}}
+    )
+    harness.patch(NAME, {"metadata": {"annotations": {"otus.homework/retry": "consented"}}})
+    harness.wait_ready(NAME, generation=1)
+    (container,) = harness.apps.read_namespaced_deployment(NAME, ns).spec.template.spec.containers
+    (password,) = [e for e in container.env if e.name == "MYSQL_ROOT_PASSWORD"]
+    assert password.value_from.secret_key_ref.name == "root-pw"
+
+
+def test_host_paths_outside_the_operators_root_are_refused(harness: Harness) -> None:
+    spec = harness.host_path_spec()
+    spec["backup"] = {"host_path": "/var/lib/kubelet"}
+    harness.create(NAME, spec)
+    harness.start()
+    refused = harness.wait_for(
+        NAME, has_condition("Stalled", "True", "HostPathNotAllowed"), "HostPathNotAllowed", 60
+    )
+    message = (condition(refused, "Stalled") or {})["message"]
+    assert message.startswith("spec.backup.host_path: '/var/lib/kubelet' is not under")
+    assert (
+        read_or_none(
+            lambda: harness.core.read_persistent_volume(f"{harness.namespace}-{NAME}-backup")
+        )
+        is None
+    )
+    assert deploys_of(harness, NAME) == []

@@ -464,7 +464,8 @@ def observe(
     now: datetime = NOW,
     key: bytes = FINGERPRINT_KEY,
     namespace_terminating: bool = False,
-    secret_problem: str | None = None,
+    password_secret: parse.SecretState | None = None,
+    host_path_root: str | None = None,
 ) -> Observation:
     return Observation(
         obj=obj,
@@ -474,7 +475,8 @@ def observe(
         stack=stack,
         live=live if live is not None else serving_live(),
         namespace_terminating=namespace_terminating,
-        secret_problem=secret_problem,
+        password_secret=password_secret,
+        host_path_root=host_path_root,
     )
 
 
@@ -489,3 +491,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             merged[key] = merge_patch(merged.get(key), value)
     return merged
+
+
+def password_secret(
+    name: str = "root-pw", *, consent: bool = True, keys: tuple[str, ...] = ("password",)
+) -> parse.SecretState:
+    """A user's password Secret as the executor sees it: labels and keys, no values."""
+    labels = {"otus.homework/mysql-password": "true"} if consent else {}
+    return parse.SecretState(name=name, labels=labels, keys=frozenset(keys))

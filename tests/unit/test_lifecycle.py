@@ -5,7 +5,7 @@ takes them: finalizer, spec, password Secret, claims deleted by hand, the volume
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -23,7 +23,7 @@ from reconciler.actions import (
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.lifecycle import decide_lifecycle
-from reconciler.live import volume_state
+from reconciler.live import SecretState, volume_state
 from reconciler.observation import Live, StackState
 from reconciler.policy import desired_for, storage_fields
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
@@ -49,6 +49,7 @@ from tests.unit.builders import (
     live_of,
     mysql_object,
     observe,
+    password_secret,
     pod,
     serving_live,
     volume,
@@ -85,12 +86,15 @@ def decide(
     *,
     live: Live | None = None,
     stack: StackState | None = DEPLOYED,
-    secret_problem: str | None = None,
+    secret: SecretState | None = None,
+    host_path_root: str | None = None,
     finalizer: bool = True,
     **spec: Any,
 ) -> Any:
     obj = mysql_object(finalizer=finalizer, status=status, **spec)
-    return decide_lifecycle(observe(obj, live=live, stack=stack, secret_problem=secret_problem))
+    return decide_lifecycle(
+        observe(obj, live=live, stack=stack, password_secret=secret, host_path_root=host_path_root)
+    )
 
 
 def restoring_live(**changes: Any) -> Live:
@@ -118,12 +122,57 @@ def test_an_invalid_spec_stalls_naming_the_field() -> None:
     assert action.message.startswith("spec.storage_size: ")
 
 
-def test_an_unusable_password_secret_stalls_with_the_gateways_words() -> None:
-    problem = "spec.passwordSecretRef: Secret 'root-pw' not found in namespace shop"
-    action = decide(
-        SERVING, secret_problem=problem, password=None, passwordSecretRef={"name": "root-pw"}
-    )
-    assert action == Stall(Reason.SECRET_MISSING, problem)
+BY_REF: Final[dict[str, Any]] = {"password": None, "passwordSecretRef": {"name": "root-pw"}}
+
+
+def test_a_missing_password_secret_stalls_naming_it() -> None:
+    action = decide(SERVING, secret=None, **BY_REF)
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.SECRET_MISSING
+    assert action.message.startswith("spec.passwordSecretRef: Secret 'root-pw' not found")
+
+
+def test_a_password_secret_without_its_owners_consent_is_not_used() -> None:
+    action = decide(SERVING, secret=password_secret(consent=False), **BY_REF)
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.SECRET_NOT_ALLOWED
+    assert "otus.homework/mysql-password=true" in action.message
+
+
+def test_a_password_secret_without_the_key_stalls_naming_the_key() -> None:
+    action = decide(SERVING, secret=password_secret(keys=("other",)), **BY_REF)
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.SECRET_MISSING
+    assert "has no key 'password'" in action.message
+
+
+def test_a_consenting_password_secret_goes_on() -> None:
+    action = decide(SERVING, secret=password_secret(), **BY_REF)
+    assert not isinstance(action, Stall)
+
+
+@pytest.mark.parametrize(
+    ("root", "where", "verdict"),
+    [
+        (None, {"host_path": "/srv/db"}, "host paths are not allowed"),
+        ("/srv/mysql", {"host_path": "/srv/other"}, "is not under the allowed root"),
+        ("/srv/mysql", {"host_path": "/srv/mysql"}, "is not under the allowed root"),
+        ("/srv/mysql", {"host_path": "/srv/mysqlx/db"}, "is not under the allowed root"),
+        ("/srv/mysql", {"backup": {"host_path": "/"}}, "spec.backup.host_path"),
+    ],
+)
+def test_host_paths_outside_the_operators_root_stall(
+    root: str | None, where: dict[str, Any], verdict: str
+) -> None:
+    action = decide(SERVING, host_path_root=root, **where)
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.HOST_PATH_NOT_ALLOWED
+    assert verdict in action.message
+
+
+def test_a_host_path_under_the_root_goes_on() -> None:
+    action = decide(host_path_root="/srv/mysql", host_path="/srv/mysql/db")
+    assert not isinstance(action, Stall)
 
 
 @pytest.mark.parametrize("which", ["data_claim", "backup_claim"])
@@ -422,16 +471,15 @@ def test_each_branch_comes_before_the_later_ones() -> None:
     )
     assert unkept.data_claim is not None
     deleted_claim = replace(unkept, data_claim=replace(unkept.data_claim, deleting=True))
-    problem = "spec.passwordSecretRef: Secret 'root-pw' not found in namespace shop"
     restoring = InstanceStatus(volumes=FRESH_VOLUMES, restore=RESTORE_RUNNING)
     synced = applied(restoring, Stage.RESTORING, **by_ref)
     steps: list[tuple[dict[str, Any], type | tuple[type, Reason]]] = [
         (
-            {"finalizer": False, "storage_size": "0", "secret_problem": problem},
+            {"finalizer": False, "storage_size": "0", "secret": None},
             AddFinalizer,
         ),
-        ({"storage_size": "0", "secret_problem": problem}, (Stall, Reason.SPEC_INVALID)),
-        ({"secret_problem": problem}, (Stall, Reason.SECRET_MISSING)),
+        ({"storage_size": "0", "secret": None}, (Stall, Reason.SPEC_INVALID)),
+        ({"secret": None}, (Stall, Reason.SECRET_MISSING)),
         ({}, (Stall, Reason.CLAIM_DELETED)),
         ({"live": unkept}, RecordVolumes),
         (
@@ -470,14 +518,17 @@ def test_each_branch_comes_before_the_later_ones() -> None:
         ),
     ]
     for index, (situation, expected) in enumerate(steps):
-        arguments = {"live": deleted_claim, **situation}
+        arguments = {"live": deleted_claim, "secret": password_secret(), **situation}
         status = arguments.pop("status", None)
         action = decide(status, **arguments, **by_ref)
         kind, reason = expected if isinstance(expected, tuple) else (expected, None)
         assert isinstance(action, kind), (index, action)
         if reason is not None:
             assert getattr(action, "reason", None) is reason, (index, action)
-    assert not decide(restoring, live=unkept, **by_ref).refresh, "an unsynced stack is updated"
-    assert decide(synced, live=unkept, **by_ref).refresh, (
+    consent = password_secret()
+    assert not decide(restoring, live=unkept, secret=consent, **by_ref).refresh, (
+        "an unsynced stack is updated"
+    )
+    assert decide(synced, live=unkept, secret=consent, **by_ref).refresh, (
         "a synced one, its Deployment gone, refreshed"
     )

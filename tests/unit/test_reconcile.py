@@ -77,7 +77,7 @@ def test_a_deleted_object_reads_the_final_backups_job_and_nothing_to_adopt() -> 
 
 def test_a_password_secret_ref_is_checked_while_the_object_lives() -> None:
     obj = mysql_object(password=None, passwordSecretRef={"name": "root-pw", "key": "pw"})
-    assert gather_plan(obj).secret == ("root-pw", "pw")
+    assert gather_plan(obj).secret == "root-pw"
     deleting = mysql_object(
         deleting=True, password=None, passwordSecretRef={"name": "root-pw", "key": "pw"}
     )

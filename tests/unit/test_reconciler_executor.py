@@ -98,7 +98,7 @@ class GatewayPort(Protocol):
     def workload_exists(self, namespace: str, label_selector: str) -> bool: ...
     def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]: ...
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
-    def secret_problem(self, namespace: str, name: str, key: str) -> str | None: ...
+    def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def namespace_terminating(self, namespace: str) -> bool: ...
 
 
@@ -135,7 +135,7 @@ class FakeGateway:
     deployment: bool = False
     workload: bool = False
     terminating: bool = False
-    secret: str | None = None
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
     claim_events: list[dict[str, Any]] = field(default_factory=list)
     volume_patches_apply: bool = True
     unavailable: bool = False
@@ -221,8 +221,8 @@ class FakeGateway:
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return copy.deepcopy(self.jobs.get(name))
 
-    def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
-        return self.secret
+    def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return copy.deepcopy(self.secrets.get(name))
 
     def namespace_terminating(self, namespace: str) -> bool:
         return self.terminating
