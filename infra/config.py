@@ -46,6 +46,7 @@ class InstallConfig:
     image_pull_policy: str = DEFAULT_PULL_POLICY
     watched_namespaces: tuple[str, ...] = ()  # empty: every namespace
     label_selector: str | None = None  # only MySQL objects with these labels
+    host_path_root: str | None = None  # spec host paths allowed only below it (None: none)
     backend_url: str | None = None  # None: the file backend on the state claim
     workers: int = DEFAULT_WORKERS
     log_level: LogLevel = LogLevel.INFO
@@ -91,6 +92,13 @@ def parse_config(raw: Mapping[str, RawValue]) -> InstallConfig:
         raise ConfigError(f"imagePullPolicy: one of {list(PULL_POLICIES)}, not {pull_policy!r}")
     watched = _namespaces(raw.get("watchedNamespaces"))
     label_selector = text("labelSelector")
+    host_path_root = text("hostPathRoot")
+    if host_path_root is not None and (
+        not host_path_root.startswith("/")
+        or ".." in host_path_root.split("/")
+        or host_path_root.rstrip("/") == ""
+    ):
+        raise ConfigError(f"hostPathRoot: an absolute directory other than /: {host_path_root!r}")
     backend_url = text("backendUrl")
     if backend_url is not None and "://" not in backend_url:
         raise ConfigError(f"backendUrl: not a URL: {backend_url!r}")
@@ -115,6 +123,7 @@ def parse_config(raw: Mapping[str, RawValue]) -> InstallConfig:
         image_pull_policy=pull_policy,
         watched_namespaces=watched,
         label_selector=label_selector,
+        host_path_root=host_path_root,
         backend_url=backend_url,
         workers=workers,
         log_level=log_level,
@@ -141,6 +150,7 @@ KEYS: Final = (
     "imagePullPolicy",
     "watchedNamespaces",
     "labelSelector",
+    "hostPathRoot",
     "backendUrl",
     "workers",
     "logLevel",

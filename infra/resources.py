@@ -132,6 +132,8 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
         env.append(setting("NAMESPACES", ",".join(config.watched_namespaces)))
     if config.label_selector is not None:
         env.append(setting("LABEL_SELECTOR", config.label_selector))
+    if config.host_path_root is not None:
+        env.append(setting("HOST_PATH_ROOT", config.host_path_root))
     if config.backend_url is not None:
         env.append(setting("BACKEND_URL", config.backend_url))
     env += [

@@ -62,3 +62,11 @@ def test_an_empty_storage_class_is_kept() -> None:
 def test_errors_name_the_key(raw: dict[str, str | list[str] | None], key: str) -> None:
     with pytest.raises(ConfigError, match=f"^{key}:"):
         parse_config(raw)
+
+
+def test_host_path_root_reaches_the_reconciler_and_must_be_a_directory() -> None:
+    config = parse_config({"image": "op:1", "hostPathRoot": "/srv/mysql"})
+    assert config.host_path_root == "/srv/mysql"
+    assert parse_config({"image": "op:1"}).host_path_root is None
+    with pytest.raises(ConfigError, match="hostPathRoot"):
+        parse_config({"image": "op:1", "hostPathRoot": "/"})

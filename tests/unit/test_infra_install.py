@@ -340,3 +340,17 @@ def test_the_entry_point_reads_the_stack_config(monkeypatch: pytest.MonkeyPatch)
     deployment = next(r for r in monitor.registrations if r.type == DEPLOYMENT)
     container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
     assert env_of(container)["MYSQL_OPERATOR_NAMESPACES"]["value"] == "a,b"
+
+
+def test_the_host_path_root_and_the_label_selector_reach_the_reconciler() -> None:
+    from infra.config import parse_config
+    from infra.resources import names_for, operator_env
+
+    config = parse_config(
+        {"image": "op:1", "hostPathRoot": "/srv/mysql", "labelSelector": "!shard"}
+    )
+    env = {var.name: var.value for var in operator_env(config, names_for(config))}
+    assert env["MYSQL_OPERATOR_HOST_PATH_ROOT"] == "/srv/mysql"
+    assert env["MYSQL_OPERATOR_LABEL_SELECTOR"] == "!shard"
+    plain = {var.name for var in operator_env(parse_config({"image": "op:1"}), names_for(config))}
+    assert "MYSQL_OPERATOR_HOST_PATH_ROOT" not in plain

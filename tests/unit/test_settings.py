@@ -126,3 +126,16 @@ def test_the_label_selector_is_parsed_once() -> None:
 def test_a_bad_label_selector_names_the_flag() -> None:
     with pytest.raises(SettingsError, match="--label-selector"):
         parse_settings(["--label-selector=shard in a,b"], HOME)
+
+
+def test_no_host_path_is_allowed_unless_a_root_is_given() -> None:
+    assert parse_settings([], HOME).host_path_root is None
+    assert parse_settings(["--host-path-root=/srv/mysql/"], HOME).host_path_root == "/srv/mysql"
+    env = {**HOME, "MYSQL_OPERATOR_HOST_PATH_ROOT": "/data"}
+    assert parse_settings([], env).host_path_root == "/data"
+
+
+@pytest.mark.parametrize("root", ["relative", "/", "/srv/../etc"])
+def test_a_host_path_root_must_be_an_absolute_directory_other_than_slash(root: str) -> None:
+    with pytest.raises(SettingsError, match="--host-path-root"):
+        parse_settings([f"--host-path-root={root}"], HOME)
