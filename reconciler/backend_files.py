@@ -33,6 +33,17 @@ def checkpoint_file(directory: Path, project: str, stack: str) -> Path | None:
     return None
 
 
+def some_stack(directory: Path, project: str) -> str | None:
+    """The name of one stack that has a checkpoint (the first by name), if any."""
+    stacks = directory / ".pulumi" / "stacks"
+    for folder in (stacks / project, stacks):
+        if folder.is_dir():
+            names = sorted(path.name.removesuffix(".json") for path in folder.glob("*.json"))
+            if names:
+                return names[0]
+    return None
+
+
 def latest_deployment(path: Path) -> Mapping[str, Any] | None:
     """The checkpoint's latest deployment; None when the file cannot be read as JSON."""
     try:

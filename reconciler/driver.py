@@ -331,6 +331,27 @@ class Driver:
             stack.events = None  # a later call must not read this run's events
         return _run_result(result.summary, events.steps.timings())
 
+    def check_passphrase(self) -> str | None:
+        """Why the passphrase cannot decrypt the existing state, or None when it can (or
+        there is no stack yet). Decrypting one stack's secrets costs one CLI run."""
+        workspace = auto.LocalWorkspace(**_workspace_kwargs(self._options()))
+        directory = self._backend_directory
+        stack: str | None = None
+        try:
+            if directory is not None:
+                stack = backend_files.some_stack(directory, self.config.project_name)
+            else:
+                stacks = workspace.list_stacks()
+                stack = stacks[0].name if stacks else None
+            if stack is None:
+                return None
+            workspace.export_stack(stack)  # --show-secrets: decrypts every secret
+        except auto.CommandError as error:
+            if re.search(r"passphrase", str(error), re.IGNORECASE):
+                return f"stack {stack}: {summarize_error(str(error), limit=300)}"
+            raise translate(error) from None
+        return None
+
     def toolchain_versions(self) -> ToolchainVersions:
         workspace = auto.LocalWorkspace(**_workspace_kwargs(self._options()))
         return ToolchainVersions(

@@ -134,6 +134,13 @@ def run(settings: Settings) -> int:
         gateway = Gateway(load_api_client(settings.kubeconfig))
         passphrase = resolve_passphrase(settings, gateway)
         driver = make_driver(settings, passphrase)
+        wrong = driver.check_passphrase()
+        if wrong is not None:
+            # Every instance would stall on it; saying so once, loudly, is better.
+            raise SettingsError(
+                f"the state passphrase does not decrypt the existing stacks ({wrong}); "
+                "refusing to start. Give the passphrase the stacks were made with"
+            )
         toolchain = driver.toolchain_versions()
         log.info("starting", extra={"phase": "start", "toolchain": toolchain.to_dict()})
         metrics = Metrics()

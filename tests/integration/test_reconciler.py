@@ -15,6 +15,8 @@ provisioner. The reconciler watches only the test's namespace.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -28,6 +30,7 @@ from tests.harness import (
     FINALIZER,
     GROUP,
     PLURAL,
+    REPO_ROOT,
     VERSION,
     Harness,
     Recorder,
@@ -406,3 +409,25 @@ def test_host_paths_outside_the_operators_root_are_refused(harness: Harness) -> 
         is None
     )
     assert deploys_of(harness, NAME) == []
+
+
+def test_a_passphrase_that_cannot_decrypt_the_state_stops_the_reconciler_at_once(
+    harness: Harness,
+) -> None:
+    harness.create(NAME, harness.host_path_spec())
+    harness.start()
+    harness.wait_ready(NAME, generation=1)
+    harness.stop()
+
+    wrong = subprocess.run(
+        [sys.executable, "-m", "reconciler", "run", *harness.common_flags()],
+        cwd=REPO_ROOT,
+        env={**harness.env(), "PULUMI_CONFIG_PASSPHRASE": "not-the-one"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 1
+    assert "the state passphrase does not decrypt the existing stacks" in wrong.stderr
+    assert f"{harness.namespace}.{NAME}" in wrong.stderr
