@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pulumi
 
 from infra.config import read_config, read_passphrase
+from infra.existing import existing_passphrase
 from infra.install import declare
 from infra.resources import names_for
 
@@ -23,7 +24,12 @@ def main() -> None:
     config = pulumi.Config()
     install = read_config(config)
     names = names_for(install)
-    installed = declare(install, read_passphrase(config))
+    # A configured passphrase wins; else the one a previous installation kept; else a new.
+    passphrase = read_passphrase(config)
+    if passphrase is None:
+        kept = existing_passphrase(install)
+        passphrase = pulumi.Output.secret(kept) if kept is not None else None
+    installed = declare(install, passphrase)
     pulumi.export("namespace", installed.namespace.metadata.name)
     pulumi.export("serviceAccount", installed.service_account.metadata.name)
     pulumi.export("clusterRole", installed.cluster_role.metadata.name)

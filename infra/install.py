@@ -60,11 +60,14 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from pulumi_kubernetes.rbac.v1 import (
     ClusterRole,
     ClusterRoleBinding,
+    Role,
+    RoleBinding,
     RoleRefArgs,
     SubjectArgs,
 )
 
 from infra.config import InstallConfig
+from infra.rbac import RULES, cluster_rules, namespaced_rules
 from infra.resources import (
     PASSPHRASE_KEY,
     Names,
@@ -90,6 +93,7 @@ class Installed:
     service_account: ServiceAccount
     cluster_role: ClusterRole
     cluster_role_binding: ClusterRoleBinding
+    roles: tuple[Role, ...]  # one per watched namespace, when only some are watched
     state_volume: PersistentVolume | None
     state_claim: PersistentVolumeClaim | None
     passphrase: Secret
@@ -153,29 +157,56 @@ class _Installation:
             metadata=metadata(config, names.service_account),
             opts=self.opts(depends_on=in_namespace),
         )
+        watched = config.watched_namespaces
         cluster_role = ClusterRole(
             "cluster-role",
             metadata=metadata(config, names.cluster_role, namespaced=False),
-            rules=policy_rules(),
+            # Watching some namespaces only: just what has no namespace, and only those.
+            rules=policy_rules(cluster_rules(), watched) if watched else policy_rules(RULES),
             opts=self.opts(),
         )
+        subjects = [
+            SubjectArgs(
+                kind="ServiceAccount", name=names.service_account, namespace=names.namespace
+            )
+        ]
         binding = ClusterRoleBinding(
             "cluster-role-binding",
             metadata=metadata(config, names.cluster_role_binding, namespaced=False),
             role_ref=RoleRefArgs(
                 api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=names.cluster_role
             ),
-            subjects=[
-                SubjectArgs(
-                    kind="ServiceAccount", name=names.service_account, namespace=names.namespace
-                )
-            ],
+            subjects=subjects,
             opts=self.opts(depends_on=[cluster_role, service_account]),
         )
+        roles, role_bindings = [], []
+        for watched_namespace in watched:
+            role_metadata = metadata(config, names.role)
+            role_metadata.namespace = watched_namespace
+            role = Role(
+                f"role-{watched_namespace}",
+                metadata=role_metadata,
+                rules=policy_rules(namespaced_rules()),
+                opts=self.opts(),
+            )
+            binding_metadata = metadata(config, names.role)
+            binding_metadata.namespace = watched_namespace
+            role_bindings.append(
+                RoleBinding(
+                    f"role-binding-{watched_namespace}",
+                    metadata=binding_metadata,
+                    role_ref=RoleRefArgs(
+                        api_group="rbac.authorization.k8s.io", kind="Role", name=names.role
+                    ),
+                    subjects=subjects,
+                    opts=self.opts(depends_on=[role, service_account]),
+                )
+            )
+            roles.append(role)
         state_volume = self._state_volume()
         state_claim = self._state_claim(namespace, state_volume)
         secret = self._passphrase(namespace, passphrase)
-        workload_needs: list[pulumi.Resource] = [crd, binding, secret]
+        workload_needs: list[pulumi.Resource] = [crd, binding, *role_bindings, secret]
         if state_claim is not None:
             workload_needs.append(state_claim)
         deployment = Deployment(
@@ -200,6 +231,7 @@ class _Installation:
             service_account=service_account,
             cluster_role=cluster_role,
             cluster_role_binding=binding,
+            roles=tuple(roles),
             state_volume=state_volume,
             state_claim=state_claim,
             passphrase=secret,

@@ -1,4 +1,9 @@
-"""The reconciler's ClusterRole: a reviewed constant, not generated.
+"""The reconciler's role: a reviewed constant, not generated.
+
+Installed for every namespace, the rules form one ClusterRole. With `watchedNamespaces`,
+the namespaced rules become a Role in each watched namespace and only the cluster-scoped
+ones (PersistentVolumes, reading the watched Namespaces) stay in a ClusterRole: the
+operator then cannot read a Secret, or touch a workload, anywhere else.
 
 Two callers use the service account's credentials, and the role is the union of what
 each needs, with no wildcard anywhere:
@@ -58,6 +63,28 @@ RULES: Final[tuple[Rule, ...]] = (
     # The pods of the server and of the Jobs: how they are doing.
     Rule(("",), ("pods",), ("list", "watch")),
 )
+
+
+# Resources without a namespace: only these need a ClusterRole when the operator watches
+# some namespaces only.
+CLUSTER_SCOPED: Final = frozenset({("", "persistentvolumes"), ("", "namespaces")})
+
+
+def _cluster_scoped(rule: Rule) -> bool:
+    scoped = {
+        (g, r.split("/")[0]) in CLUSTER_SCOPED for g in rule.api_groups for r in rule.resources
+    }
+    if len(scoped) != 1:
+        raise ValueError(f"a rule mixes cluster-scoped and namespaced resources: {rule}")
+    return scoped.pop()
+
+
+def cluster_rules(rules: tuple[Rule, ...] = RULES) -> tuple[Rule, ...]:
+    return tuple(rule for rule in rules if _cluster_scoped(rule))
+
+
+def namespaced_rules(rules: tuple[Rule, ...] = RULES) -> tuple[Rule, ...]:
+    return tuple(rule for rule in rules if not _cluster_scoped(rule))
 
 
 def permissions(rules: tuple[Rule, ...] = RULES) -> frozenset[tuple[str, str, str]]:

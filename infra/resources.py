@@ -57,6 +57,7 @@ class Names:
     service_account: str
     cluster_role: str  # cluster-scoped: the namespace keeps two installations apart
     cluster_role_binding: str
+    role: str  # in each watched namespace, when the operator watches only some
     state_claim: str
     state_volume: str  # cluster-scoped, only with stateHostPath
     passphrase_secret: str
@@ -70,6 +71,7 @@ def names_for(config: InstallConfig) -> Names:
         service_account=APP,
         cluster_role=f"{APP}:{ns}",
         cluster_role_binding=f"{APP}:{ns}",
+        role=f"{APP}:{ns}",
         state_claim=f"{APP}-state",
         state_volume=f"{APP}-state-{ns}",
         passphrase_secret=f"{APP}-state-passphrase",
@@ -98,10 +100,19 @@ def metadata(config: InstallConfig, name: str, *, namespaced: bool = True) -> Ob
     )
 
 
-def policy_rules(rules: tuple[Rule, ...] = RULES) -> list[PolicyRuleArgs]:
+def policy_rules(
+    rules: tuple[Rule, ...] = RULES, namespaces: tuple[str, ...] = ()
+) -> list[PolicyRuleArgs]:
+    """The rules as the API wants them; `namespaces` narrows a rule on Namespaces to those
+    (by resourceNames), for an operator that watches only them."""
     return [
         PolicyRuleArgs(
-            api_groups=list(rule.api_groups), resources=list(rule.resources), verbs=list(rule.verbs)
+            api_groups=list(rule.api_groups),
+            resources=list(rule.resources),
+            verbs=list(rule.verbs),
+            resource_names=list(namespaces)
+            if namespaces and rule.resources == ("namespaces",)
+            else None,
         )
         for rule in rules
     ]

@@ -56,14 +56,23 @@ def cleanup(api_client: client.ApiClient, namespace_name: str) -> Iterator[None]
 
 
 def _allowed(
-    api_client: client.ApiClient, namespace: str, group: str, resource: str, verb: str
+    api_client: client.ApiClient,
+    namespace: str,
+    group: str,
+    resource: str,
+    verb: str,
+    where: str | None = "somewhere",
+    *,
+    name: str | None = None,
 ) -> bool:
+    """What the API server answers when the operator's account asks (a SubjectAccessReview);
+    `where` is the namespace asked about (None: cluster-wide)."""
     review = client.V1SubjectAccessReview(
         spec=client.V1SubjectAccessReviewSpec(
             user=f"system:serviceaccount:{namespace}:mysql-operator",
             groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
             resource_attributes=client.V1ResourceAttributes(
-                group=group, resource=resource, verb=verb, namespace="somewhere"
+                group=group, resource=resource, verb=verb, namespace=where, name=name
             ),
         )
     )
@@ -201,3 +210,63 @@ def test_up_installs_the_operator_idempotently_and_destroy_keeps_the_state(
         "mysql-operator-state", ns
     ).status.phase == ("Bound")
     assert _passphrase(core, ns) == passphrase
+
+    # -- a reinstall keeps the passphrase the state is encrypted with -----------------
+    project.pulumi("up", "--yes", "--skip-preview")
+    assert _passphrase(core, ns) == passphrase
+    project.pulumi("destroy", "--yes", "--skip-preview")
+
+
+@pytest.mark.usefixtures("cleanup")
+def test_watching_some_namespaces_grants_nothing_elsewhere(
+    tmp_path: Path,
+    kubeconfig: Path,
+    api_client: client.ApiClient,
+    namespace_name: str,
+) -> None:
+    core = client.CoreV1Api(api_client)
+    watched = f"{namespace_name}-w"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=watched)))
+    project = new_project(
+        tmp_path,
+        kubeconfig,
+        {
+            "namespace": namespace_name,
+            "image": IMAGE,
+            "stateHostPath": str(tmp_path / "host-state"),
+            "watchedNamespaces": watched,
+        },
+    )
+    try:
+        project.pulumi("up", "--yes", "--skip-preview")
+
+        def allowed(group: str, resource: str, verb: str, where: str | None) -> bool:
+            return _allowed(api_client, namespace_name, group, resource, verb, where)
+
+        # In the watched namespace: what the reconciler and the provider need.
+        assert allowed("", "secrets", "get", watched)
+        assert allowed("apps", "deployments", "patch", watched)
+        assert allowed("otus.homework", "mysqls", "watch", watched)
+        # Anywhere else: nothing namespaced, not even reading a Secret.
+        for where in ("default", "kube-system", None):
+            assert not allowed("", "secrets", "get", where), where
+            assert not allowed("", "secrets", "list", where), where
+            assert not allowed("apps", "deployments", "create", where), where
+            assert not allowed("otus.homework", "mysqls", "list", where), where
+        # Cluster-scoped: the volumes, and only the watched Namespace.
+        assert allowed("", "persistentvolumes", "patch", None)
+        assert _allowed(api_client, namespace_name, "", "namespaces", "get", None, name=watched)
+        assert not _allowed(
+            api_client, namespace_name, "", "namespaces", "get", None, name="kube-system"
+        )
+        rbac = client.RbacAuthorizationV1Api(api_client)
+        roles = (
+            rbac.read_cluster_role(f"mysql-operator:{namespace_name}"),
+            rbac.read_namespaced_role(f"mysql-operator:{namespace_name}", watched),
+        )
+        for role in roles:
+            for rule in role.rules or []:
+                assert "*" not in [*(rule.api_groups or []), *(rule.resources or []), *rule.verbs]
+    finally:
+        project.pulumi("destroy", "--yes", "--skip-preview")
+        core.delete_namespace(watched)

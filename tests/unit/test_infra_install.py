@@ -10,6 +10,7 @@ from typing import Any, Final
 import pulumi
 import pytest
 
+from infra import existing
 from infra.config import InstallConfig, parse_config
 from infra.install import Installed, declare
 from infra.rbac import RULES
@@ -315,6 +316,8 @@ def test_watching_every_namespace_sets_no_namespaces(default: Rendered) -> None:
 
 def test_the_entry_point_reads_the_stack_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: GENERATED)
+    # No cluster here: no passphrase was kept by an earlier installation.
+    monkeypatch.setattr(existing, "existing_passphrase", lambda _install: None)
     monitor = RecordingMonitor()
     pulumi.runtime.set_mocks(
         monitor.mocks, project="mysql-operator", monitor=monitor, preview=False
@@ -354,3 +357,62 @@ def test_the_host_path_root_and_the_label_selector_reach_the_reconciler() -> Non
     assert env["MYSQL_OPERATOR_LABEL_SELECTOR"] == "!shard"
     plain = {var.name for var in operator_env(parse_config({"image": "op:1"}), names_for(config))}
     assert "MYSQL_OPERATOR_HOST_PATH_ROOT" not in plain
+
+
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+
+
+def test_watching_some_namespaces_grants_namespaced_rights_in_those_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rendered = render(config_of(watchedNamespaces=["team-a", "team-b"]), monkeypatch)
+    roles = [r for r in rendered.all if r.type == ROLE]
+    assert sorted(r.inputs["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        resources = {res for rule in role.inputs["rules"] for res in rule["resources"]}
+        assert "secrets" in resources
+        assert "persistentvolumes" not in resources
+    bindings = [r for r in rendered.all if r.type == ROLE_BINDING]
+    assert sorted(b.inputs["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding.inputs["roleRef"]["kind"] == "Role"
+        assert binding.inputs["subjects"][0]["namespace"] == "ops"
+    # The ClusterRole keeps what has no namespace, and reads only the watched Namespaces.
+    cluster_rules = rendered.one(CLUSTER_ROLE).inputs["rules"]
+    resources = {res for rule in cluster_rules for res in rule["resources"]}
+    assert resources == {"persistentvolumes", "namespaces"}
+    (namespaces,) = [rule for rule in cluster_rules if rule["resources"] == ["namespaces"]]
+    assert namespaces["resourceNames"] == ["team-a", "team-b"]
+    assert namespaces["verbs"] == ["get"]
+
+
+def test_watching_every_namespace_needs_no_roles(default: Rendered) -> None:
+    assert ROLE not in default.types()
+    assert ROLE_BINDING not in default.types()
+
+
+def test_the_entry_point_keeps_the_passphrase_an_earlier_installation_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: GENERATED)
+    monkeypatch.setattr(existing, "existing_passphrase", lambda _install: "kept-passphrase")
+    monitor = RecordingMonitor()
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project="mysql-operator", monitor=monitor, preview=False
+    )
+    pulumi.runtime.set_all_config({"mysql-operator:image": "local/reconciler:test"})
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def run() -> None:
+        runpy.run_path(str(ROOT / "infra"), run_name="__main__")
+
+    try:
+        run()
+    finally:
+        pulumi.runtime.set_all_config({})
+    secret = next(r for r in monitor.registrations if r.type == SECRET)
+    assert secret.inputs["stringData"] == {PASSPHRASE_KEY: "kept-passphrase"}
+    assert not secret.ignore_changes
+    for registration in monitor.registrations:
+        assert "kept-passphrase" not in plain_strings(registration.wire), registration.name
