@@ -94,11 +94,14 @@ def parse_config(raw: Mapping[str, RawValue]) -> InstallConfig:
     label_selector = text("labelSelector")
     host_path_root = text("hostPathRoot")
     if host_path_root is not None and (
-        not host_path_root.startswith("/")
+        not re.fullmatch(r"/[A-Za-z0-9._/-]+", host_path_root)
         or ".." in host_path_root.split("/")
         or host_path_root.rstrip("/") == ""
     ):
-        raise ConfigError(f"hostPathRoot: an absolute directory other than /: {host_path_root!r}")
+        raise ConfigError(
+            f"hostPathRoot: an absolute directory other than / (letters, digits, '.', '_', "
+            f"'-' and '/'): {host_path_root!r}"
+        )
     backend_url = text("backendUrl")
     if backend_url is not None and "://" not in backend_url:
         raise ConfigError(f"backendUrl: not a URL: {backend_url!r}")

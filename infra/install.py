@@ -42,6 +42,10 @@ from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.admissionregistration.v1 import (
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+)
 from pulumi_kubernetes.apiextensions.v1 import CustomResourceDefinition
 from pulumi_kubernetes.apps.v1 import Deployment
 from pulumi_kubernetes.core.v1 import (
@@ -72,6 +76,7 @@ from infra.resources import (
     PASSPHRASE_KEY,
     Names,
     deployment_spec,
+    host_path_policy,
     labels_for,
     load_crd,
     metadata,
@@ -94,6 +99,7 @@ class Installed:
     cluster_role: ClusterRole
     cluster_role_binding: ClusterRoleBinding
     roles: tuple[Role, ...]  # one per watched namespace, when only some are watched
+    host_path_policy: ValidatingAdmissionPolicy
     state_volume: PersistentVolume | None
     state_claim: PersistentVolumeClaim | None
     passphrase: Secret
@@ -203,6 +209,19 @@ class _Installation:
                 )
             )
             roles.append(role)
+        policy_spec, binding_spec = host_path_policy(config)
+        policy = ValidatingAdmissionPolicy(
+            "host-path-policy",
+            metadata=metadata(config, names.host_path_policy, namespaced=False),
+            spec=policy_spec,
+            opts=self.opts(depends_on=[crd]),
+        )
+        ValidatingAdmissionPolicyBinding(
+            "host-path-policy-binding",
+            metadata=metadata(config, names.host_path_policy, namespaced=False),
+            spec={**binding_spec, "policyName": names.host_path_policy},
+            opts=self.opts(depends_on=[policy]),
+        )
         state_volume = self._state_volume()
         state_claim = self._state_claim(namespace, state_volume)
         secret = self._passphrase(namespace, passphrase)
@@ -232,6 +251,7 @@ class _Installation:
             cluster_role=cluster_role,
             cluster_role_binding=binding,
             roles=tuple(roles),
+            host_path_policy=policy,
             state_volume=state_volume,
             state_claim=state_claim,
             passphrase=secret,

@@ -62,6 +62,7 @@ class Names:
     state_volume: str  # cluster-scoped, only with stateHostPath
     passphrase_secret: str
     deployment: str
+    host_path_policy: str  # cluster-scoped
 
 
 def names_for(config: InstallConfig) -> Names:
@@ -76,6 +77,7 @@ def names_for(config: InstallConfig) -> Names:
         state_volume=f"{APP}-state-{ns}",
         passphrase_secret=f"{APP}-state-passphrase",
         deployment=APP,
+        host_path_policy=f"{APP}-host-paths.{ns}",
     )
 
 
@@ -116,6 +118,64 @@ def policy_rules(
         )
         for rule in rules
     ]
+
+
+def host_path_policy(config: InstallConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its binding's spec: MySQL objects may name host
+    paths only under `hostPathRoot` (none at all without it), so a bad one is refused at
+    admission, naming the field. An update that leaves a path as it was passes, so an
+    object created before the rule can still be deleted (its finalizer removed)."""
+    root = (config.host_path_root or "").rstrip("/")
+
+    def rule(field: str, present: str, path: str) -> dict[str, str]:
+        was = present.replace("object.", "oldObject.")
+        old = path.replace("object.", "oldObject.")
+        allowed = f"{path}.startsWith('{root}/')" if root else "false"
+        where = f"under {root}/" if root else "nowhere: the operator allows no host path"
+        return {
+            "expression": (
+                f"!({present}) || {allowed} "
+                f"|| (request.operation == 'UPDATE' && ({was}) && {old} == {path})"
+            ),
+            "message": f"{field}: host paths are allowed {where}",
+            "reason": "Forbidden",
+        }
+
+    policy = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": ["otus.homework"],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["mysqls"],
+                }
+            ]
+        },
+        "validations": [
+            rule("spec.host_path", "has(object.spec.host_path)", "object.spec.host_path"),
+            rule(
+                "spec.backup.host_path",
+                "has(object.spec.backup) && has(object.spec.backup.host_path)",
+                "object.spec.backup.host_path",
+            ),
+        ],
+    }
+    binding: dict[str, Any] = {"validationActions": ["Deny"]}
+    if config.watched_namespaces:
+        binding["matchResources"] = {
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "In",
+                        "values": list(config.watched_namespaces),
+                    }
+                ]
+            }
+        }
+    return policy, binding
 
 
 def load_crd(path: Path = CRD_FILE) -> dict[str, Any]:

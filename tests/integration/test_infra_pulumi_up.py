@@ -235,6 +235,7 @@ def test_watching_some_namespaces_grants_nothing_elsewhere(
             "image": IMAGE,
             "stateHostPath": str(tmp_path / "host-state"),
             "watchedNamespaces": watched,
+            "hostPathRoot": "/srv/mysql",
         },
     )
     try:
@@ -259,6 +260,40 @@ def test_watching_some_namespaces_grants_nothing_elsewhere(
         assert not _allowed(
             api_client, namespace_name, "", "namespaces", "get", None, name="kube-system"
         )
+        # Host paths outside the root are refused at admission, naming the field.
+        custom = client.CustomObjectsApi(api_client)
+
+        def create(name: str, host_path: str) -> int:
+            body = {
+                "apiVersion": "otus.homework/v1",
+                "kind": "MySQL",
+                "metadata": {"name": name},
+                "spec": {
+                    "image": "mysql:5.7",
+                    "database": "db",
+                    "password": "pw",
+                    "storage_size": "1Gi",
+                    "backup": {"host_path": host_path},
+                },
+            }
+            try:
+                custom.create_namespaced_custom_object(
+                    "otus.homework", "v1", watched, "mysqls", body, dry_run="All"
+                )
+            except client.ApiException as error:
+                assert "spec.backup.host_path: host paths are allowed under /srv/mysql/" in str(
+                    error.body
+                )
+                return int(error.status)
+            return 201
+
+        eventually(
+            lambda: create("outside", "/var/lib/kubelet"),
+            lambda status: status in (403, 422),
+            timeout_s=60,
+            what="the admission policy in force",
+        )
+        assert create("inside", "/srv/mysql/inside") == 201
         rbac = client.RbacAuthorizationV1Api(api_client)
         roles = (
             rbac.read_cluster_role(f"mysql-operator:{namespace_name}"),

@@ -34,6 +34,8 @@ PV = "kubernetes:core/v1:PersistentVolume"
 SECRET = "kubernetes:core/v1:Secret"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 PROVIDER = "pulumi:providers:kubernetes"
+POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+POLICY_BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
 
 
 class Rendered:
@@ -102,6 +104,8 @@ def test_declares_every_object_once(default: Rendered) -> None:
             (PVC, "state-claim"),
             (SECRET, "state-passphrase"),
             (DEPLOYMENT, "reconciler"),
+            (POLICY, "host-path-policy"),
+            (POLICY_BINDING, "host-path-policy-binding"),
         ]
     )
 
@@ -416,3 +420,32 @@ def test_the_entry_point_keeps_the_passphrase_an_earlier_installation_left(
     assert not secret.ignore_changes
     for registration in monitor.registrations:
         assert "kept-passphrase" not in plain_strings(registration.wire), registration.name
+
+
+def test_host_paths_are_refused_at_admission_unless_under_the_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    none_allowed = render(config_of(), monkeypatch).one(POLICY).inputs["spec"]
+    expressions = [v["expression"] for v in none_allowed["validations"]]
+    assert all("|| false ||" in e for e in expressions), expressions
+    rooted = render(config_of(hostPathRoot="/srv/mysql"), monkeypatch)
+    spec = rooted.one(POLICY).inputs["spec"]
+    (host, backup) = spec["validations"]
+    assert "object.spec.host_path.startsWith('/srv/mysql/')" in host["expression"]
+    assert "object.spec.backup.host_path.startsWith('/srv/mysql/')" in backup["expression"]
+    # An update that keeps an older path passes: the operator can still remove its
+    # finalizer from an object created before the rule.
+    assert "oldObject.spec.host_path == object.spec.host_path" in host["expression"]
+    assert host["message"].startswith("spec.host_path:")
+    assert backup["message"].startswith("spec.backup.host_path:")
+    assert spec["matchConstraints"]["resourceRules"][0]["resources"] == ["mysqls"]
+    binding = rooted.one(POLICY_BINDING).inputs["spec"]
+    assert binding["validationActions"] == ["Deny"]
+    assert binding["policyName"] == "mysql-operator-host-paths.ops"
+    assert "matchResources" not in binding
+
+
+def test_the_policy_binds_only_to_the_watched_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    binding = render(config_of(watchedNamespaces=["team-a"]), monkeypatch).one(POLICY_BINDING)
+    selector = binding.inputs["spec"]["matchResources"]["namespaceSelector"]
+    assert selector["matchExpressions"][0]["values"] == ["team-a"]
