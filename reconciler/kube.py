@@ -305,18 +305,21 @@ class Gateway:
         return found is not None
 
     def workload_exists(self, namespace: str, label_selector: str) -> bool:
-        """Whether any Deployment or Service with these labels exists."""
+        """Whether a Deployment or Service with these labels exists and is not already
+        being deleted."""
         for lister in (self.apps.list_namespaced_deployment, self.core.list_namespaced_service):
             raw = self._raw(
                 lambda lister=lister: lister(  # type: ignore[misc]
                     namespace,
                     label_selector=label_selector,
-                    limit=1,
                     _request_timeout=REQUEST_TIMEOUT_S,
                     _preload_content=False,
                 )
             )
-            if raw.get("items"):
+            if any(
+                not (item.get("metadata") or {}).get("deletionTimestamp")
+                for item in raw.get("items", [])
+            ):
                 return True
         return False
 

@@ -120,7 +120,8 @@ case $instance_uid in
   *[!A-Za-z0-9._-]*) bad_config "refusing INSTANCE_UID '$instance_uid'" ;;
 esac
 [ -d "$dir" ] || bad_config "backup directory $dir does not exist"
-[ -w "$dir" ] || bad_config "backup directory $dir is not writable"
+# A volume that cannot be written to now (full, read-only) may be fixed: retry, not refuse.
+[ -w "$dir" ] || die 1 "backup directory $dir is not writable"
 
 # MariaDB images from 11.0 on ship only the mariadb-* names.
 dump_tool=$(command -v mysqldump || command -v mariadb-dump) ||
