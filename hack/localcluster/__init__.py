@@ -7,7 +7,12 @@ Two kinds of node:
   CoreDNS, running real containers from locally built images. Pods live on a bridge of
   our own that nothing beyond this machine sees; it needs root.
 
+Both kinds also run an S3-compatible object store (MinIO), and the real node a default
+StorageClass (local-path-provisioner), as host processes of the cluster.
+
 Modules: processes (start/stop by PID), layout (the state directory), pki (certificates),
 control_plane (etcd, apiserver, controller-manager, scheduler), kwok_node, real_node,
-cli (the commands).
+storage (the default StorageClass), object_store (MinIO, its Service and Secret), sigv4
+(S3 request signing on the standard library), host_snapshot (what `down --check`
+compares), example (the operator on examples/mysql.yaml), cli (the commands).
 """

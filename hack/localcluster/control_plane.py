@@ -39,7 +39,8 @@ class Component:
     name: str
     argv: Callable[[Context], list[str]]
     healthy: Callable[[Context], bool]
-    env: Mapping[str, str] | None = None
+    # Extra environment, e.g. credentials that must not show on the command line.
+    env: Callable[[Context], Mapping[str, str]] | None = None
 
 
 def kubectl(ctx: Context, *args: str, stdin: str | None = None) -> str:

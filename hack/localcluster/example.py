@@ -1,10 +1,14 @@
 """`hack/cluster example`: the operator running on the original example, on this cluster.
 
-It installs the CRD, gives the example's two claims static volumes under the state
-directory (the local cluster has no storage provisioner, and the operator must not need
-one), starts the reconciler as a process of this cluster (so `down` stops it by PID), or
-with `in_cluster` installs the operator's image with `pulumi up` (hack/operator), applies
-examples/mysql.yaml unchanged and waits until it is Ready.
+It installs the CRD, starts the reconciler as a process of this cluster (so `down` stops
+it by PID), or with `in_cluster` installs the operator's image with `pulumi up`
+(hack/operator), applies examples/mysql.yaml unchanged and waits until it is Ready. The
+example's claims get volumes from the real node's default StorageClass (storage.py), as
+they would on any cluster; `static_volumes` gives them static volumes under the state
+directory instead, as an administrator of a cluster without a provisioner would.
+
+The reconciler leaves alone the MySQL objects labelled TEST_SESSION_LABEL: the test
+tiers put them on a borrowed cluster, and run reconcilers of their own for them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ OPERATOR = REPO_ROOT / "hack" / "operator"
 EXAMPLE_NAME = "mysql-instance"
 EXAMPLE_NAMESPACE = "default"
 RECONCILER = "reconciler"
+# Objects that a test session made on this cluster carry this label (with the session's
+# id); the cluster's own reconciler must not race the session's.
+TEST_SESSION_LABEL = "mysql-operator.dev/test-session"
+LABEL_SELECTOR = f"!{TEST_SESSION_LABEL}"
 
 
 def passphrase_file(ctx: Context) -> Path:
@@ -37,7 +45,7 @@ def passphrase_file(ctx: Context) -> Path:
     return path
 
 
-def static_volumes(ctx: Context) -> str:
+def static_volume_manifests(ctx: Context) -> str:
     volumes = []
     for claim in (f"{EXAMPLE_NAME}-data", f"{EXAMPLE_NAME}-backup"):
         host_dir = ctx.layout.root / "volumes" / claim
@@ -68,13 +76,15 @@ def reconciler_argv(ctx: Context, venv: Path) -> list[str]:
         f"--state-dir={ctx.layout.root / 'reconciler-state'}",
         f"--kubeconfig={ctx.layout.kubeconfig}",
         f"--http-address=127.0.0.1:{ctx.ports.reconciler}",
+        f"--label-selector={LABEL_SELECTOR}",
     ]
 
 
-def run_example(ctx: Context, *, in_cluster: bool = False) -> None:
+def run_example(ctx: Context, *, in_cluster: bool = False, static_volumes: bool = False) -> None:
     kubectl(ctx, "apply", "--server-side", "-f", str(CRD))
     kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd/mysqls.otus.homework")
-    kubectl(ctx, "apply", "-f", "-", stdin=static_volumes(ctx))
+    if static_volumes:
+        kubectl(ctx, "apply", "-f", "-", stdin=static_volume_manifests(ctx))
 
     if in_cluster:
         subprocess.run([str(OPERATOR), "up", f"--state-dir={ctx.layout.root}"], check=True)

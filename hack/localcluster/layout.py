@@ -53,6 +53,9 @@ class Ports:
     kube_proxy_metrics: int
     coredns_health: int
     reconciler: int
+    # MinIO's S3 port on a kwok cluster (loopback, shared by every cluster on the
+    # machine); a real node's MinIO listens on the bridge's own address, port 9000.
+    minio: int
 
 
 def free_loopback_ports(count: int) -> list[int]:
@@ -87,6 +90,17 @@ class Layout:
         self.kubelet_root = root / "kubelet"
         self.pod_logs = root / "pod-logs"
         self.host_changes = root / "host-changes.json"
+        # The default StorageClass's volumes (real node only).
+        self.local_path = root / "local-path-provisioner"
+        self.provisioned_volumes = root / "volumes" / "provisioned"
+        # The S3 store: its data, and its credentials, made once (0600 files).
+        self.minio = root / "minio"
+        self.minio_data = self.minio / "data"
+        self.s3_access_key_file = self.minio / "access-key-id"
+        self.s3_secret_key_file = self.minio / "secret-access-key"
+        # Outside the state, so that `down --check` can still read it once the state
+        # is gone: the host as it was before the first `up`.
+        self.host_snapshot = root.parent / f".{root.name}.host-before-up.json"
 
     def pid_file(self, component: str) -> Path:
         return self.pids / f"{component}.pid"

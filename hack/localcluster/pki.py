@@ -13,7 +13,8 @@ from localcluster.layout import CLUSTER_DOMAIN, SERVICE_IP, write_if_changed
 CLIENT_EXTENSIONS = "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
 
 # Each client gets the identity that Kubernetes' bootstrap RBAC already grants, except
-# kwok, which plays every kubelet of its fake nodes, and CoreDNS (see real_node).
+# kwok, which plays every kubelet of its fake nodes, CoreDNS (see real_node) and the
+# local-path-provisioner (see storage).
 CLIENT_SUBJECTS: Mapping[str, str] = {
     "admin": "/O=system:masters/CN=admin",
     "kube-controller-manager": "/CN=system:kube-controller-manager",
@@ -22,6 +23,7 @@ CLIENT_SUBJECTS: Mapping[str, str] = {
     "kwok": "/O=system:masters/CN=kwok",
     "kube-proxy": "/CN=system:kube-proxy",
     "coredns": "/CN=mysql-operator:coredns",
+    "local-path-provisioner": "/CN=mysql-operator:local-path-provisioner",
 }
 
 

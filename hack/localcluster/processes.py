@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 START_TIMEOUT_S = 120.0
+# Written to a component's log before each start, so that a health check that reads the
+# log can tell this run's lines from an earlier run's.
+START_MARKER = "--- hack/cluster: starting"
 STOP_TIMEOUT_S = 20.0
 
 
@@ -101,6 +104,8 @@ def start(
         log(f"{name}: already running (pid {previous.pid})")
         return
     with log_file.open("ab") as sink:
+        sink.write(f"{START_MARKER} {name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        sink.flush()
         # Its own session, so that a Ctrl-C in the caller's terminal does not reach it.
         process = subprocess.Popen(
             argv,

@@ -1,15 +1,21 @@
-"""hack/cluster: up is idempotent, the API server tells its real version, down leaves nothing."""
+"""hack/cluster: up is idempotent, the API server tells its real version, the S3 store
+serves its buckets, down leaves nothing."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
+from localcluster import object_store
+from localcluster.layout import Layout
+from localcluster.sigv4 import Credentials, S3Client
 
 from tests.conftest import CLUSTER
 from tests.support import api_client_for
@@ -17,7 +23,14 @@ from tests.unit.test_toolchain_pins import go_requirement
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "minio",
+)
 
 
 def cluster(*args: str) -> subprocess.CompletedProcess[str]:
@@ -75,8 +88,9 @@ def test_up_is_idempotent_and_down_leaves_nothing(private_cluster: Path) -> None
     nodes = client.CoreV1Api(api).list_node().items
     assert [n.metadata.name for n in nodes] == ["kwok-node-0"]
 
-    down = cluster("down", "--state-dir", str(state_dir))
+    down = cluster("down", "--check", "--state-dir", str(state_dir))
     assert down.returncode == 0, down.stderr
+    assert "nothing left behind" in down.stderr
     assert not any(pid_alive(pid) for pid in first.values())
     assert not state_dir.exists()
     assert cluster("status", "--state-dir", str(state_dir)).returncode != 0
@@ -98,3 +112,48 @@ def test_up_restarts_only_what_died(private_cluster: Path) -> None:
         k: v for k, v in before.items() if k != "kube-scheduler"
     }
     assert json.loads((state_dir / "ports.json").read_text())["apiserver"] > 0
+
+
+def test_the_s3_store_serves_its_buckets_to_the_credentials_it_publishes(
+    private_cluster: Path,
+) -> None:
+    state_dir = private_cluster
+    layout = Layout(state_dir)
+    for path in (layout.s3_access_key_file, layout.s3_secret_key_file):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    secret_key = layout.s3_secret_key_file.read_text().strip()
+
+    env = cluster("env", "--state-dir", str(state_dir)).stdout
+    assert secret_key not in env, "the secret key must never be printed"
+    assert f"export AWS_SECRET_ACCESS_KEY=\"$(cat '{layout.s3_secret_key_file}')\"" in env
+    assert "export AWS_REGION='us-east-1'" in env
+    endpoint = re.search(r"^export AWS_ENDPOINT_URL='(http://127\.0\.0\.1:\d+)'$", env, re.M)
+    access_key = re.search(r"^export AWS_ACCESS_KEY_ID='(\S+)'$", env, re.M)
+    assert endpoint is not None, env
+    assert access_key is not None, env
+
+    # The Secret that tests and users copy holds the same credentials.
+    api = api_client_for(state_dir / "kubeconfig")
+    secret = client.CoreV1Api(api).read_namespaced_secret(
+        object_store.SECRET, object_store.NAMESPACE
+    )
+    data = secret.data or {}
+    assert base64.b64decode(data["access_key_id"]).decode() == access_key[1]
+    assert base64.b64decode(data["secret_access_key"]).decode() == secret_key
+
+    store = S3Client(endpoint[1], Credentials(access_key[1], secret_key))
+    for bucket in object_store.BUCKETS:
+        assert store.bucket_exists(bucket), bucket
+    store.put_object("pulumi-state", "probe/a b.txt", b"stored")
+    assert store.get_object("pulumi-state", "probe/a b.txt") == b"stored"
+    assert store.request("GET", "/pulumi-state/probe/missing").status == 404
+
+    wrong = S3Client(endpoint[1], Credentials(access_key[1], "not-the-secret-key"))
+    assert wrong.request("GET", "/pulumi-state/probe/a b.txt").status == 403
+
+    # A second up keeps the credentials and the data, and re-creating buckets is a no-op.
+    again = cluster("up", "--node=kwok", "--state-dir", str(state_dir))
+    assert again.returncode == 0, again.stderr
+    assert layout.s3_secret_key_file.read_text().strip() == secret_key
+    assert store.get_object("pulumi-state", "probe/a b.txt") == b"stored"
+    assert store.ensure_bucket("pulumi-state") is False
