@@ -62,6 +62,8 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(("batch",), ("jobs",), MANAGE),
     # The pods of the server and of the Jobs: how they are doing.
     Rule(("",), ("pods",), ("list", "watch")),
+    # Whether the client Service routes to the server yet (Ready means it does).
+    Rule(("discovery.k8s.io",), ("endpointslices",), ("list",)),
 )
 
 

@@ -240,10 +240,15 @@ class Executor:
             claim_event = parse.newest_event_message(
                 gateway.events_for(namespace, "PersistentVolumeClaim", data_claim.name)
             )
+        server_pod = parse.pod_state(server) if server is not None else None
+        routes = True
+        if not plan.deleting and server_pod is not None and server_pod.ready:
+            routes = gateway.service_routes(namespace, name)
         return replace(
             live,
             deployment_present=gateway.deployment_exists(namespace, name),
-            server_pod=parse.pod_state(server) if server is not None else None,
+            server_pod=server_pod,
+            service_routes=routes,
             job=job,
             claim_event=claim_event,
             workload_present=plan.deleting

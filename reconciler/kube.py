@@ -90,6 +90,7 @@ class Gateway:
         self.apps = client.AppsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.discovery = client.DiscoveryV1Api(api_client)
 
     # -- lists and watches -----------------------------------------------------------------
 
@@ -322,6 +323,22 @@ class Gateway:
             ):
                 return True
         return False
+
+    def service_routes(self, namespace: str, service: str) -> bool:
+        """Whether the Service has a ready endpoint (its EndpointSlices say so)."""
+        raw = self._raw(
+            lambda: self.discovery.list_namespaced_endpoint_slice(
+                namespace,
+                label_selector=f"kubernetes.io/service-name={service}",
+                _request_timeout=REQUEST_TIMEOUT_S,
+                _preload_content=False,
+            )
+        )
+        return any(
+            (endpoint.get("conditions") or {}).get("ready") is True
+            for item in raw.get("items", [])
+            for endpoint in item.get("endpoints") or []
+        )
 
     def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]:
         return self.list(Kind.POD, namespace, label_selector).items

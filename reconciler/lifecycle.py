@@ -8,6 +8,8 @@ the stack (an `up` only when the inputs changed or the state was lost), volumes 
 
 from __future__ import annotations
 
+from typing import Final
+
 from reconciler.actions import (
     Action,
     AddFinalizer,
@@ -48,6 +50,9 @@ from reconciler.vocabulary import (
     VolumeRole,
 )
 from reconciler.volumes import VolumePatch, adoption_candidates, adoption_patch, retention_patch
+
+# A new Service's endpoints follow within a second or two; they are not watched.
+SERVICE_POLL_S: Final = 2.0
 
 
 def decide_lifecycle(observation: Observation) -> Action:
@@ -114,6 +119,13 @@ def decide_lifecycle(observation: Observation) -> Action:
             return step
     if problem is not None:
         return problem
+    if not live.service_routes:
+        # Ready means a client can connect: the Service must route to the server.
+        return Wait(
+            Reason.POD_STARTING,
+            f"the Service {names_for(instance).service} does not route to the server yet",
+            SERVICE_POLL_S,
+        )
     return MarkReady(
         f"generation {generation_of(obj)} applied; serving at "
         f"{names_for(instance).service}.{instance.namespace}"

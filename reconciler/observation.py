@@ -40,6 +40,8 @@ class Live:
     job: JobState | None = None  # the current attempt's restore or final-backup Job
     claim_event: str | None = None  # the newest Event of a claim that is not Bound
     workload_present: bool = False  # any Deployment or Service of the instance exists
+    # The client Service has a ready endpoint (read only once the server is ready).
+    service_routes: bool = True
 
 
 @dataclass(frozen=True)

@@ -443,8 +443,13 @@ class Harness:
         found = self.core.list_namespaced_event(
             self.namespace, field_selector=f"involvedObject.name={name}"
         ).items
+        # Events from the events.k8s.io API carry eventTime instead of firstTimestamp.
         return sorted(
-            found, key=lambda e: (e.first_timestamp, int(e.metadata.resource_version or 0))
+            found,
+            key=lambda e: (
+                str(e.first_timestamp or e.event_time or ""),
+                int(e.metadata.resource_version or 0),
+            ),
         )
 
     # -- cleanup -------------------------------------------------------------------------

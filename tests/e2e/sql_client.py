@@ -82,9 +82,17 @@ def wait_job(harness: Harness, name: str, timeout_s: float = JOB_TIMEOUT_S) -> J
     return JobOutcome(final == "succeeded", log)
 
 
+# Like an application's connection pool: a new client retries its first connection for a
+# while (kube-proxy may take a second to route a Service that was just created).
+CONNECT = (
+    'for i in $(seq 30); do mysql -h "$MYSQL_HOST" -uroot --connect-timeout=2 -e "SELECT 1" '
+    ">/dev/null 2>&1 && break; sleep 1; done; "
+)
+
+
 def sql(harness: Harness, instance: str, database: str, statements: str) -> str:
     """Runs SQL through the instance's Service; returns the rows, tab-separated."""
-    script = (
+    script = CONNECT + (
         f'mysql -h "$MYSQL_HOST" -uroot "{database}" --batch --skip-column-names -e "{statements}"'
     )
     outcome = wait_job(harness, start_job(harness, instance, script))

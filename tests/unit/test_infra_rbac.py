@@ -63,6 +63,11 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("CoreV1Api", "patch_persistent_volume"): (*VOLUMES, "patch"),
     ("CoreV1Api", "delete_persistent_volume"): (*VOLUMES, "delete"),
     ("CoreV1Api", "list_namespaced_pod"): ("", "pods", "list"),
+    ("DiscoveryV1Api", "list_namespaced_endpoint_slice"): (
+        "discovery.k8s.io",
+        "endpointslices",
+        "list",
+    ),
     ("CoreV1Api", "list_pod_for_all_namespaces"): ("", "pods", "list"),
     ("CoreV1Api", "list_namespaced_service"): ("", "services", "list"),
     ("AppsV1Api", "read_namespaced_deployment"): ("apps", "deployments", "get"),

@@ -532,3 +532,12 @@ def test_each_branch_comes_before_the_later_ones() -> None:
     assert decide(synced, live=unkept, secret=consent, **by_ref).refresh, (
         "a synced one, its Deployment gone, refreshed"
     )
+
+
+def test_a_ready_server_is_not_ready_until_its_service_routes_to_it() -> None:
+    unrouted = replace(serving_live(), service_routes=False)
+    action = decide(SERVING, live=unrouted)
+    assert isinstance(action, Wait)
+    assert action.reason is Reason.POD_STARTING
+    assert "does not route to the server yet" in action.message
+    assert isinstance(decide(SERVING, live=serving_live()), MarkReady)

@@ -97,6 +97,7 @@ class GatewayPort(Protocol):
     def deployment_exists(self, namespace: str, name: str) -> bool: ...
     def workload_exists(self, namespace: str, label_selector: str) -> bool: ...
     def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]: ...
+    def service_routes(self, namespace: str, service: str) -> bool: ...
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def namespace_terminating(self, namespace: str) -> bool: ...
@@ -136,6 +137,7 @@ class FakeGateway:
     workload: bool = False
     terminating: bool = False
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routes: bool = True  # the client Service has a ready endpoint
     claim_events: list[dict[str, Any]] = field(default_factory=list)
     volume_patches_apply: bool = True
     unavailable: bool = False
@@ -217,6 +219,9 @@ class FakeGateway:
 
     def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]:
         return [p for p in self.pods if labels_match(p["metadata"]["labels"], label_selector)]
+
+    def service_routes(self, namespace: str, service: str) -> bool:
+        return self.routes
 
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return copy.deepcopy(self.jobs.get(name))
