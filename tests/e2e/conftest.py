@@ -1,10 +1,16 @@
 """The real-node cluster for the end-to-end tier.
 
-One real node per machine (it owns a fixed bridge), started once per session by
-`hack/cluster up --node=real` and stopped at the end. Tests marked `teardown_last` run
-after every other test, because they take the node down themselves.
-E2E_KUBECONFIG names an existing real-node cluster to use instead; the teardown tests
-then fail, because they are only meaningful for a node this session started.
+One real node per machine (it owns a fixed bridge). In order of preference:
+- E2E_KUBECONFIG names an existing real-node cluster to use;
+- the project's own cluster at the default state directory (`hack/up`, `hack/cluster up`)
+  is borrowed when `hack/cluster status` says it is healthy and has a real node, so that
+  `hack/test` right after `hack/up` works; a kwok or unhealthy one there fails the tier at
+  once, saying what to do;
+- otherwise `hack/cluster up --node=real` starts a private one for the session, stopped
+  at the end.
+Tests that can only check a node this session started (`up` restarting nothing, `down`
+leaving nothing behind) are skipped on a cluster that is not the session's. Tests
+marked `teardown_last` run after every other test, because they take the node down.
 """
 
 from __future__ import annotations
@@ -17,24 +23,87 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
+from localcluster.layout import Layout, NodeKind, default_state_dir
 
 from tests.conftest import CLUSTER
 from tests.e2e.host_snapshot import HostSnapshot
 from tests.support import api_client_for
+
+STATUS_TIMEOUT_S = 30.0
+NOT_THE_SESSIONS = "the cluster is not this session's (borrowed or E2E_KUBECONFIG)"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("teardown_last") is not None)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fails the run before any test when the end-to-end tier is selected and the default
+    cluster cannot be borrowed, rather than after the other tiers."""
+    if any(item.get_closest_marker("e2e") for item in session.items):
+        problem = default_cluster_problem()
+        if problem is not None:
+            pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @dataclasses.dataclass(frozen=True)
 class RealNode:
     kubeconfig: Path
-    state_dir: Path | None  # None when the cluster is not this session's
+    # The cluster's state directory, when known (not for E2E_KUBECONFIG).
+    state_dir: Path | None
     host_before: HostSnapshot | None
+    # True when this session started the node, and so may restart or remove it.
+    owned: bool
 
     def api(self) -> client.ApiClient:
         return api_client_for(self.kubeconfig)
+
+    def require_owned(self) -> Path:
+        """The state directory of a node this session started; skips the test otherwise."""
+        if not self.owned or self.state_dir is None:
+            pytest.skip(f"only a node this session started can be checked: {NOT_THE_SESSIONS}")
+        return self.state_dir
+
+
+def default_layout() -> Layout:
+    return Layout(default_state_dir().resolve())
+
+
+def default_cluster_problem() -> str | None:
+    """None if there is no cluster at the default state dir, or a healthy real-node one;
+    otherwise one line saying what is wrong and what to do."""
+    if os.environ.get("E2E_KUBECONFIG"):
+        return None
+    layout = default_layout()
+    node = layout.node_kind()
+    if node is None:
+        return None
+    if node is not NodeKind.REAL:
+        return (
+            f"the cluster at {layout.root} has a {node} node, and the end-to-end tier needs a "
+            "real one: run `hack/cluster down`, then `hack/up` (or let the tier start its own)"
+        )
+    try:
+        status = subprocess.run(
+            [str(CLUSTER), "status", "--state-dir", str(layout.root)],
+            capture_output=True,
+            text=True,
+            timeout=STATUS_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"`hack/cluster status` of {layout.root} took over {STATUS_TIMEOUT_S:.0f}s"
+    if status.returncode != 0:
+        down = [
+            line.split()[0]
+            for line in status.stdout.splitlines()
+            if line[24:].startswith(("stopped", "running, not healthy"))
+        ]
+        return (
+            f"the real-node cluster at {layout.root} is not healthy ({', '.join(down)}): "
+            "run `hack/cluster up` to restart what stopped, or `hack/cluster down`"
+        )
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +113,14 @@ def real_node(
 ) -> Iterator[RealNode]:
     existing = os.environ.get("E2E_KUBECONFIG")
     if existing:
-        yield RealNode(Path(existing), None, None)
+        yield RealNode(Path(existing), None, None, owned=False)
+        return
+    problem = default_cluster_problem()
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    layout = default_layout()
+    if layout.node_kind() is NodeKind.REAL:
+        yield RealNode(layout.kubeconfig, layout.root, None, owned=False)
         return
     host_before = HostSnapshot.take()
     state_dir = tmp_path_factory.mktemp("real-node")
@@ -52,7 +128,7 @@ def real_node(
         subprocess.run(
             [str(CLUSTER), "up", "--node=real", "--state-dir", str(state_dir)], check=True
         )
-        yield RealNode(state_dir / "kubeconfig", state_dir, host_before)
+        yield RealNode(state_dir / "kubeconfig", state_dir, host_before, owned=True)
     finally:
         # A no-op when a teardown test already took it down.
         subprocess.run([str(CLUSTER), "down", "--state-dir", str(state_dir)], check=True)

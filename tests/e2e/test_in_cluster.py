@@ -32,7 +32,7 @@ from tests.e2e.data_story import (
     e2e_harness,
     rows_survive_delete_and_come_back_on_recreate,
 )
-from tests.integration.test_reconciler import Harness
+from tests.harness import Harness
 from tests.pulumi_project import Project, crd_exists, new_project, remove_installation
 from tests.support import eventually
 
@@ -136,7 +136,7 @@ def test_the_installed_operator_keeps_the_data_promise(
             assert container.image == reconciler_image
 
         try:
-            rows_survive_delete_and_come_back_on_recreate(harness, tmp_path, install)
+            rows_survive_delete_and_come_back_on_recreate(harness, install)
             # The in-cluster reconciler did the work: its stacks are in the state claim.
             stacks = sorted(p.name for p in state_dir.rglob("*.json") if "stacks" in p.parts)
             assert any(harness.namespace in name for name in stacks), stacks

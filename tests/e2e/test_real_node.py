@@ -39,16 +39,16 @@ def test_node_is_ready_and_real(real_node: RealNode) -> None:
 
 
 def test_a_second_up_restarts_nothing(real_node: RealNode) -> None:
-    assert real_node.state_dir is not None, "only a node this session started can be checked"
-    pids = {p.name: p.read_text() for p in (real_node.state_dir / "pids").glob("*.pid")}
+    state_dir = real_node.require_owned()
+    pids = {p.name: p.read_text() for p in (state_dir / "pids").glob("*.pid")}
     again = subprocess.run(
-        [str(CLUSTER), "up", "--node=real", "--state-dir", str(real_node.state_dir)],
+        [str(CLUSTER), "up", "--node=real", "--state-dir", str(state_dir)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert again.returncode == 0, again.stderr
-    assert {p.name: p.read_text() for p in (real_node.state_dir / "pids").glob("*.pid")} == pids
+    assert {p.name: p.read_text() for p in (state_dir / "pids").glob("*.pid")} == pids
     assert node_conditions(real_node.api())["Ready"] == "True"
 
 
@@ -212,18 +212,18 @@ def test_mysql_pod_service_and_job_by_dns_name(
 
 @pytest.mark.teardown_last
 def test_down_leaves_nothing_behind(real_node: RealNode) -> None:
-    assert real_node.state_dir is not None, "only a node this session started can be checked"
+    state_dir = real_node.require_owned()
     assert real_node.host_before is not None
-    assert processes_mentioning(str(real_node.state_dir)), "the node should be running now"
+    assert processes_mentioning(str(state_dir)), "the node should be running now"
 
     down = subprocess.run(
-        [str(CLUSTER), "down", "--state-dir", str(real_node.state_dir)],
+        [str(CLUSTER), "down", "--check", "--state-dir", str(state_dir)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert down.returncode == 0, down.stderr
 
-    assert not real_node.state_dir.exists()
-    assert processes_mentioning(str(real_node.state_dir)) == []
+    assert not state_dir.exists()
+    assert processes_mentioning(str(state_dir)) == []
     assert real_node.host_before.differences(HostSnapshot.take()) == {}

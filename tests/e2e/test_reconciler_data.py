@@ -14,4 +14,4 @@ pytestmark = pytest.mark.e2e
 
 def test_rows_survive_delete_and_come_back_on_recreate(real_node: RealNode, tmp_path: Path) -> None:
     with e2e_harness(real_node, tmp_path) as harness:
-        rows_survive_delete_and_come_back_on_recreate(harness, tmp_path, harness.start)
+        rows_survive_delete_and_come_back_on_recreate(harness, harness.start)
