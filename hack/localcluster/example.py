@@ -77,7 +77,14 @@ def reconciler_argv(ctx: Context, venv: Path) -> list[str]:
         f"--kubeconfig={ctx.layout.kubeconfig}",
         f"--http-address=127.0.0.1:{ctx.ports.reconciler}",
         f"--label-selector={LABEL_SELECTOR}",
+        # Static volumes for MySQL objects on this cluster may live under its state only.
+        f"--host-path-root={host_path_root(ctx)}",
     ]
+
+
+def host_path_root(ctx: Context) -> Path:
+    """Where MySQL objects on this cluster may point `host_path` (the state, not /)."""
+    return ctx.layout.root / "host-paths"
 
 
 def run_example(ctx: Context, *, in_cluster: bool = False, static_volumes: bool = False) -> None:
