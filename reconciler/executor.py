@@ -61,7 +61,7 @@ from reconciler.names import (
     server_selector,
     volume_selector,
 )
-from reconciler.observation import Live, Observation
+from reconciler.observation import Live, Observation, parse_object
 from reconciler.policy import generation_of, metadata_of
 from reconciler.reconcile import GatherPlan, decide, gather_plan, identity
 from reconciler.selectors import Selector
@@ -71,7 +71,6 @@ from reconciler.status import (
     JobRecord,
     ToolchainVersions,
     UpdateRecord,
-    parse_status,
 )
 from reconciler.teardown import decide_orphans
 from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER, MYSQL_PORT, Stage, VolumeRole
@@ -185,7 +184,8 @@ class Executor:
 
     def _observe(self, obj: Mapping[str, Any]) -> Observation:
         namespace, name, _uid = identity(obj)
-        plan = gather_plan(obj)
+        parsed = parse_object(obj)
+        plan = gather_plan(obj, parsed)
         live = self._live(namespace, name, plan)
         stack = self.driver.stack_state(namespace, name, definite=plan.deleting)
         secret = None
@@ -203,6 +203,7 @@ class Executor:
             and self.gateway.namespace_terminating(namespace),
             password_secret=secret,
             host_path_root=self.host_path_root,
+            parsed=parsed,
         )
 
     def _live(self, namespace: str, name: str, plan: GatherPlan | None) -> Live:
@@ -330,7 +331,7 @@ class _Step:
         self.obj = obj
         self.observation = observation
         self.generation = generation_of(obj)
-        self.written = parse_status(obj)
+        self.written = observation.parsed_object.status
         self.status = self.written
         self.engine_run: RunTimings | None = None
 

@@ -41,8 +41,8 @@ from reconciler.policy import (
     storage_fields,
     synced,
 )
-from reconciler.spec import Instance, SpecError, parse_instance
-from reconciler.status import JobPhase, VolumeRecord, Volumes, parse_status
+from reconciler.spec import Instance
+from reconciler.status import JobPhase, VolumeRecord, Volumes
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_RETAINED_REASON,
@@ -59,10 +59,10 @@ def decide_lifecycle(observation: Observation) -> Action:
     obj = observation.obj
     if not has_finalizer(obj):
         return AddFinalizer()
-    try:
-        instance = parse_instance(obj)
-    except SpecError as error:
-        return Stall(Reason.SPEC_INVALID, str(error))
+    parsed = observation.parsed_object
+    instance = parsed.instance
+    if instance is None:
+        return Stall(Reason.SPEC_INVALID, str(parsed.spec_error))
     secret = password_secret_problem(instance, observation.password_secret)
     if secret is not None:
         return Stall(*secret)
@@ -78,7 +78,7 @@ def decide_lifecycle(observation: Observation) -> Action:
                 "volume retained) while the instance exists. Delete the MySQL object to tear "
                 "the instance down with a final backup",
             )
-    status = parse_status(obj)
+    status = parsed.status
     if status.volumes is None:
         return plan_volumes(observation, instance)
     changed = changed_storage_field(status.volumes.storage_fields, instance)

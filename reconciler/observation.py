@@ -9,7 +9,26 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.live import ClaimState, JobState, PodState, SecretState, VolumeState
-from reconciler.status import ToolchainVersions
+from reconciler.spec import Instance, SpecError, parse_instance
+from reconciler.status import InstanceStatus, ToolchainVersions, parse_status
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The object's spec and status, parsed once per pass."""
+
+    instance: Instance | None
+    spec_error: str | None  # why the spec is invalid, when it is
+    status: InstanceStatus
+
+
+def parse_object(obj: Mapping[str, Any]) -> Parsed:
+    try:
+        instance: Instance | None = parse_instance(obj)
+        error = None
+    except SpecError as problem:
+        instance, error = None, str(problem)
+    return Parsed(instance, error, parse_status(obj))
 
 
 @dataclass(frozen=True)
@@ -57,3 +76,15 @@ class Observation:
     password_secret: SecretState | None = None
     # Directories under which spec host paths may be (None: host paths are not allowed).
     host_path_root: str | None = None
+    # The object parsed; made from `obj` when not given.
+    parsed: Parsed | None = None
+
+    def __post_init__(self) -> None:
+        if self.parsed is None:
+            object.__setattr__(self, "parsed", parse_object(self.obj))
+
+    @property
+    def parsed_object(self) -> Parsed:
+        """The parsed object (always set after construction)."""
+        assert self.parsed is not None
+        return self.parsed

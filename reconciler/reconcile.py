@@ -11,10 +11,9 @@ from typing import Any
 
 from reconciler.actions import Action
 from reconciler.lifecycle import decide_lifecycle
-from reconciler.observation import Observation
+from reconciler.observation import Observation, Parsed
 from reconciler.policy import is_deleting, metadata_of
-from reconciler.spec import SpecError, parse_instance
-from reconciler.status import JobPhase, parse_status
+from reconciler.status import JobPhase
 from reconciler.teardown import decide_teardown
 
 
@@ -36,17 +35,14 @@ class GatherPlan:
     secret: str | None  # the user's password Secret to check
 
 
-def gather_plan(obj: Mapping[str, Any]) -> GatherPlan:
+def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
     deleting = is_deleting(obj)
-    status = parse_status(obj)
+    status = parsed.status
     record = status.final_backup if deleting else status.restore
     job = record.job if record is not None and record.phase is JobPhase.RUNNING else None
     secret = None
-    if not deleting:
-        try:
-            ref = parse_instance(obj).spec.password_secret_ref
-        except SpecError:
-            ref = None
+    if not deleting and parsed.instance is not None:
+        ref = parsed.instance.spec.password_secret_ref
         secret = ref.name if ref is not None else None
     return GatherPlan(
         deleting=deleting,

@@ -45,8 +45,8 @@ from reconciler.policy import (
     metadata_of,
     synced,
 )
-from reconciler.spec import DeletionPolicy, Instance, SpecError, parse_instance
-from reconciler.status import InstanceStatus, JobPhase, parse_status
+from reconciler.spec import DeletionPolicy, Instance
+from reconciler.status import InstanceStatus, JobPhase
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_RETAINED_REASON,
@@ -67,13 +67,9 @@ def decide_teardown(observation: Observation) -> Action:
     uid = str(metadata.get("uid", ""))
     if observation.namespace_terminating:
         return _namespace_deleted(observation, namespace, name, uid)
-    status = parse_status(obj)
+    parsed = observation.parsed_object
+    status, instance, spec_error = parsed.status, parsed.instance, parsed.spec_error or ""
     live = observation.live
-    spec_error = ""
-    try:
-        instance: Instance | None = parse_instance(obj)
-    except SpecError as error:
-        instance, spec_error = None, str(error)
     skip = annotation(obj, ANNOTATION_SKIP_FINAL_BACKUP) == uid
     keeps_data = holds_data(status, live)
     backs_up = instance is None or instance.spec.backs_up_on_delete

@@ -3,9 +3,12 @@ executor reads for a pass (`gather_plan`), so that a pass reads only what it nee
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from reconciler.actions import AddFinalizer, Forget, PatchVolumes, RecordJob, RecordVolumes
+from reconciler.observation import parse_object
 from reconciler.reconcile import GatherPlan, decide, gather_plan, identity
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
 from tests.unit.builders import (
@@ -23,6 +26,10 @@ pytestmark = pytest.mark.unit
 
 VOLUMES = Volumes(data=VolumeRecord(DATA_CLAIM), backup=VolumeRecord(BACKUP_CLAIM))
 RESTORING = InstanceStatus(volumes=VOLUMES, restore=JobRecord(attempt=2, job="restore-2"))
+
+
+def plan_of(obj: dict[str, Any]) -> GatherPlan:
+    return gather_plan(obj, parse_object(obj))
 
 
 def test_a_living_object_goes_through_the_lifecycle() -> None:
@@ -46,24 +53,24 @@ def test_a_terminating_namespace_is_a_teardown_even_before_the_object_is_deleted
 
 
 def test_a_new_object_looks_for_volumes_to_adopt() -> None:
-    assert gather_plan(mysql_object()) == GatherPlan(
+    assert plan_of(mysql_object()) == GatherPlan(
         deleting=False, adoption_candidates=True, job=None, secret=None
     )
 
 
 def test_once_the_volumes_are_planned_they_are_not_looked_for_again() -> None:
-    plan = gather_plan(mysql_object(status=InstanceStatus(volumes=VOLUMES)))
+    plan = plan_of(mysql_object(status=InstanceStatus(volumes=VOLUMES)))
     assert not plan.adoption_candidates
 
 
 def test_a_running_restore_attempt_reads_its_job() -> None:
-    assert gather_plan(mysql_object(status=RESTORING)).job == "restore-2"
+    assert plan_of(mysql_object(status=RESTORING)).job == "restore-2"
 
 
 @pytest.mark.parametrize("phase", [JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.REFUSED])
 def test_a_finished_attempt_reads_no_job(phase: JobPhase) -> None:
     status = InstanceStatus(restore=JobRecord(attempt=1, job="restore-1", phase=phase))
-    assert gather_plan(mysql_object(status=status)).job is None
+    assert plan_of(mysql_object(status=status)).job is None
 
 
 def test_a_deleted_object_reads_the_final_backups_job_and_nothing_to_adopt() -> None:
@@ -71,22 +78,22 @@ def test_a_deleted_object_reads_the_final_backups_job_and_nothing_to_adopt() -> 
         restore=JobRecord(attempt=2, job="restore-2"),
         final_backup=JobRecord(attempt=3, job="backup-3"),
     )
-    plan = gather_plan(mysql_object(deleting=True, status=status))
+    plan = plan_of(mysql_object(deleting=True, status=status))
     assert plan == GatherPlan(deleting=True, adoption_candidates=False, job="backup-3", secret=None)
 
 
 def test_a_password_secret_ref_is_checked_while_the_object_lives() -> None:
     obj = mysql_object(password=None, passwordSecretRef={"name": "root-pw", "key": "pw"})
-    assert gather_plan(obj).secret == "root-pw"
+    assert plan_of(obj).secret == "root-pw"
     deleting = mysql_object(
         deleting=True, password=None, passwordSecretRef={"name": "root-pw", "key": "pw"}
     )
-    assert gather_plan(deleting).secret is None
+    assert plan_of(deleting).secret is None
 
 
 def test_an_invalid_spec_checks_no_secret() -> None:
     obj = mysql_object(password=None, passwordSecretRef={"name": "Bad Name"})
-    assert gather_plan(obj).secret is None
+    assert plan_of(obj).secret is None
 
 
 def test_identity() -> None:
