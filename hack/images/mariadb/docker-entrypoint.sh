@@ -10,18 +10,27 @@
 #   MYSQL_USER, MYSQL_PASSWORD[_FILE]                a user with all rights on it
 #   /docker-entrypoint-initdb.d/*.sh|*.sql|*.sql.gz  run once, after the above
 #   MYSQL_TCP_PORT (default 3306)                    the port to listen on
+#   --datadir=DIR (an argument, or a config file's)  where the data lives
 #
-# Data lives in /var/lib/mysql, which may be an empty volume, a volume holding only
-# lost+found, or a directory initialised by an earlier run (then nothing is re-created).
-# The server runs in the foreground as user mysql, logs to stderr, and shuts down
-# cleanly on SIGTERM. Any command other than mysqld/mariadbd is run as given, so the
-# image also serves as a client image (mysql, mysqldump).
+# Data lives in /var/lib/mysql, or in the server's --datadir, which may be an empty
+# volume, a volume holding only lost+found, a directory that does not exist yet (it is
+# created, as the server's user, under a writable parent), or a directory initialised by
+# an earlier run (then nothing is re-created). A volume mounted at /var/lib/mysql with
+# --datadir=/var/lib/mysql/mysql gives the server a directory of its own even where the
+# volume's root is not (a kubelet-made subPath is root's).
+#
+# Started as root (the default), it makes the data directory and /run/mysqld the mysql
+# user's and runs the server as mysql. Started as that user, uid and gid 999 as in the
+# official image (runAsUser: 999, no capabilities: Pod Security "restricted"), it needs
+# no privilege: the data directory, or the directory it is to be made in, must then be
+# writable by uid 999 (fsGroup: 999, or a world-writable volume).
+#
+# The server runs in the foreground, logs to stderr, and shuts down cleanly on SIGTERM.
+# Any command other than mysqld/mariadbd is run as given, so the image also serves as a
+# client image (mysql, mysqldump).
 set -eo pipefail
 shopt -s nullglob
 
-datadir=/var/lib/mysql
-# Present while a first-start set-up has not finished; a restart then redoes it.
-pending="$datadir/.entrypoint-init-pending"
 init_socket=/run/mysqld/init.sock
 
 log() { printf '%s [Entrypoint]: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S')" "$*" >&2; }
@@ -61,6 +70,22 @@ if [ -n "${MYSQL_TCP_PORT:-}" ]; then
   set -- "$1" --port="$MYSQL_TCP_PORT" "${@:2}"
 fi
 
+# The server's own view of its options, after its config files and arguments (the
+# official image's way): a bad option fails here, before anything is created, and the
+# data directory is whatever --datadir (in either spelling) or a config file says.
+if ! help=$("$@" --verbose --help 2>&1); then
+  # The error comes first, then all of the help.
+  grep -F '[ERROR]' <<<"$help" >&2 || head -5 <<<"$help" >&2
+  die "the server rejects its options (above)"
+fi
+# "datadir   /var/lib/mysql/", but not "--datadir=name   Path to the database root ..."
+datadir=$(awk '$1 == "datadir" && /^[^ \t]/ { sub(/^[^ \t]+[ \t]+/, ""); print; exit }' \
+  <<<"$help")
+datadir=${datadir%/}
+[ -n "$datadir" ] || die "the server's options name no data directory"
+# Present while a first-start set-up has not finished; a restart then redoes it.
+pending="$datadir/.entrypoint-init-pending"
+
 as_mysql=()
 if [ "$(id -u)" = 0 ]; then
   mkdir -p /run/mysqld "$datadir"
@@ -69,6 +94,13 @@ if [ "$(id -u)" = 0 ]; then
   find "$datadir" -mindepth 1 -maxdepth 1 ! -name lost+found ! -user mysql \
     -exec chown -R mysql:mysql {} +
   as_mysql=(setpriv --reuid=mysql --regid=mysql --init-groups --)
+else
+  # No privilege to lend: what the server writes must be writable by it already.
+  me="uid $(id -u) (gid $(id -g), groups $(id -G))"
+  mkdir -p "$datadir" 2>/dev/null ||
+    die "$me cannot create the data directory $datadir: its parent must be writable"
+  [ -w "$datadir" ] && [ -x "$datadir" ] || die "$me cannot write the data directory $datadir"
+  [ -w /run/mysqld ] && [ -x /run/mysqld ] || die "$me cannot write /run/mysqld"
 fi
 
 # Runs SQL on the set-up server as root: over the socket as OS root (unix_socket, or
