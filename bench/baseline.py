@@ -1,149 +1,101 @@
-"""The baseline: a minimal direct-apply reconciler for MySQL objects (bench only).
-
-`python -m bench.baseline --namespace NS --kubeconfig PATH [--workers W]` watches MySQL
-objects in one namespace. The watch feeds a deduplicating queue (the reconciler's own
-`WorkQueue`: a key is never handled by two workers at once) and W worker threads, as in
-the reconciler. For each object that is not Ready at its generation a worker renders the
-objects the stack program declares (`bench.render`, identical manifests; one render at a
-time, since Pulumi's mocks are process-global: ~0.05 s each) and server-side applies them
-in the program's dependency order, awaiting what the engine awaits before dependents:
-storage, Secret, ConfigMap and Service first (then the claims Bound), the Deployment
-(then available), the restore Job (then complete); last it sets the Ready condition.
-Ready therefore means what it means for the reconciler: Deployment available and restore
-Job complete. (Applying everything at once and waiting is slower on kwok: the pod is
-scheduled before its claim binds and waits out the scheduler's backoff.)
-
-No state, no finalizer, no teardown, no fingerprint: a lower bound for any operator that
-simply applies its manifests. It prints one JSON line per reconcile with its timestamps.
-Waiting polls every POLL_S seconds.
+"""The baseline: the same manifests applied directly, in the bench's own process, one
+object at a time; a lower bound for any operator that applies them. The `restoring`
+stage's manifests come from the reconciler's pure builders (`reconciler.manifests`) and
+are server-side applied in three awaited steps (storage, configuration and the internal
+Service, then claims Bound; the Deployment, then available; the restore Job, then
+complete); then the client Service, the Job deleted, and Ready written. No queue, state,
+finalizer, fingerprint, volume retention or teardown (bench/README.md).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import signal
-import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final
 
-from kubernetes import client, config, dynamic, watch
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client, dynamic
 
-from bench.render import Manifest, render_manifests
-from reconciler.queue import ShutDown, WorkQueue
+from bench.runner import PLURAL, VERSION, eventually
+from reconciler import manifests
+from reconciler.desired import Desired
+from reconciler.names import names_for
 from reconciler.spec import parse_instance
-from reconciler.vocabulary import API_GROUP
+from reconciler.vocabulary import API_GROUP, Stage
 
-VERSION: Final = "v1"
-PLURAL: Final = "mysqls"
 FIELD_MANAGER: Final = "bench-baseline"
-POLL_S: Final = 0.2
-WAIT_TIMEOUT_S: Final = 600.0
-# The stack program's dependency order: storage and configuration, then the Deployment
-# (which depends on the data claim), then the restore Job (which depends on the
-# Deployment, Service, scripts and backup claim). Each stage is applied, then awaited.
-STAGES: Final = (
-    frozenset({"Secret", "ConfigMap", "Service", "PersistentVolume", "PersistentVolumeClaim"}),
-    frozenset({"Deployment"}),
-    frozenset({"Job"}),
+POLL_S: Final = 0.1
+STEPS: Final = (
+    (
+        "claims_s",
+        frozenset({"Secret", "ConfigMap", "Service", "PersistentVolume", "PersistentVolumeClaim"}),
+    ),
+    ("deployment_s", frozenset({"Deployment"})),
+    ("job_s", frozenset({"Job"})),
 )
-# Pulumi's mocks are process-global settings: one render at a time.
-_RENDER_LOCK: Final = threading.Lock()
 
 
-def _ready_at(obj: dict[str, Any], generation: int) -> bool:
-    status = obj.get("status") or {}
-    return status.get("observedGeneration") == generation and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
-def _wait(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(POLL_S)
-
-
-class Baseline:
-    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
-        self.namespace = namespace
-        self.custom = client.CustomObjectsApi(api_client)
-        self.apps = client.AppsV1Api(api_client)
+class DirectApply:
+    def __init__(self, api_client: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
         self.dynamic = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
 
-    def apply(self, manifest: Manifest) -> None:
-        resource = self.dynamic.resources.get(
-            api_version=manifest.body["apiVersion"], kind=manifest.kind
-        )
+    def apply(self, body: dict[str, Any]) -> None:
+        resource = self.dynamic.resources.get(api_version=body["apiVersion"], kind=body["kind"])
         resource.server_side_apply(
-            body=manifest.body,
-            name=manifest.name,
-            namespace=manifest.namespace,
+            body=body,
+            name=body["metadata"]["name"],
+            namespace=body["metadata"].get("namespace"),
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
         )
 
-    def await_ready(self, manifest: Manifest) -> None:
-        """What the reconciler's engine awaits before its dependents (pulumi-kubernetes)."""
-        if manifest.kind == "PersistentVolumeClaim":
-            _wait(f"claim {manifest.name}", partial(self.claim_bound, manifest.name))
-        elif manifest.kind == "Deployment":
-            _wait(f"Deployment {manifest.name}", partial(self.deployment_available, manifest.name))
-        elif manifest.kind == "Job":
-            _wait(f"Job {manifest.name}", partial(self.job_complete, manifest.name))
-
-    def claim_bound(self, name: str) -> bool:
-        status = self.core.read_namespaced_persistent_volume_claim_status(
-            name, self.namespace
-        ).status
-        return status is not None and status.phase == "Bound"
-
-    def deployment_available(self, name: str) -> bool:
-        found = self.apps.read_namespaced_deployment_status(name, self.namespace)
-        status = found.status
-        return bool(
-            status is not None
-            and (status.observed_generation or 0)
-            >= ((found.metadata and found.metadata.generation) or 0)
-            and (status.available_replicas or 0) >= 1
-            and any(c.type == "Available" and c.status == "True" for c in status.conditions or [])
+    def ready(self, body: dict[str, Any]) -> bool:
+        """What the step's dependents wait for."""
+        kind, name, namespace = (
+            body["kind"],
+            body["metadata"]["name"],
+            body["metadata"].get("namespace"),
         )
+        if kind == "PersistentVolumeClaim":
+            claim = self.core.read_namespaced_persistent_volume_claim_status(name, namespace)
+            return claim.status is not None and claim.status.phase == "Bound"
+        if kind == "Deployment":
+            found = self.apps.read_namespaced_deployment_status(name, namespace).status
+            return bool(found and (found.available_replicas or 0) >= 1)
+        if kind == "Job":
+            status = self.batch.read_namespaced_job_status(name, namespace).status
+            conditions = (status.conditions if status is not None else None) or []
+            return any(c.type == "Complete" and c.status == "True" for c in conditions)
+        return True
 
-    def job_complete(self, name: str) -> bool:
-        status = self.batch.read_namespaced_job_status(name, self.namespace).status
-        conditions = (status.conditions if status is not None else None) or []
-        return any(c.type == "Complete" and c.status == "True" for c in conditions)
-
-    def reconcile(self, obj: dict[str, Any]) -> dict[str, Any]:
-        picked_up = time.time()
+    def deploy(self, obj: dict[str, Any]) -> dict[str, float]:
+        """Deploys one created object and marks it Ready; the time of each part."""
+        started = time.monotonic()
+        instance = parse_instance(obj)
+        bodies = manifests.rendered(Desired(instance, Stage.RESTORING))
+        parts: dict[str, float] = {}
+        for key, kinds in STEPS:
+            step = [body for body in bodies if body["kind"] in kinds]
+            for body in step:
+                self.apply(body)
+            applied = time.monotonic()
+            for body in step:
+                eventually(partial(self.ready, body), bool, 600, body["kind"], POLL_S)
+            parts[key] = round(time.monotonic() - applied, 3)
+        serving = time.monotonic()
+        service = manifests.client_service(Desired(instance, Stage.SERVING))
+        assert service is not None
+        self.apply(service)
+        self.batch.delete_namespaced_job(
+            names_for(instance).restore_job(1), instance.namespace, propagation_policy="Background"
+        )
         generation = int(obj["metadata"]["generation"])
-        with _RENDER_LOCK:
-            manifests = render_manifests(parse_instance(obj))
-        rendered = time.time()
-        waited = 0.0
-        for stage in STAGES:
-            for manifest in manifests:
-                if manifest.kind in stage:
-                    self.apply(manifest)
-            started = time.monotonic()
-            for manifest in manifests:
-                if manifest.kind in stage:
-                    self.await_ready(manifest)
-            waited += time.monotonic() - started
-        ready = time.time()
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        condition = {
+        ready = {
             "type": "Ready",
             "status": "True",
             "reason": "UpToDate",
@@ -154,107 +106,12 @@ class Baseline:
         self.custom.patch_namespaced_custom_object_status(
             API_GROUP,
             VERSION,
-            self.namespace,
+            instance.namespace,
             PLURAL,
-            obj["metadata"]["name"],
-            {"status": {"observedGeneration": generation, "conditions": [condition]}},
+            instance.name,
+            {"status": {"observedGeneration": generation, "conditions": [ready]}},
         )
-        return {
-            "event": "reconciled",
-            "name": obj["metadata"]["name"],
-            "picked_up": picked_up,
-            "rendered": rendered,
-            "apply_s": ready - rendered - waited,  # the server-side apply calls
-            "readiness_wait_s": waited,  # the awaits between the stages
-            "ready": ready,
-            "status_written": time.time(),
-        }
-
-    def work(self, queue: WorkQueue[str]) -> None:
-        """One worker: reads each queued object fresh; reconciles it unless Ready."""
-        # The mocks run the program on the thread's event loop; worker threads have none.
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        while True:
-            try:
-                name = queue.get()
-            except ShutDown:
-                return
-            if name is None:
-                continue
-            try:
-                obj = self.get(name)
-                if (
-                    obj is not None
-                    and not obj["metadata"].get("deletionTimestamp")
-                    and not _ready_at(obj, int(obj["metadata"]["generation"]))
-                ):
-                    print(json.dumps(self.reconcile(obj)), flush=True)
-            except Exception as error:  # a failure is printed; the bench sees no Ready
-                print(
-                    json.dumps({"event": "failed", "name": name, "error": str(error)}), flush=True
-                )
-            finally:
-                queue.done(name)
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            found: Any = self.custom.get_namespaced_custom_object(
-                API_GROUP, VERSION, self.namespace, PLURAL, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return dict(found)
-
-    def run(self, workers: int) -> None:
-        queue: WorkQueue[str] = WorkQueue()
-        for index in range(workers):
-            threading.Thread(
-                target=self.work, args=(queue,), name=f"worker-{index}", daemon=True
-            ).start()
-        version = ""
-        while True:
-            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                self.custom.list_namespaced_custom_object,
-                API_GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                resource_version=version or None,
-                timeout_seconds=60,
-            )
-            try:
-                for event in stream:
-                    obj = event["object"]
-                    version = obj["metadata"]["resourceVersion"]
-                    if event["type"] != "DELETED":
-                        queue.add(obj["metadata"]["name"])
-            except ApiException as error:
-                if error.status != 410:
-                    raise
-                version = ""  # expired: list again
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.baseline")
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--workers", type=int, default=1, help="parallel reconciles")
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers: at least 1")
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    # One connection per worker, plus the watch, without "pool is full" churn.
-    configuration.connection_pool_maxsize = args.workers + 4
-    api_client = client.ApiClient(configuration)
-    # SIGTERM is how the bench stops it: exit 0 (in-flight work is simply abandoned).
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
-    print(json.dumps({"event": "started", "at": time.time(), "workers": args.workers}), flush=True)
-    Baseline(api_client, args.namespace).run(args.workers)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        parts["serving_s"] = round(time.monotonic() - serving, 3)
+        waits = sum(parts[key] for key, _ in STEPS)
+        parts["apply_s"] = round(time.monotonic() - started - waits - parts["serving_s"], 3)
+        return parts

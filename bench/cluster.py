@@ -1,19 +1,8 @@
-"""The bench's own cluster (a kwok node, or the real node for backup and restore), on ports
-that no other local cluster can take.
-
-`hack/cluster up` picks its ports once, at the first `up`, by binding port 0 (the kernel's
-ephemeral range) and writes them to `<state-dir>/ports.json`; every other cluster on the
-machine (the test tiers', `hack/up`'s) does the same, and so does every outgoing
-connection's source port. Between that pick and the components' listen there is a window
-in which two clusters could pick the same port. The bench closes it: before `up` it
-writes `ports.json` itself, with free ports *below* the ephemeral range, which nothing
-else here hands out; and one machine-wide lock lets only one bench run at a time (two
-would also spoil each other's numbers on a small machine). The state directory is the
-run's own new work directory, so it cannot collide either.
-
-Only one real node can exist per machine: it owns the bridge `mysqlop0`. `up` refuses a
-real node while that bridge exists (someone else's real node is up) before it changes
-anything; `hack/cluster up` would refuse too, but only after starting a control plane.
+"""The bench's own cluster (kwok nodes, or the real node) on ports no other local cluster
+can take: `hack/cluster up` picks ports by binding port 0 (the ephemeral range, where every
+other local cluster picks too), so the bench writes `<state-dir>/ports.json` itself first,
+with free ports below that range; one machine-wide lock lets one bench run at a time; and
+a real node is refused while another one's bridge exists (bench/README.md).
 """
 
 from __future__ import annotations
@@ -30,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CLUSTER: Final = REPO_ROOT / "hack" / "cluster"
@@ -137,14 +126,22 @@ class Cluster:
     def down(self) -> None:
         subprocess.run([str(CLUSTER), "down", "--state-dir", str(self.state_dir)], check=False)
 
+    def component_pids(self) -> dict[str, int]:
+        """The PID of each component `up` started (etcd, kube-apiserver, kwok...)."""
+        pids = {}
+        for path in sorted((self.state_dir / "pids").glob("*.pid")):
+            try:
+                pids[path.stem] = int(path.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+        return pids
+
     def controller_manager_flag(self, flag: str) -> str | None:
         """A flag's value in the running kube-controller-manager's argv (None: not given)."""
         try:
-            pid = int(
-                (self.state_dir / "pids" / "kube-controller-manager.pid").read_text().split()[0]
-            )
+            pid = self.component_pids()["kube-controller-manager"]
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        except (OSError, ValueError, IndexError):
+        except (OSError, KeyError):
             return None
         return flag_value(argv, flag)
 
@@ -154,3 +151,26 @@ def flag_value(argv: list[str], flag: str) -> str | None:
         if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
+
+
+def kwok_node(index: int) -> dict[str, Any]:
+    """One more fake node for the cluster's kwok, which plays every node with this
+    annotation (hack/localcluster/kwok_node.py). Each node takes 250 pods; this one gets
+    a pod CIDR of its own, since kwok gives the pods of nodes without one their IPs from
+    a single /24."""
+    name = f"bench-node-{index}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
+        "spec": {"podCIDR": f"10.{245 + index // 256}.{index % 256}.0/24"},
+    }

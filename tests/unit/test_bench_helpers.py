@@ -1,60 +1,48 @@
-"""bench's pure helpers: percentiles, logfmt lines, /proc parsing, burst and restart
-summaries, port choice, targets, the backup-and-restore scenario's scripts, parsers, Job
-times and page. No timings asserted: the inputs are made up, or
-saved results under docs/ that a page is rendered from."""
+"""bench's pure helpers: percentiles, the reconciler's log lines and what they say about an
+object or a run, /proc and /metrics parsers, port choice, kwok nodes, targets, the
+command line and the pages. No timings asserted: every input is made up."""
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from bench.__main__ import default_out, parse
-from bench.backup_restore import (
-    backup_restore_results,
-    newest_dump,
-    stalled_message,
+from bench.cluster import (
+    LAYOUT_SOURCE,
+    ephemeral_low,
+    flag_value,
+    kwok_node,
+    pick_ports,
+    port_names,
 )
-from bench.burst import burst_results
-from bench.cluster import LAYOUT_SOURCE, ephemeral_low, flag_value, pick_ports, port_names
-from bench.dataset import (
-    BASELINE_SCRIPT,
-    FILL_SCRIPT,
-    SQL_SCRIPT,
-    Baseline,
-    Filled,
-    TableCheck,
-    fill_job,
-    parse_baseline,
-    parse_fill,
-    parse_table_check,
-    phase_timeout_s,
-    storage_size,
-    table_check_sql,
-)
-from bench.jobs import job_times
-from bench.machine import cpu_model, mem_total_kib
-from bench.objects import condition_of, manifest
-from bench.procfs import parse_stat, parse_vm_rss_kib
-from bench.report import render
-from bench.restart import restart_targets
+from bench.report import _thin, render
+from bench.runner import condition_of, manifest, ready_at
+from bench.scenarios import BROKEN, nodes_for, scale_targets
 from bench.stats import (
     burst_summary,
+    check,
+    cpu_model,
     first_message_at,
+    first_pass,
+    machine_ticks,
+    mem_total_kib,
+    object_split,
     parse_logfmt,
+    parse_metrics,
+    parse_stat,
+    parse_vm_rss_kib,
     percentile,
     ratio,
+    reconcile_order,
     reconciled_lines,
-    steady_state,
+    summarize,
+    tree_of,
+    where_time_went,
 )
-from bench.targets import check
 
 pytestmark = pytest.mark.unit
 
@@ -65,13 +53,19 @@ def test_percentile_interpolates_between_closest_ranks() -> None:
     assert percentile([1.0, 2.0], 100) == 2.0
     assert percentile([5.0], 95) == 5.0
     assert percentile(list(map(float, range(1, 11))), 95) == pytest.approx(9.55)
-
-
-def test_percentile_rejects_nothing_and_out_of_range() -> None:
     with pytest.raises(ValueError, match="no values"):
         percentile([], 50)
     with pytest.raises(ValueError, match="within"):
         percentile([1.0], 101)
+
+
+def test_summarize_skips_names_and_columns_without_values() -> None:
+    rows = [{"name": "a", "x": 1.0, "y": None}, {"name": "b", "x": 3.0, "y": None}]
+    assert summarize(rows) == {"x": {"p50": 2.0, "p95": 2.9, "min": 1.0, "max": 3.0, "mean": 2.0}}
+    assert summarize([]) == {}
+    assert ratio(30.0, 12.0) == 2.5
+    assert ratio(None, 12.0) is None
+    assert ratio(30.0, 0.0) is None
 
 
 def test_logfmt_reads_bare_and_quoted_values() -> None:
@@ -85,45 +79,127 @@ def test_logfmt_reads_bare_and_quoted_values() -> None:
     }
 
 
-def test_reconciled_lines_give_start_and_duration() -> None:
-    lines = [
-        "ts=2026-11-26T12:00:10.000+00:00 level=info logger=x msg=starting phase=start",
-        "ts=2026-11-26T12:00:10.000+00:00 level=info logger=reconciler.executor"
-        " msg=reconciled instance=ns/a phase=deploy outcome=done duration_s=4.5",
-    ]
-    (found,) = reconciled_lines(lines)
-    assert (found.instance, found.action, found.outcome) == ("ns/a", "deploy", "done")
-    assert found.ended - found.started == pytest.approx(4.5)
-    assert found.around_engine_s is None, "a line without the engine's split"
-
-
-def test_a_deploy_line_splits_into_engine_resource_steps_and_the_rest() -> None:
-    line = (
-        "ts=2026-11-26T12:00:10.000+00:00 level=info logger=reconciler.executor msg=reconciled"
-        " instance=ns/a phase=deploy outcome=done duration_s=4.5 engine_s=1.2 resources_s=3.0"
+def _line(second: float, instance: str, phase: str, duration: float, extra: str = "") -> str:
+    return (
+        f"ts=2026-12-01T12:00:{second:06.3f}+00:00 level=info logger=reconciler.executor"
+        f" msg=reconciled instance={instance} phase={phase} outcome=done duration_s={duration}"
+        f"{extra}"
     )
-    (found,) = reconciled_lines([line])
-    assert (found.engine_s, found.resources_s) == (1.2, 3.0)
-    assert found.around_engine_s == pytest.approx(0.3)
 
 
-def test_proc_stat_with_spaces_and_parens_in_the_name() -> None:
-    rest = " ".join(["S", "7", *["0"] * 9, "10", "20", "3", "4", *["0"] * 30])
-    stat = parse_stat(f"42 (a (weird) name) {rest}")
-    assert (stat.pid, stat.ppid, stat.cpu_ticks) == (42, 7, 37)
+def _at(second: float) -> float:
+    return first_message_at([_line(second, "x/y", "ready", 0)], "reconciled") or 0.0
 
 
-def test_vm_rss_and_machine_fields() -> None:
-    assert parse_vm_rss_kib("Name:\tpython\nVmRSS:\t  111540 kB\n") == 111540
-    assert parse_vm_rss_kib("Name:\tkthreadd\n") == 0
-    assert cpu_model("processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\n") == "Some CPU @ 2.0GHz"
-    assert mem_total_kib("MemTotal:        8000000 kB\n") == 8000000
+# One new object as the reconciler logs it: a reconcile that deployed `restoring` and then
+# waited, two quiet wait passes, the reconcile that deployed `serving` and ended Ready.
+NEW_OBJECT = [
+    'ts=2026-12-01T12:00:00.500+00:00 level=info msg=starting phase=start toolchain="{}"',
+    _line(
+        14.0, "ns/a", "wait", 3.0, " reason=Restoring engine_runs=1 engine_s=1.5 resources_s=0.3"
+    ),
+    _line(14.1, "ns/a", "wait", 0.05, " reason=Restoring"),
+    _line(15.0, "ns/other", "deploy", 9.0, " engine_runs=1 engine_s=1.0 resources_s=0.2"),
+    _line(16.5, "ns/a", "wait", 0.1, " reason=Restoring"),
+    _line(19.0, "ns/a", "deploy", 2.0, " engine_runs=1 engine_s=1.2 resources_s=0.4"),
+    _line(25.0, "ns/a", "ready", 0.1),
+]
+
+
+def test_reconciled_lines_carry_the_engine_runs_and_the_reason() -> None:
+    first, quiet, *_ = reconciled_lines(NEW_OBJECT)
+    assert (first.instance, first.action, first.reason, first.engine_runs) == (
+        "ns/a",
+        "wait",
+        "Restoring",
+        1,
+    )
+    assert (first.engine_s, first.resources_s) == (1.5, 0.3)
+    assert first.ended - first.started == pytest.approx(3.0)
+    assert (quiet.engine_runs, quiet.engine_s) == (0, None)
+    assert len(reconciled_lines([*NEW_OBJECT, "msg=reconciled instance=broken"])) == 6
+
+
+def test_an_objects_time_splits_by_its_two_engine_reconciles() -> None:
+    split = object_split(reconciled_lines(NEW_OBJECT), "ns/a", _at(10.0), _at(19.25))
+    assert split == pytest.approx(
+        {
+            "total_s": 9.25,
+            "queue_wait_s": 1.0,  # applied 10.0, the first reconcile started at 11.0
+            "restoring_reconcile_s": 3.0,
+            "between_s": 3.0,  # restoring ended 14.0, serving started 17.0
+            "serving_reconcile_s": 2.0,
+            "ready_seen_after_s": 0.25,
+            "engine_s": 2.7,
+            "resources_s": 0.7,
+            "around_engine_s": 1.6,
+            "engine_runs": 2,
+            "passes": 4,  # the later `ready` pass started after Ready was seen
+        }
+    )
+
+
+def test_an_object_with_one_engine_reconcile_has_no_restoring_split() -> None:
+    lines = reconciled_lines([_line(13.0, "ns/a", "deploy", 2.0, " engine_runs=2 engine_s=1")])
+    split = object_split(lines, "ns/a", _at(10.0), _at(13.5))
+    assert (split["restoring_reconcile_s"], split["between_s"]) == (None, None)
+    assert (split["serving_reconcile_s"], split["engine_runs"]) == (2.0, 2)
+    nothing = object_split(lines, "ns/b", _at(10.0), _at(13.5))
+    assert (nothing["queue_wait_s"], nothing["engine_s"], nothing["passes"]) == (None, None, 0)
+
+
+def test_where_time_went_adds_up_passes_engine_runs_and_reasons() -> None:
+    went = where_time_went(reconciled_lines(NEW_OBJECT))
+    assert went["actions"] == {
+        "wait": {"passes": 3, "seconds": 3.15},
+        "deploy": {"passes": 2, "seconds": 11.0},
+        "ready": {"passes": 1, "seconds": 0.1},
+    }
+    assert (went["engine_runs"], went["engine_s"], went["resources_s"]) == (3, 3.7, 0.9)
+    assert went["reasons"] == {"Restoring": 3}
+
+
+def test_reconcile_order_tells_when_serving_began_and_first_reconciles_ended() -> None:
+    lines = reconciled_lines(
+        [
+            _line(13.0, "ns/a", "wait", 3.0, " engine_runs=1"),  # started 10.0
+            _line(12.5, "ns/b", "wait", 1.5, " engine_runs=1"),  # started 11.0, ended first
+            _line(20.0, "ns/b", "deploy", 2.0, " engine_runs=1"),
+            _line(25.0, "ns/a", "deploy", 2.0, " engine_runs=1"),
+            _line(26.0, "other/c", "wait", 9.0, " engine_runs=1"),
+        ]
+    )
+    assert reconcile_order(lines, {"ns/a", "ns/b"}) == {
+        "first_ready_reconcile_s": 10.0,
+        "last_first_reconcile_s": 1.0,
+    }
+    assert reconcile_order(lines, {"x/y"}) == {
+        "first_ready_reconcile_s": None,
+        "last_first_reconcile_s": None,
+    }
+
+
+def test_first_pass_is_the_ready_line_that_completes_the_set() -> None:
+    lines = [
+        _line(3.0, "ns/a", "ready", 0.01),
+        _line(3.5, "ns/a", "ready", 0.01),
+        _line(4.0, "other/x", "ready", 0.01),
+        _line(5.0, "ns/b", "ready", 0.01),
+        _line(6.0, "ns/b", "deploy", 1.0, " engine_runs=1"),
+    ]
+    found = first_pass(reconciled_lines(lines), ["ns/a", "ns/b"])
+    assert (found.missing, found.reached_at) == (frozenset(), _at(5.0))
+    assert found.actions == {"ready": 4, "deploy": 1}
+    assert found.engine_runs == 1
+    waiting = first_pass(reconciled_lines(lines[:1]), ["ns/a", "ns/b"])
+    assert (waiting.reached_at, waiting.missing) == (None, frozenset({"ns/b"}))
+    assert first_message_at(NEW_OBJECT, "starting") == _at(0.5)
+    assert first_message_at(NEW_OBJECT, "nothing like it") is None
 
 
 def test_burst_summary_counts_from_the_first_apply() -> None:
-    applied = [100.0, 100.5, 101.0]
     seen = {"a": 110.0, "b": 120.0, "c": 130.0}
-    assert burst_summary(applied, seen) == {
+    assert burst_summary([100.0, 100.5, 101.0], seen) == {
         "objects": 3,
         "apply_span_s": 1.0,
         "first_ready_s": 10.0,
@@ -131,371 +207,342 @@ def test_burst_summary_counts_from_the_first_apply() -> None:
         "all_ready_s": 30.0,
         "instances_per_minute": 6.0,
     }
-
-
-def test_burst_summary_needs_something_to_summarize() -> None:
     with pytest.raises(ValueError, match="needs"):
         burst_summary([], {})
 
 
-def test_ratio_is_none_without_both_sides() -> None:
-    assert ratio(30.0, 12.0) == 2.5
-    assert ratio(None, 12.0) is None
-    assert ratio(30.0, None) is None
-    assert ratio(30.0, 0.0) is None
+def test_proc_parsers() -> None:
+    rest = " ".join(["S", "7", *["0"] * 9, "10", "20", "3", "4", *["0"] * 30])
+    stat = parse_stat(f"42 (a (weird) name) {rest}")
+    assert (stat.pid, stat.ppid, stat.own_ticks, stat.reaped_ticks) == (42, 7, 30, 7)
+    stats = {
+        pid: parse_stat(f"{pid} (p) S {ppid} " + " ".join(["0"] * 40))
+        for pid, ppid in ((1, 0), (10, 1), (11, 10), (12, 11), (20, 1))
+    }
+    assert sorted(tree_of(10, stats)) == [10, 11, 12]
+    assert tree_of(99, stats) == []
+    assert parse_vm_rss_kib("Name:\tpython\nVmRSS:\t  111540 kB\n") == 111540
+    assert parse_vm_rss_kib("Name:\tkthreadd\n") == 0
+    assert machine_ticks("cpu  10 1 5 100 4 0 2 0 0 0\ncpu0 1 1 1 1\n") == (18, 122)
+    assert cpu_model("processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\n") == "Some CPU @ 2.0GHz"
+    assert mem_total_kib("MemTotal:        8000000 kB\n") == 8000000
 
 
-def _line(ts: str, instance: str, phase: str) -> str:
-    return (
-        f"ts=2026-11-26T12:00:{ts}+00:00 level=debug logger=reconciler.executor"
-        f" msg=reconciled instance={instance} phase={phase} outcome=done duration_s=0.01"
+def test_metrics_are_read_by_name_and_labels() -> None:
+    text = (
+        "# HELP mysql_operator_queue_depth Keys waiting\n"
+        "mysql_operator_queue_depth 3.0\n"
+        'mysql_operator_instances{ready="False",reason="Restoring"} 12.0\n'
+        "python_gc_objects_collected_total 5.0\n"
     )
-
-
-def test_steady_state_is_the_line_that_completes_the_set() -> None:
-    lines = [
-        'ts=2026-11-26T12:00:01.000+00:00 level=info msg=starting phase=start toolchain="{}"',
-        'ts=2026-11-26T12:00:02.000+00:00 level=info msg="watch:ns: listed 2 objects"',
-        _line("03.000", "ns/a", "in-sync"),
-        _line("03.500", "ns/a", "in-sync"),  # a second pass of the same object
-        _line("04.000", "other/x", "in-sync"),  # not expected
-        _line("05.000", "ns/b", "in-sync"),
-        _line("06.000", "ns/b", "deploy"),
-    ]
-    state = steady_state(lines, ["ns/a", "ns/b"])
-    assert state.missing == frozenset()
-    assert state.reached_at == first_message_at([lines[5]], "reconciled")
-    assert state.actions == {"in-sync": 4, "deploy": 1}
-    assert state.deploys == 1
-    assert first_message_at(lines, "starting") == first_message_at(lines[:1], "start")
-    assert first_message_at(lines, "listed") is not None
-    assert first_message_at(lines, "nothing like it") is None
-
-
-def test_steady_state_is_not_reached_while_an_object_is_missing() -> None:
-    state = steady_state([_line("03.000", "ns/a", "in-sync")], ["ns/a", "ns/b"])
-    assert state.reached_at is None
-    assert state.missing == frozenset({"ns/b"})
-    assert state.deploys == 0
+    assert parse_metrics(text) == {
+        "queue_depth": 3.0,
+        'instances{ready="False",reason="Restoring"}': 12.0,
+    }
 
 
 def test_port_names_come_from_the_layout_source() -> None:
     source = "class Other:\n    x: int\n\nclass Ports:\n    etcd_client: int\n    kwok: int\n"
     assert port_names(source) == ("etcd_client", "kwok")
-    real = port_names(LAYOUT_SOURCE.read_text())
-    assert {"apiserver", "etcd_client", "kwok", "reconciler"} <= set(real)
+    assert {"apiserver", "etcd_client", "kwok", "reconciler"} <= set(
+        port_names(LAYOUT_SOURCE.read_text())
+    )
     with pytest.raises(ValueError, match="Ports"):
         port_names("x = 1\n")
-
-
-def _seeded() -> random.Random:
-    return random.Random(7)
 
 
 def test_ports_are_picked_free_and_below_the_ephemeral_range() -> None:
     assert ephemeral_low("32768\t60999\n") == 32768
     taken = {20000 + n for n in range(0, 12000, 2)}
-    ports = pick_ports(12, 20000, 32768, lambda port: port not in taken, _seeded())
+    seeded = random.Random(7)
+    ports = pick_ports(12, 20000, 32768, lambda port: port not in taken, seeded)
     assert len(set(ports)) == 12
     assert all(20000 <= port < 32768 and port not in taken for port in ports)
     with pytest.raises(ValueError, match="too few"):
-        pick_ports(12, 32000, 32768, lambda _port: True, _seeded())
+        pick_ports(12, 32000, 32768, lambda _port: True, seeded)
     with pytest.raises(RuntimeError, match="free ports"):
-        pick_ports(12, 20000, 32768, lambda _port: False, _seeded())
-
-
-def test_flag_value_reads_one_flag_of_an_argv() -> None:
+        pick_ports(12, 20000, 32768, lambda _port: False, seeded)
     argv = ["kube-controller-manager", "--pvclaimbinder-sync-period=2s", "--leader-elect=false"]
     assert flag_value(argv, "--pvclaimbinder-sync-period") == "2s"
     assert flag_value(argv, "--profiling") is None
 
 
-def test_targets_compare_what_was_measured() -> None:
+def test_extra_kwok_nodes_are_played_by_kwok_with_pod_cidrs_of_their_own() -> None:
+    nodes = [kwok_node(index) for index in range(300)]
+    assert nodes[0]["metadata"]["annotations"] == {"kwok.x-k8s.io/node": "fake"}
+    cidrs = [node["spec"]["podCIDR"] for node in nodes]
+    assert len(set(cidrs)) == 300
+    assert (cidrs[0], cidrs[255], cidrs[256]) == (
+        "10.245.0.0/24",
+        "10.245.255.0/24",
+        "10.246.0.0/24",
+    )
+    assert len({node["metadata"]["name"] for node in nodes}) == 300
+    assert nodes_for(10) == 0
+    # 1,000 server pods and as many restore Job pods, a fifth to spare: 10 nodes of 250.
+    assert nodes_for(1000) == 9
+
+
+def test_the_objects_manifest_and_its_broken_variants() -> None:
+    body = manifest("ns", "a", Path("/h"))
+    assert body["spec"]["host_path"] == "/h/ns/a/data"
+    assert body["spec"]["backup"] == {"host_path": "/h/ns/a/backup"}
+    no_class = manifest("ns", "a", Path("/h"), {"storage_class": "no-such-class"})["spec"]
+    assert "host_path" not in no_class
+    assert "backup" not in no_class
+    assert no_class["storage_class"] == "no-such-class"
+    no_secret = manifest("ns", "a", Path("/h"), {"passwordSecretRef": {"name": "m"}})["spec"]
+    assert "password" not in no_secret
+    assert no_secret["host_path"] == "/h/ns/a/data"
+    assert len(BROKEN) == 10
+    assert sorted({reason for _, reason in BROKEN.values()}) == [
+        "CrashLooping",
+        "ImagePullFailed",
+        "RestoreRetrying",
+        "SecretMissing",
+        "VolumePending",
+    ]
+
+
+def test_ready_means_true_at_the_generation() -> None:
+    obj: dict[str, Any] = {
+        "status": {
+            "observedGeneration": 1,
+            "conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "Stalled", "status": "False"},
+            ],
+        }
+    }
+    assert ready_at(obj, 1)
+    assert not ready_at(obj, 2)
+    assert not ready_at(None, 1)
+    assert condition_of(obj, "Stalled") == {"type": "Stalled", "status": "False"}
+    assert condition_of(obj, "BackupReady") is None
+    obj["status"]["conditions"][0]["status"] = "False"
+    assert not ready_at(obj, 1)
+
+
+def test_targets_compare_what_was_measured_and_only_at_their_size() -> None:
     assert check("x", {"limit": 300.0, "unit": "s"}, 250.0)["met"] is True
     assert check("x", {"limit": 0, "unit": "runs"}, 1)["met"] is False
     assert check("x", {"limit": 150.0, "unit": "MiB"}, None)["met"] is None
-
-
-def _cell(objects: int, all_ready_s: float, peak_mib: float) -> dict[str, Any]:
-    side = {
-        "all_ready_s": all_ready_s,
-        "half_ready_s": all_ready_s / 2,
-        "instances_per_minute": 1.0,
-        "apply_span_s": 0.1,
-        "peak_rss": {"peak_mib": peak_mib, "processes_at_peak": 9},
-        "cpu_s_per_instance": 1.0,
+    results: dict[str, Any] = {
+        "objects": 200,
+        "burst": {"all_ready_s": 300.0},
+        "peak_rss": {"peak_mib": 900.0},
+        "idle_rss_objects_n": {"median_mib": 150.0},
+        "restart": {"engine_runs": 0, "first_pass_s": 20.0},
     }
-    return {
-        "objects": objects,
-        "workers": 2,
-        "load_average_at_start": [1.0, 1.0, 1.0],
-        "reconciler": {**side, "reconciles": {"deploy_lines": objects, "deploy_s": None}},
-        "baseline": side,
-        "ratio_all_ready_reconciler_over_baseline": 1.0,
-        "cleanup_s": 3.0,
-    }
+    rows = scale_targets(results)
+    assert [row["measured"] for row in rows] == [None, 900.0, None, 0, None]
+    assert "this run: 200" in rows[0]["what"]
+    results["objects"] = 1000
+    assert [row["met"] for row in scale_targets(results)] == [True, True, True, True, True]
 
 
-def test_burst_targets_and_page_show_the_measured_values() -> None:
-    cells = [_cell(10, 40.0, 700.0), _cell(100, 321.5, 1400.0)]
-    results = burst_results(cells)
-    rows = results["burst"]["targets"]
-    assert [(row["measured"], row["met"]) for row in rows] == [(321.5, False), (1400.0, True)]
-    page = render(
-        {
-            "scenario": "burst",
-            "date": "d",
-            "command": "c",
-            "machine": _MACHINE,
-            "options": {"resync_s": 10.0},
-            **results,
-        },
-        "docs/benchmarks-burst-100.json",
+def test_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("bench.__main__.shutil.which", lambda _name: "/bin/pulumi")
+    default = parse([])
+    assert (default.scenario, default.instances, default.resync_period) == ("one-at-a-time", 10, 10)
+    assert default_out(default) == Path("docs/benchmarks.json")
+    real = parse(["--instances", "3", "--node", "real"])
+    assert default_out(real) == Path("docs/benchmarks-real-node.json")
+    mix = parse(["--broken-mix"])
+    assert (mix.scenario, mix.broken_mix, default_out(mix)) == (
+        "broken-mix",
+        5,
+        Path("docs/benchmarks-broken-mix.json"),
     )
-    assert "the raw results are in\ndocs/benchmarks-burst-100.json." in page
-    assert "321.5 s" in page
-    assert "**missed**" in page
-    assert "1400 MiB" in page
-
-
-def test_restart_targets_only_claim_idle_rss_for_the_issues_object_count() -> None:
-    measured = {
-        "objects": 3,
-        "idle_rss_objects_m": {"median_mib": 120.0},
-        "restart": {"engine_runs_deploy_lines": 0, "last_update_ids_changed": 0},
-        "setup": {"peak_rss": {"peak_mib": 500.0}},
-    }
-    rows = restart_targets(measured)
-    assert rows[0]["measured"] is None
-    assert [row["met"] for row in rows[1:]] == [True, True, True]
-    measured["objects"] = 100
-    assert restart_targets(measured)[0]["measured"] == 120.0
+    big = parse(["--scale"])
+    assert (big.scale, big.resync_period, default_out(big)) == (
+        1000,
+        120.0,
+        Path("docs/benchmarks-scale.json"),
+    )
+    assert parse(["--scale", "20", "--resync-period", "5"]).resync_period == 5.0
+    assert parse(["--scale", "5", "--no-lock", "--out", str(tmp_path / "x.json")]).no_lock
+    for argv in (
+        ["--scale", "5", "--no-lock"],
+        ["--no-lock", "--out", "docs/x.json"],
+        ["--scale", "10", "--node", "real"],
+        ["--scale", "0"],
+        ["--scale", "10", "--broken-mix"],
+    ):
+        with pytest.raises(SystemExit):
+            parse(argv)
 
 
 _MACHINE = {
-    key: "x"
-    for key in (
-        "nproc",
-        "mem_total_mib",
-        "cpu_model",
-        "kernel",
-        "python",
-        "go",
-        "pulumi_cli",
-        "pulumi_sdk",
-        "pulumi_kubernetes_sdk",
-        "load_average_at_start",
-    )
+    "code": {"commit": "abc1234", "uncommitted": [" M reconciler/queue.py"]},
+    "nproc": 2,
+    "mem_total_mib": 24000,
+    "cpu_model": "cpu",
+    "kernel": "k",
+    "python": "3.11",
+    "pulumi_cli": "v3",
+    "pulumi_sdk": "3",
+    "pulumi_kubernetes_sdk": "4",
+    "load_average_at_start": [4.9, 4.0, 3.0],
 }
 
 
-# -- backup and restore ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("shell", "script"), [("sh", FILL_SCRIPT), ("bash", BASELINE_SCRIPT), ("bash", SQL_SCRIPT)]
-)
-def test_the_scripts_are_valid_shell(shell: str, script: str) -> None:
-    if shutil.which(shell) is None:
-        pytest.skip(f"no {shell}")
-    checked = subprocess.run([shell, "-n"], input=script, text=True, capture_output=True)
-    assert checked.returncode == 0, checked.stderr
-
-
-def test_fill_job_reaches_the_service_with_the_instances_password() -> None:
-    job = fill_job(
-        name="bench-fill",
-        service="br",
-        database="bench",
-        secret="br-credentials",
-        key="password",
-        size_mb=100,
-    )
-    assert job.spec.active_deadline_seconds == int(phase_timeout_s(100))
-    assert job.spec.backoff_limit == 0
-    (container,) = job.spec.template.spec.containers
-    assert (container.image, container.image_pull_policy) == ("mysql:5.7", "Never")
-    assert container.command == ["sh", "-c", FILL_SCRIPT]
-    env = {variable.name: variable for variable in container.env}
-    assert env["MYSQL_HOST"].value == "br"
-    assert env["TARGET_MIB"].value == "100"
-    assert env["MYSQL_PWD"].value is None
-    selector = env["MYSQL_PWD"].value_from.secret_key_ref
-    assert (selector.name, selector.key) == ("br-credentials", "password")
-
-
-def test_the_scripts_outputs_are_parsed_from_their_last_line() -> None:
-    log = "fill: 2 rows, 16384 bytes before this round\nfill rows=4096 data_length=5275648\n"
-    assert parse_fill(log) == Filled(rows=4096, data_length=5275648)
-    out = "baseline dump_bytes=123 dump_start=10.5 dump_end=12.0 pipe_end=15.25\n"
-    assert parse_baseline(out) == Baseline(dump_bytes=123, dump_only_s=1.5, pipe_s=3.25)
-    assert parse_table_check("4096\nbench.filler\t98765\n") == TableCheck(4096, "98765")
-    with pytest.raises(ValueError, match="no `fill"):
-        parse_fill("ERROR 2002 (HY000): Can't connect\n")
-    with pytest.raises(ValueError, match="count and a checksum"):
-        parse_table_check("4096\n")
-    assert "`bench_copy`.`filler`" in table_check_sql("bench_copy")
-
-
-def test_storage_size_covers_the_data_and_its_copy() -> None:
-    assert storage_size(5) == "1Gi"
-    assert storage_size(1000) == "3Gi"
-    body = manifest("ns", "br", Path("/h"), data_dir="data-recreated", storage_size="3Gi")
-    assert body["spec"]["host_path"] == "/h/ns/br/data-recreated"
-    assert body["spec"]["backup"]["host_path"] == "/h/ns/br/backup"
-    assert body["spec"]["storage_size"] == "3Gi"
-    assert manifest("ns", "br", Path("/h"))["spec"]["host_path"] == "/h/ns/br/data"
-
-
-def _at(second: int) -> datetime:
-    return datetime(2026, 11, 26, 12, 0, second, tzinfo=UTC)
-
-
-def _pod(created: int, started: int | None, finished: int | None, code: int) -> client.V1Pod:
-    terminated = (
-        None
-        if started is None
-        else client.V1ContainerStateTerminated(
-            exit_code=code, started_at=_at(started), finished_at=_at(finished or started)
-        )
-    )
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=f"p{created}", creation_timestamp=_at(created)),
-        status=client.V1PodStatus(
-            container_statuses=[
-                client.V1ContainerStatus(
-                    name="c",
-                    image="i",
-                    image_id="",
-                    ready=False,
-                    restart_count=0,
-                    state=client.V1ContainerState(terminated=terminated),
-                )
-            ]
-        ),
-    )
-
-
-def test_job_times_take_the_newest_terminated_pod() -> None:
-    job = client.V1Job(
-        metadata=client.V1ObjectMeta(name="br-backup-1"),
-        status=client.V1JobStatus(
-            start_time=_at(1), completion_time=_at(20), succeeded=1, failed=1
-        ),
-    )
-    times = job_times(job, [_pod(1, 2, 5, 1), _pod(6, 8, 19, 0)])
-    assert (times.job_s, times.container_s, times.exit_code) == (19.0, 11.0, 0)
-    assert (times.succeeded, times.failed) == (1, 1)
-    running = client.V1Job(
-        metadata=client.V1ObjectMeta(name="br-backup-1"),
-        status=client.V1JobStatus(start_time=_at(1)),
-    )
-    times = job_times(running, [_pod(1, None, None, 0)])
-    assert (times.job_s, times.container_s, times.exit_code) == (None, None, None)
-    assert times.to_dict()["job_s"] is None
-
-
-def test_newest_dump_is_the_last_by_name(tmp_path: Path) -> None:
-    assert newest_dump(tmp_path) is None
-    for name in (
-        "dump-20261126T120000Z-000.sql",
-        "dump-20261126T120000Z-001.sql",
-        ".dump-inprogress.12",
-    ):
-        (tmp_path / name).write_text("x")
-    assert newest_dump(tmp_path) == tmp_path / "dump-20261126T120000Z-001.sql"
-
-
-def test_conditions_and_stalled_messages() -> None:
-    obj = {
-        "status": {
-            "conditions": [
-                {"type": "Ready", "status": "False"},
-                {"type": "Stalled", "status": "True", "reason": "R", "message": "m"},
-            ]
-        }
-    }
-    assert condition_of(obj, "Ready") == {"type": "Ready", "status": "False"}
-    assert condition_of(obj, "BackupReady") is None
-    assert stalled_message(obj) == "R: m"
-    assert stalled_message({"status": {}}) is None
-
-
-def _br_cell(size_mb: int, pipe_s: float, backup_s: float, restore_s: float) -> dict[str, Any]:
+def _results(scenario: str, **more: Any) -> dict[str, Any]:
+    options = {"node": "kwok", "workers": 2, "resync_s": 10.0, "instances": 1, "repetitions": 1}
     return {
-        "size_mb": size_mb,
-        "server_version": "10.11.99-MariaDB",
-        "generated": {"rows": 7, "data_length_mb": float(size_mb), "fill_job": {"job_s": 1.0}},
-        "baseline": {"pipe_s": pipe_s, "dump_only_s": 1.0, "dump_mb": 2.0},
-        "backup": {"job": {"job_s": backup_s, "container_s": 1.0}, "dump_mb": 2.5},
-        "restore": {"job": {"job_s": restore_s}, "rows_match": True, "checksum_match": True},
-        "backup_plus_restore_s": backup_s + restore_s,
-        "ratio_backup_restore_over_pipe": round((backup_s + restore_s) / pipe_s, 2),
+        "scenario": scenario,
+        "date": "d",
+        "command": "c",
+        "machine": _MACHINE,
+        "options": options,
+        "load_average_at_end": [5.5, 5.0, 4.0],
+        **more,
     }
 
 
-def test_backup_restore_targets_and_page_show_the_measured_ratio() -> None:
-    failed = {
-        "size_mb": 1000,
-        "error": "restored TableCheck(rows=1) ...",
-        "load_average_at_start": [],
+_WINDOW = {
+    "window_s": 30.0,
+    "objects": 1,
+    "passes": {"ready": 3},
+    "ready_passes": 3,
+    "engine_runs": 0,
+    "last_update_ids_changed": 0,
+    "cpu_ms": 9.0,
+    "cpu_ms_per_ready_pass": 3.0,
+    "cpu_ms_per_second": 0.3,
+}
+
+
+def test_one_at_a_time_page() -> None:
+    split = object_split(reconciled_lines(NEW_OBJECT), "ns/a", _at(10.0), _at(19.25))
+    reconciler = {"name": "bench-0", **split, "tree_rss_mib_after": 120.0}
+    baseline = {
+        "name": "bench-0",
+        "total_s": 4.0,
+        "claims_s": 1.0,
+        "deployment_s": 0.5,
+        "job_s": 1.5,
     }
-    results = backup_restore_results([_br_cell(100, 10.0, 9.0, 4.5), failed])
-    rows = results["backup_restore"]["targets"]
-    assert [(row["measured"], row["met"]) for row in rows] == [(1.35, False), (None, None)]
+    rss = {"median_mib": 110.0, "max_mib": 111.0, "processes": 1}
     page = render(
-        {
-            "scenario": "backup-restore",
-            "date": "d",
-            "command": "c",
-            "machine": _MACHINE,
-            "options": {"workers": 2, "resync_s": 10.0},
-            **results,
+        _results(
+            "one-at-a-time",
+            apply_to_ready={
+                "reconciler": {"instances": [reconciler], "summary": summarize([reconciler])},
+                "baseline": {"instances": [baseline], "summary": summarize([baseline])},
+                "ratio_p50": 2.31,
+                "overhead_p50_s": 5.25,
+                "overhead_p95_s": 5.25,
+            },
+            noop=_WINDOW,
+            zero_objects=_WINDOW,
+            idle_rss={"objects_0": rss, "objects_n": rss},
+            peak_rss={"peak_mib": 400.0, "processes_at_peak": 3},
+            targets=[check("overhead", {"limit": 1.5, "unit": "s"}, 5.25)],
+        ),
+        "docs/benchmarks.json",
+    )
+    assert "the raw results are in\ndocs/benchmarks.json." in page
+    assert "commit abc1234; differing from it: `M reconciler/queue.py`" in page
+    assert "| overhead | ≤ 1.5 s | 5.25 s | **missed** |" in page
+    assert "Reconciler / baseline at p50: 2.31x; overhead p50 5.25 s" in page
+    assert "| between: claims, pod, restore Job, the watch waking the instance | 3.00 |" in page
+    assert "| bench-0 | 9.25 | 1.0 | 3.0 | 3.0 | 2.0 | 120.0 | 4.0 | 3.0 |" in page
+    assert "| CPU per `ready` pass | 3 ms |" in page
+
+
+def test_broken_mix_page() -> None:
+    row = {"name": "valid-0", "total_s": 8.0, "queue_wait_s": 0.1}
+    slow = {"name": "valid-0", "total_s": 12.0, "queue_wait_s": 4.0}
+    went = where_time_went(reconciled_lines(NEW_OBJECT))
+    page = render(
+        _results(
+            "broken-mix",
+            alone={"instances": [row], "summary": summarize([row])},
+            beside_broken={"instances": [slow], "summary": summarize([slow])},
+            ratio_p50=1.5,
+            ratio_p95=1.5,
+            broken={
+                "reasons_before": {"failing-job": "RestoreRetrying"},
+                "reasons_after": {"failing-job": "RestoreRetrying"},
+                "reported_after_s": 40.0,
+                "during_valid_s": 20.0,
+                "reconciles_during_valid": went,
+            },
+        ),
+        "docs/benchmarks-broken-mix.json",
+    )
+    assert "p50 1.5x, p95 1.5x" in page
+    assert "| valid-0 | 8.0 | 0.1 | 12.0 | 4.0 |" in page
+    assert "| failing-job | RestoreRetrying | RestoreRetrying |" in page
+    assert "the broken ones had 3 engine runs" in page
+    assert "| deploy | 2 | 11.0 | 5.5 |" in page
+
+
+def test_scale_page_and_its_thinned_timeline() -> None:
+    sample = {
+        "t_s": 30.0,
+        "ready": 10,
+        "not_ready_by_reason": {"Restoring": 5},
+        "queue_depth": 3.0,
+        "queue_delayed": 2.0,
+        "engine_runs": 25,
+        "rss_mib": 500.0,
+        "load1": 4.5,
+        "cpu_s": {"own": 1.0, "engine": 20.0, "cluster": 5.0, "machine_busy": 40.0},
+    }
+    timeline = [{**sample, "t_s": float(t)} for t in range(0, 3000, 30)]
+    assert len(_thin(timeline)) <= 31
+    assert _thin(timeline)[-1] == timeline[-1]
+    assert _thin(timeline[:5]) == timeline[:5]
+    cpu = {"own_ms": 10_000.0, "engine_ms": 50_000.0, "cluster_ms": 20_000.0}
+    rss = {"median_mib": 150.0, "max_mib": 151.0, "processes": 1}
+    results = _results(
+        "scale",
+        objects=20,
+        extra_nodes=0,
+        peak_rss={"peak_mib": 700.0, "processes_at_peak": 5},
+        burst={
+            **burst_summary([0.0], {"a": 600.0}),
+            "cpu": {**cpu, "machine_busy_ms": 100_000.0, "machine_all_ms": 120_000.0},
+            "where_time_went": where_time_went(reconciled_lines(NEW_OBJECT)),
+            "worker_busy_fraction": 0.9,
+            "first_reconcile_order": {
+                "first_ready_reconcile_s": 500.0,
+                "last_first_reconcile_s": 400.0,
+            },
         },
-        "docs/benchmarks-backup-restore-1gb.json",
+        timeline=timeline,
+        idle_rss_objects_0=rss,
+        idle_rss_objects_n=rss,
+        resync=_WINDOW,
+        restart={
+            "starting_line_s": 1.0,
+            "first_list_s": 1.1,
+            "healthz_ok_s": 1.2,
+            "first_pass_s": 30.0,
+            "cpu_ms": 9000.0,
+            "window_s": 150.0,
+            "engine_runs": 0,
+            "last_update_ids_changed": 0,
+            "passes_by_action": {"ready": 40},
+        },
+        stop={"exit_code": 0, "took_s": 0.5},
     )
-    assert "docs/benchmarks-backup-restore-1gb.json. Do not edit" in page
-    assert "**1.35x**" in page
-    assert "≤ 1.2x (**missed**)" in page
-    assert "10.11.99-MariaDB" in page
-    assert "restored TableCheck" in page
-
-
-def test_backup_restore_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("bench.__main__.shutil.which", lambda _name: "/bin/pulumi")
-    args = parse(["--backup-restore"])
-    assert (args.scenario, args.backup_restore, args.node) == (
-        "backup-restore",
-        (100, 1000),
-        "real",
+    results["targets"] = scale_targets(results)
+    page = render(results, "docs/benchmarks-scale.json")
+    assert "| **all Ready** | **600.0 s** |" in page
+    assert "| CPU: everything else on the machine (other work) | 20.0 s |" in page
+    assert "| CPU per object (python + engine) | 3.0 s |" in page
+    assert (
+        "| 2970.0 | 10 | Restoring 5 | 3.0 | 2.0 | 25 | 500.0 | 4.5 | 1.0 / 20.0 / 5.0 / 40.0 |"
+        in page
     )
-    assert parse(["--backup-restore", "5", "--no-lock", "--out", str(tmp_path / "x.json")]).no_lock
-    for argv in (["--backup-restore", "5", "--no-lock"], ["--no-lock", "--out", "docs/x.json"]):
-        with pytest.raises(SystemExit):
-            parse(argv)
+    assert "| **every object had a pass** (a `phase=ready` line) | **30.0 s** |" in page
+    assert "(this run: 20; not comparable)" in page
 
 
-def test_only_one_at_a_time_runs_on_the_real_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bench.__main__.shutil.which", lambda _name: "/bin/pulumi")
-    args = parse(["--instances", "3", "--node", "real"])
-    assert (args.scenario, args.node) == ("one-at-a-time", "real")
-    assert default_out(args) == Path("docs/benchmarks-real-node.json"), "not kwok's page"
-    kwok = parse(["--instances", "3"])
-    assert (kwok.node, default_out(kwok)) == ("kwok", Path("docs/benchmarks.json"))
-    for argv in (["--burst", "10", "--node", "real"], ["--restart", "5", "--node", "real"]):
-        with pytest.raises(SystemExit):
-            parse(argv)
-
-
-def test_one_at_a_time_pages_show_the_engine_split_only_where_it_was_logged() -> None:
-    docs = Path(__file__).resolve().parents[2] / "docs"
-    real = "docs/benchmarks-real-node.json"
-    page = render(json.loads((docs / "benchmarks-real-node.json").read_text()), real)
-    assert "`hack/cluster up --node=real`" in page
-    assert "… of it: the engine's own cost" in page
-    assert f"the raw results are in\n{real}." in page
-    older = "docs/benchmarks-before-cli-runs.json"
-    page = render(json.loads((docs / "benchmarks-before-cli-runs.json").read_text()), older)
-    assert "`hack/cluster up --node=kwok`" in page
-    assert "… of it" not in page
-    assert "did not expose the readiness wait" in page
+def test_a_failed_run_shows_its_error() -> None:
+    page = render(_results("scale", error="Traceback ...\nTimeoutError: 3 objects\n"), "x.json")
+    assert "## The run failed" in page
+    assert "TimeoutError: 3 objects" in page
