@@ -1,8 +1,11 @@
 """`hack/reliability [--cycles N] [--parallel P] [--kills N] [--faults N]`
+`hack/reliability --merge RUN.json... [--out OUT]`
 
 Runs on the local real-node cluster (`hack/up` first; or KUBECONFIG for another real-node
 cluster), each trial in namespaces of its own with its own reconciler process, and writes
-docs/reliability.json and docs/reliability.md.
+docs/reliability.json and docs/reliability.md. Runs may go side by side on one cluster
+(e.g. `--kills 0 --faults 0` beside `--cycles 0`, each with its own `--out`); `--merge`
+then writes their records as one page.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reliability import report, trials
 from tests.harness import REPO_ROOT
@@ -38,6 +43,23 @@ def kubeconfig() -> Path:
     return state / "kubeconfig"
 
 
+def code_commit() -> str:
+    """The commit under test, marked when the tree differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return f"{commit} (modified)" if git("status", "--porcelain") else commit
+
+
+def write(document: dict[str, Any], out: Path) -> None:
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    out.with_suffix(".md").write_text(report.render(document, out.name))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/reliability", description=__doc__)
     parser.add_argument("--cycles", type=int, default=100)
@@ -45,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--faults", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "reliability.json")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="RUN.json")
     args = parser.parse_args(argv)
+    if args.merge:
+        merged = report.merge([json.loads(path.read_text()) for path in args.merge])
+        write(merged, args.out)
+        return 0
     config = kubeconfig()
     started = time.monotonic()
     began = datetime.now(UTC)
@@ -64,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     document = {
         "command": " ".join(["hack/reliability", *(argv if argv is not None else sys.argv[1:])]),
+        "commit": code_commit(),
         "started": began.isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - started),
         "machine": {
@@ -74,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "results": {name: [r.to_dict() for r in records] for name, records in results.items()},
     }
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(report.render(document, args.out.name))
+    write(document, args.out)
     failed = [r for records in results.values() for r in records if not r.ok]
     log(f"done: {sum(len(r) for r in results.values())} records, {len(failed)} failed")
     return 1 if failed else 0

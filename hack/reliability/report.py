@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 TARGETS = {
@@ -14,6 +15,32 @@ TARGETS = {
 }
 
 
+def merge(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One document from runs made side by side on one cluster (e.g. cycles in one
+    process, kills and faults in another): their records per trial, every command, the
+    wall time from the first start to the last end, and the load at the last end."""
+    if not documents:
+        raise ValueError("nothing to merge")
+    starts = [datetime.fromisoformat(str(d["started"])) for d in documents]
+    ends = [
+        s + timedelta(seconds=int(d["seconds"])) for s, d in zip(starts, documents, strict=True)
+    ]
+    commits = sorted({str(d.get("commit", "unknown")) for d in documents})
+    results: dict[str, list[Mapping[str, Any]]] = {}
+    for document in documents:
+        for name, records in document["results"].items():
+            results.setdefault(name, []).extend(records)
+    last = documents[ends.index(max(ends))]
+    return {
+        "command": " & ".join(str(d["command"]) for d in documents),
+        "commit": ", ".join(commits),
+        "started": min(starts).isoformat(timespec="seconds"),
+        "seconds": round((max(ends) - min(starts)).total_seconds()),
+        "machine": {**documents[0]["machine"], "load_end": last["machine"]["load_end"]},
+        "results": {name: results.get(name, []) for name in TARGETS},
+    }
+
+
 def render(document: Mapping[str, Any], json_name: str) -> str:
     results: Mapping[str, Sequence[Mapping[str, Any]]] = document["results"]
     machine = document["machine"]
@@ -21,7 +48,8 @@ def render(document: Mapping[str, Any], json_name: str) -> str:
         "# Reliability: the data promise under cycles, crashes and faults",
         "",
         f"Written by `{document['command']}` on {document['started']} "
-        f"({document['seconds'] // 60} min); raw records in [{json_name}]({json_name}).",
+        f"({document['seconds'] // 60} min) on commit {document.get('commit', 'unknown')}; "
+        f"raw records in [{json_name}]({json_name}).",
         "",
         f"Machine: {machine['cpus']} CPUs, kernel {machine['kernel']}, Python "
         f"{machine['python']}; the local cluster's real node (containerd, MariaDB 10.11 "
