@@ -1,36 +1,6 @@
-"""Declares the operator's installation; must run inside a Pulumi program.
-
-What `pulumi destroy` keeps
----------------------------
-`retain_on_delete` makes `destroy` forget these objects and leave them in the cluster:
-
-- the CRD: deleting it would delete every MySQL object in every namespace;
-- the state claim (and its static volume, if any): every instance's stack state;
-- the passphrase Secret: that state's secrets are encrypted with it, so the state is
-  useless without it;
-- the Namespace: deleting it would delete the claim and the Secret with it.
-
-The ServiceAccount, the ClusterRole and its binding, and the Deployment are deleted.
-A later `up` with the same namespace takes the kept objects over again (server-side apply
-creates by upserting), so reinstalling continues with the same stacks.
-
-The passphrase: generated once, stable, never in plain text
------------------------------------------------------------
-The program cannot write stack configuration, and the random provider cannot be used here
-(no plugin downloads), so the value is made like this:
-
-- if the `passphrase` key is set (`pulumi config set --secret passphrase ...`), that is the
-  value, and changing the key changes the Secret (only do that before the first instance
-  exists: the instance stacks are encrypted with the old one);
-- otherwise each run draws a fresh value with `secrets.token_urlsafe`, and the Secret
-  ignores changes to `data`/`stringData`: the first `up` creates the Secret with its draw,
-  and every later run's draw is discarded, because the engine keeps the stored input for
-  an ignored property. So the value is generated once and stays stable across `up` runs,
-  and a preview reports no change.
-
-The value is an `Output.secret` and the Secret's `data`/`stringData` are additional
-secret outputs, so the state holds it encrypted with the stack's secrets provider; the
-Deployment refers to it only through `secretKeyRef`; nothing logs or exports it.
+"""Declares the operator's installation (CRDs, RBAC, the reconciler Deployment, its state
+claim and passphrase Secret); must run inside a Pulumi program. What `pulumi destroy`
+keeps, and how the passphrase is made once and kept, is in docs/design.md ("Installing").
 """
 
 from __future__ import annotations
