@@ -150,7 +150,8 @@ set_up() {
     MYSQL_ROOT_PASSWORD, MYSQL_ALLOW_EMPTY_PASSWORD or MYSQL_RANDOM_ROOT_PASSWORD"
   fi
   if [ -z "${MYSQL_ROOT_PASSWORD:-}" ] && [ -n "${MYSQL_RANDOM_ROOT_PASSWORD:-}" ]; then
-    MYSQL_ROOT_PASSWORD=$(tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32)
+    # head closes the pipe early, so tr dies of SIGPIPE: not a failure here.
+    MYSQL_ROOT_PASSWORD=$(set +o pipefail; tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32)
     log "GENERATED ROOT PASSWORD: $MYSQL_ROOT_PASSWORD"
   fi
   local root_host=${MYSQL_ROOT_HOST:-%}
