@@ -44,15 +44,20 @@ def kubeconfig() -> Path:
 
 
 def code_commit() -> str:
-    """The commit under test, marked when the tree differs from it."""
+    """The commit under test, marked when tracked files differ from it (a run's own
+    output in docs/ does not count); "unknown" without git, so a run is never lost."""
 
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
 
-    commit = git("rev-parse", "--short", "HEAD")
-    return f"{commit} (modified)" if git("status", "--porcelain") else commit
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit} (modified)" if changed else commit
 
 
 def write(document: dict[str, Any], out: Path) -> None:
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write(merged, args.out)
         return 0
     config = kubeconfig()
+    # Before the trials: the tree may move on while they run.
+    commit = code_commit()
     started = time.monotonic()
     began = datetime.now(UTC)
 
@@ -91,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     document = {
         "command": " ".join(["hack/reliability", *(argv if argv is not None else sys.argv[1:])]),
-        "commit": code_commit(),
+        "commit": commit,
         "started": began.isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - started),
         "machine": {

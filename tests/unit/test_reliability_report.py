@@ -49,6 +49,7 @@ def test_merged_runs_keep_every_record_and_span_the_wall_time() -> None:
         faults=[record("job-killed")],
     )
     kills["machine"]["load_end"] = [4, 5, 6]
+    kills["commit"] = "def5678"
 
     merged = report.merge([cycles, kills])
 
@@ -60,7 +61,7 @@ def test_merged_runs_keep_every_record_and_span_the_wall_time() -> None:
         merged["command"] == "hack/reliability --kills 0 --faults 0 & hack/reliability --cycles 0"
     )
     page = report.render(merged, "reliability.json")
-    assert "on commit abc1234" in page
+    assert "on commit abc1234, def5678" in page
     assert "- destroy: rows missing" in page
     kills_row = next(line for line in page.splitlines() if line.startswith("| kills | "))
     assert kills_row.endswith("| 2 | 1 | 100 | 3 | 60 |")
