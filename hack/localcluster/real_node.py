@@ -366,7 +366,11 @@ def kube_proxy_argv(ctx: Context) -> list[str]:
 
 def corefile(ctx: Context) -> str:
     kubeconfig = ctx.layout.component_kubeconfig("coredns")
-    # Cluster names only: nothing is forwarded beyond this machine.
+    # Cluster names only: nothing is forwarded beyond this machine. As kubeadm's Corefile
+    # does, answers for cluster names are never cached: the kubernetes plugin answers
+    # from its watch, and a cached "no such name" from before a Service existed (or an
+    # answer cached for A but not AAAA) would make a new Service's name resolve, then
+    # fail, for up to 30 s.
     return f"""\
 {CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{
     bind {NODE_IP}
@@ -376,7 +380,10 @@ def corefile(ctx: Context) -> str:
         kubeconfig {kubeconfig} local
         pods insecure
     }}
-    cache 30
+    cache 30 {{
+        disable success {CLUSTER_DOMAIN}
+        disable denial {CLUSTER_DOMAIN}
+    }}
 }}
 .:53 {{
     bind {NODE_IP}

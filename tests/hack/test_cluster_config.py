@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from localcluster import object_store, storage
+from localcluster import object_store, real_node, storage
 from localcluster.control_plane import Context
 from localcluster.host_snapshot import HostSnapshot, parse_iptables_save
-from localcluster.layout import Layout, NodeKind
+from localcluster.layout import CLUSTER_DOMAIN, Layout, NodeKind
 
 pytestmark = pytest.mark.unit
 
@@ -192,3 +192,11 @@ def test_iptables_tables_loaded_since_count_only_for_what_they_hold() -> None:
         "filter :KUBE-FIREWALL -",
         "filter -A INPUT -j KUBE-FIREWALL",
     }
+
+
+def test_cluster_names_are_never_answered_from_the_dns_cache(tmp_path: Path) -> None:
+    corefile = real_node.corefile(context(tmp_path, NodeKind.REAL))
+    cluster_block = corefile.split("\n}\n")[0]
+    cache = cluster_block[cluster_block.index("cache 30 {") :]
+    assert f"disable success {CLUSTER_DOMAIN}" in cache
+    assert f"disable denial {CLUSTER_DOMAIN}" in cache
