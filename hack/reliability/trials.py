@@ -270,17 +270,24 @@ def _after_kill_problems(harness: Harness, name: str, obj: dict[str, Any]) -> li
     problems = []
     if harness.lock_files():
         problems.append(f"stale locks: {harness.lock_files()}")
-    restore = obj["status"].get("restore") or {}
-    if restore.get("attempt") != 1:
-        problems.append(f"restore attempt {restore.get('attempt')}: a second restore ran")
     uid = obj["metadata"]["uid"]
-    restores = [
-        event
-        for event in harness.events(name)
-        if event.reason == "RestoreSucceeded" and event.involved_object.uid == uid
-    ]
-    if len(restores) != 1:
-        problems.append(f"{len(restores)} RestoreSucceeded events for this lifetime")
+    reasons: list[str] = []
+    for event in harness.events(name):
+        if event.involved_object.uid == uid:
+            # Repeats of one Event are one object with a count.
+            reasons += [str(event.reason)] * (event.count or 1)
+    # Every attempt after the first must follow a failure the operator recorded (a Job
+    # that failed, e.g. on a transient error, is retried as a new one); an attempt that
+    # follows none means a crash made the operator start a second restore.
+    restore = obj["status"].get("restore") or {}
+    failed = reasons.count("RestoreFailed")
+    if restore.get("attempt") != 1 + failed:
+        problems.append(
+            f"restore attempt {restore.get('attempt')} after {failed} recorded failures: "
+            "a second restore ran"
+        )
+    if reasons.count("RestoreSucceeded") != 1:
+        problems.append(f"{reasons.count('RestoreSucceeded')} RestoreSucceeded events")
     jobs = harness.batch.list_namespaced_job(
         harness.namespace, label_selector="app.kubernetes.io/component in (restore,backup)"
     ).items
