@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.merge:
         merged = report.merge([json.loads(path.read_text()) for path in args.merge])
         write(merged, args.out)
-        return 0
+        records = [r for group in merged["results"].values() for r in group]
+        return 1 if any(not r["ok"] for r in records) else 0
     config = kubeconfig()
     # Before the trials: the tree may move on while they run.
     commit = code_commit()
