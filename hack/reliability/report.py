@@ -53,7 +53,9 @@ def render(document: Mapping[str, Any], json_name: str) -> str:
         "",
         f"Machine: {machine['cpus']} CPUs, kernel {machine['kernel']}, Python "
         f"{machine['python']}; the local cluster's real node (containerd, MariaDB 10.11 "
-        "tagged mysql:5.7), the default StorageClass (reclaim policy Delete).",
+        "tagged mysql:5.7), the default StorageClass (reclaim policy Delete). Load average "
+        f"(1/5/15 min) at the end: {[round(x, 2) for x in machine['load_end']]}; times are "
+        "inflated by whatever ran beside the trials.",
         "",
         "| trial | target | runs | ok | rows written (last) | rows lost | median s |",
         "|---|---|---:|---:|---:|---:|---:|",
