@@ -19,7 +19,7 @@ from localcluster.sigv4 import Credentials, S3Client
 
 from tests.conftest import CLUSTER
 from tests.support import api_client_for
-from tests.unit.test_toolchain_pins import go_requirement
+from tests.toolchain_pins import go_requirement
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_toolchain_pins import go_requirement, python_pins
+from tests.toolchain_pins import go_requirement, python_pins
 
 pytestmark = pytest.mark.integration
 

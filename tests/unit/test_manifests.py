@@ -24,30 +24,13 @@ from tests.unit.builders import (
     STATIC_BACKUP_PV,
     STATIC_DATA_PV,
     UID,
+    declared,
     desired,
 )
 
 pytestmark = pytest.mark.unit
 
 SERVER_SELECTOR = {"app": NAME, "app.kubernetes.io/component": "database"}
-
-
-def declared(of: Desired) -> list[Manifest]:
-    """Every manifest the stage declares, as the program registers them."""
-    found = [
-        manifests.credentials_secret(of),
-        manifests.scripts_config_map(of),
-        manifests.data_volume(of),
-        manifests.data_claim(of),
-        manifests.deployment(of),
-        manifests.internal_service(of),
-        manifests.client_service(of),
-        manifests.backup_volume(of),
-        manifests.backup_claim(of),
-        manifests.restore_job(of),
-        manifests.backup_job(of),
-    ]
-    return [manifest for manifest in found if manifest is not None]
 
 
 def kinds_and_names(of: Desired) -> set[tuple[str, str]]:

@@ -26,6 +26,7 @@ from tests.unit.builders import (
     RESTORE_JOB_1,
     STATIC_BACKUP_PV,
     STATIC_DATA_PV,
+    declared,
     desired,
 )
 from tests.unit.pulumi_mocks import (
@@ -35,7 +36,6 @@ from tests.unit.pulumi_mocks import (
     Registration,
     plain_strings,
 )
-from tests.unit.test_manifests import declared
 
 pytestmark = pytest.mark.unit
 

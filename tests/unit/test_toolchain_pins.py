@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import re
-import tomllib
-from pathlib import Path
 
 import pytest
 
+from tests.toolchain_pins import TOOLCHAIN, go_requirement, python_pins
+
 pytestmark = pytest.mark.unit
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TOOLCHAIN = REPO_ROOT / "hack" / "toolchain"
-
-
-def python_pins() -> dict[str, str]:
-    with (REPO_ROOT / "pyproject.toml").open("rb") as f:
-        dependencies = tomllib.load(f)["project"]["dependencies"]
-    return dict(dep.split("==") for dep in dependencies)
-
-
-def go_requirement(family: str, module: str) -> str:
-    text = (TOOLCHAIN / family / "go.mod").read_text()
-    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)} (v\S+)", text, re.MULTILINE)
-    assert match is not None, f"{module} not required in {family}/go.mod"
-    return match[1]
 
 
 def test_provider_plugin_release_matches_python_sdk() -> None:
