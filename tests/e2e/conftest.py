@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +133,14 @@ def real_node(
     finally:
         # A no-op when a teardown test already took it down.
         subprocess.run([str(CLUSTER), "down", "--state-dir", str(state_dir)], check=True)
+
+
+@pytest.fixture
+def namespace(real_node: RealNode, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new, empty namespace named after the test module, deleted afterwards."""
+    topic = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    name = f"e2e-{topic}-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(real_node.api())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)

@@ -5,8 +5,6 @@ host reads it back with the credentials of the Secret local-s3/minio-credentials
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -25,15 +23,6 @@ PUT_SCRIPT = (
     ' print "$r->{status} $r->{content}\\n"; exit($r->{success} ? 0 : 1)'
 )
 TIMEOUT_S = 180.0
-
-
-@pytest.fixture
-def namespace(real_node: RealNode) -> Iterator[str]:
-    name = f"e2e-s3-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(real_node.api())
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 def host_client(api: client.ApiClient) -> S3Client:

@@ -5,7 +5,6 @@ uses it, and its volume (reclaim Delete) goes with it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.e2e
 
 IMAGE = "localhost/mysql-operator/mariadb:10.11"
 TIMEOUT_S = 180.0
-
-
-@pytest.fixture
-def namespace(real_node: RealNode) -> Iterator[str]:
-    name = f"e2e-storage-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(real_node.api())
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 def claim(name: str) -> client.V1PersistentVolumeClaim:
