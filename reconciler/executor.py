@@ -245,6 +245,7 @@ class Executor:
         routes = True
         if not plan.deleting and server_pod is not None and server_pod.ready:
             routes = gateway.service_routes(namespace, name)
+        workload = gateway.workload(namespace, instance_selector(name)) if plan.deleting else ()
         return replace(
             live,
             deployment_present=gateway.deployment_exists(namespace, name),
@@ -252,8 +253,10 @@ class Executor:
             service_routes=routes,
             job=job,
             claim_event=claim_event,
-            workload_present=plan.deleting
-            and gateway.workload_exists(namespace, instance_selector(name)),
+            workload_present=any(
+                not deleting and not what.startswith("Job/") for what, deleting in workload
+            ),
+            going=tuple(what for what, deleting in workload if deleting),
         )
 
     def _volume(self, claim: parse.ClaimState | None) -> parse.VolumeState | None:

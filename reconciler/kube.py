@@ -305,10 +305,16 @@ class Gateway:
         )
         return found is not None
 
-    def workload_exists(self, namespace: str, label_selector: str) -> bool:
-        """Whether a Deployment or Service with these labels exists and is not already
-        being deleted."""
-        for lister in (self.apps.list_namespaced_deployment, self.core.list_namespaced_service):
+    def workload(self, namespace: str, label_selector: str) -> tuple[tuple[str, bool], ...]:
+        """The Deployments, Services and Jobs with these labels, as ("Kind/name", whether it
+        is being deleted)."""
+        found: list[tuple[str, bool]] = []
+        listers = (
+            ("Deployment", self.apps.list_namespaced_deployment),
+            ("Service", self.core.list_namespaced_service),
+            ("Job", self.batch.list_namespaced_job),
+        )
+        for kind, lister in listers:
             raw = self._raw(
                 lambda lister=lister: lister(  # type: ignore[misc]
                     namespace,
@@ -317,12 +323,12 @@ class Gateway:
                     _preload_content=False,
                 )
             )
-            if any(
-                not (item.get("metadata") or {}).get("deletionTimestamp")
-                for item in raw.get("items", [])
-            ):
-                return True
-        return False
+            for item in raw.get("items", []):
+                metadata = item.get("metadata") or {}
+                found.append(
+                    (f"{kind}/{metadata.get('name', '')}", bool(metadata.get("deletionTimestamp")))
+                )
+        return tuple(found)
 
     def service_routes(self, namespace: str, service: str) -> bool:
         """Whether the Service has a ready endpoint (its EndpointSlices say so)."""

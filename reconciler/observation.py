@@ -58,7 +58,9 @@ class Live:
     server_pod: PodState | None = None
     job: JobState | None = None  # the current attempt's restore or final-backup Job
     claim_event: str | None = None  # the newest Event of a claim that is not Bound
-    workload_present: bool = False  # any Deployment or Service of the instance exists
+    workload_present: bool = False  # a Deployment or Service of the instance exists
+    # The instance's Deployments, Services and Jobs that are being deleted ("Kind/name").
+    going: tuple[str, ...] = ()
     # The client Service has a ready endpoint (read only once the server is ready).
     service_routes: bool = True
 

@@ -14,6 +14,7 @@ is gone (pure). This is where an operator loses data if it is careless, so:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from reconciler.actions import (
     Action,
@@ -28,6 +29,7 @@ from reconciler.actions import (
     RemoveFinalizer,
     RemoveStack,
     Stall,
+    Wait,
 )
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
@@ -56,6 +58,8 @@ from reconciler.vocabulary import (
     VolumeRole,
 )
 from reconciler.volumes import release_patch, retained_patch, retention_patch
+
+GOING_POLL_S: Final = 2.0
 
 
 def decide_teardown(observation: Observation) -> Action:
@@ -105,9 +109,15 @@ def decide_teardown(observation: Observation) -> Action:
     release = _release_claims(observation, instance, status, namespace, name, uid, skip, keeps_data)
     if release is not None:
         return release
+    going = _going(live)
+    if going:
+        # The object goes last, so a MySQL object of the same name created right after
+        # meets none of this lifetime's objects.
+        return Wait(Reason.DELETING, f"waiting for {', '.join(going)} to be deleted", GOING_POLL_S)
     if stack.exists:
         return RemoveStack()
-    return RemoveFinalizer(_goodbye(status, instance, skip, keeps_data))
+    # The claim may be gone by now: what it held is in the status.
+    return RemoveFinalizer(_goodbye(status, instance, skip, keeps_data or _held_data(status)))
 
 
 def holds_data(status: InstanceStatus, live: Live) -> bool:
@@ -117,9 +127,14 @@ def holds_data(status: InstanceStatus, live: Live) -> bool:
     claim = live.data_claim
     if claim is None or not claim.bound:
         return False
-    if status.volumes is None:
-        return True
-    return status.volumes.data.carries_data or status.served
+    return status.volumes is None or _held_data(status)
+
+
+def _held_data(status: InstanceStatus) -> bool:
+    """Whether this lifetime's data volume held anything not also in a dump, by the
+    status alone."""
+    volumes = status.volumes
+    return status.served or (volumes is not None and volumes.data.carries_data)
 
 
 def _final_backup(
@@ -215,6 +230,17 @@ def _release_backup_claim(
         if patch is not None:
             return PatchVolumes((patch,))
     return None
+
+
+def _going(live: Live) -> tuple[str, ...]:
+    """The instance's objects that are being deleted and still exist (a Deployment waits
+    for its pods, a claim for the pod that mounts it)."""
+    claims = tuple(
+        f"PersistentVolumeClaim/{claim.name}"
+        for claim in (live.data_claim, live.backup_claim)
+        if claim is not None and claim.deleting
+    )
+    return live.going + claims
 
 
 def _released(claim: ClaimState) -> bool:

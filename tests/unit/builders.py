@@ -420,6 +420,7 @@ def live_of(
     job_pods: Sequence[Mapping[str, Any]] = (),
     claim_event: str | None = None,
     workload_present: bool = False,
+    going: Sequence[str] = (),
 ) -> Live:
     """`Live` parsed from API dicts, as the executor gathers it."""
     return Live(
@@ -434,6 +435,7 @@ def live_of(
         job=parse.job_state(job, job_pods) if job is not None else None,
         claim_event=claim_event,
         workload_present=workload_present,
+        going=tuple(going),
     )
 
 

@@ -73,6 +73,8 @@ from tests.unit.builders import (
 
 pytestmark = pytest.mark.unit
 
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+
 
 # -- the ports and the fakes ----------------------------------------------------------------
 
@@ -95,7 +97,7 @@ class GatewayPort(Protocol):
     def patch_volume(self, name: str, patch: Mapping[str, Any]) -> None: ...
     def delete_volume(self, name: str) -> None: ...
     def deployment_exists(self, namespace: str, name: str) -> bool: ...
-    def workload_exists(self, namespace: str, label_selector: str) -> bool: ...
+    def workload(self, namespace: str, label_selector: str) -> tuple[tuple[str, bool], ...]: ...
     def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]: ...
     def service_routes(self, namespace: str, service: str) -> bool: ...
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
@@ -134,7 +136,8 @@ class FakeGateway:
     pods: list[dict[str, Any]] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     deployment: bool = False
-    workload: bool = False
+    serving_objects: bool = False  # the Deployment and Service exist
+    going: list[str] = field(default_factory=list)  # objects being deleted
     terminating: bool = False
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: bool = True  # the client Service has a ready endpoint
@@ -189,8 +192,14 @@ class FakeGateway:
 
     def delete_claim(self, namespace: str, name: str) -> None:
         self.log.append(f"delete-claim {name}")
-        # Kubernetes' own pvc-protection finalizer keeps it until no pod uses it.
-        self.claims[name]["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:00Z"
+        metadata = self.claims[name]["metadata"]
+        if not self.pods:
+            # Kubernetes' pvc-protection lets go once no pod uses the claim.
+            metadata["finalizers"] = [f for f in metadata["finalizers"] if f != PVC_PROTECTION]
+        if metadata["finalizers"]:
+            metadata["deletionTimestamp"] = "2026-01-01T12:00:00Z"
+        else:
+            del self.claims[name]
 
     def get_volume(self, name: str) -> Mapping[str, Any] | None:
         return copy.deepcopy(self.volumes.get(name))
@@ -214,8 +223,9 @@ class FakeGateway:
     def deployment_exists(self, namespace: str, name: str) -> bool:
         return self.deployment
 
-    def workload_exists(self, namespace: str, label_selector: str) -> bool:
-        return self.workload
+    def workload(self, namespace: str, label_selector: str) -> tuple[tuple[str, bool], ...]:
+        serving = (("Deployment/x", False), ("Service/x", False)) if self.serving_objects else ()
+        return serving + tuple((what, True) for what in self.going)
 
     def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]:
         return [p for p in self.pods if labels_match(p["metadata"]["labels"], label_selector)]
@@ -265,7 +275,7 @@ class FakeDriver:
         run = self._run(f"up {desired.stage.value}" + (" refresh" if refresh else ""))
         self.deployed.append(desired)
         self.stack = DEPLOYED
-        self.gateway.deployment = self.gateway.workload = True
+        self.gateway.deployment = self.gateway.serving_objects = True
         for declared in (manifests.restore_job(desired), manifests.backup_job(desired)):
             if declared is not None:
                 name = declared["metadata"]["name"]
@@ -277,7 +287,7 @@ class FakeDriver:
             return None
         run = self._run("destroy")
         self.stack = EMPTY_STACK
-        self.gateway.deployment = self.gateway.workload = False
+        self.gateway.deployment = self.gateway.serving_objects = False
         self.gateway.pods.clear()
         self.gateway.jobs.clear()
         return run
@@ -378,7 +388,7 @@ def bound_storage(gateway: FakeGateway, *, kept: bool) -> None:
 
 
 def running_server(gateway: FakeGateway) -> None:
-    gateway.deployment = gateway.workload = True
+    gateway.deployment = gateway.serving_objects = True
     gateway.pods.append(pod())
 
 
@@ -639,6 +649,23 @@ def test_after_a_verified_backup_destroy_then_release_then_the_finalizer() -> No
     assert "deletionTimestamp" not in gateway.claims[BACKUP_CLAIM]["metadata"]
     assert gateway.volumes[BACKUP_PV]["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert event_reasons(gateway)[-3:] == ["Destroyed", "DataReleased", "Deleted"]
+
+
+def test_the_finalizer_stays_until_the_destroyed_objects_are_gone() -> None:
+    gateway, driver = serving_cluster(deleting=True)
+    run = executor(gateway, driver)
+    run.reconcile(KEY)
+    finish_backup(gateway)
+    gateway.going = ["Deployment/mysql-instance"]
+    result = run.reconcile(KEY)
+    assert result.outcome is Outcome.WAIT
+    assert result.requeue_after_s is not None and result.requeue_after_s <= 5
+    assert gateway.mysql is not None
+    assert FINALIZER in gateway.mysql["metadata"]["finalizers"]
+    assert "waiting for Deployment/mysql-instance" in str(gateway.mysql["status"])
+    gateway.going = []
+    assert run.reconcile(KEY).outcome is Outcome.DONE
+    assert gateway.mysql is None
 
 
 @pytest.mark.parametrize("failing", ["destroy", "remove-stack"])

@@ -31,7 +31,7 @@ from reconciler.live import claim_state, volume_state
 from reconciler.observation import Live, StackState
 from reconciler.policy import desired_for, storage_fields
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
-from reconciler.teardown import decide_orphans, decide_teardown, holds_data
+from reconciler.teardown import GOING_POLL_S, decide_orphans, decide_teardown, holds_data
 from reconciler.vocabulary import (
     ANNOTATION_RELEASED,
     ANNOTATION_RETAINED_REASON,
@@ -546,11 +546,36 @@ def test_the_goodbye_says_when_there_was_nothing_to_back_up() -> None:
 
 
 def test_the_goodbye_says_a_skipped_backup_left_the_volume() -> None:
+    # The claim is gone by the time the finalizer goes; the status says what it held.
+    skip = {ANNOTATION_SKIP_FINAL_BACKUP: UID}
+    action = decide(SERVED, live=all_released(), stack=NO_STACK, annotations=skip)
+    assert isinstance(action, RemoveFinalizer)
+    assert "retained" in action.notice.message
+
+
+def test_the_object_goes_after_the_claim_it_released() -> None:
+    # A pod that still mounts the claim keeps it (pvc-protection); a MySQL object of the
+    # same name created now would meet it.
     skip = {ANNOTATION_SKIP_FINAL_BACKUP: UID}
     live = destroyed(data_claim=claim(deleting=True, finalizers=["kubernetes.io/pvc-protection"]))
     action = decide(SERVED, live=live, stack=NO_STACK, annotations=skip)
-    assert isinstance(action, RemoveFinalizer)
-    assert "retained" in action.notice.message
+    assert isinstance(action, Wait)
+    assert action.reason is Reason.DELETING
+    assert f"PersistentVolumeClaim/{DATA_CLAIM}" in action.message
+
+
+def test_the_object_goes_after_the_objects_the_destroy_deleted() -> None:
+    # The engine does not wait for deletions; a Deployment waits for its pods.
+    live = replace(all_released(), going=("Deployment/mysql-instance", "Job/x-backup-1"))
+    action = decide(backing_up(BACKED_UP), live=live, stack=NO_STACK)
+    assert action == Wait(
+        Reason.DELETING,
+        "waiting for Deployment/mysql-instance, Job/x-backup-1 to be deleted",
+        GOING_POLL_S,
+    )
+    assert decide(backing_up(BACKED_UP), live=all_released(), stack=NO_STACK) == RemoveFinalizer(
+        Notice("Deleted", f"deleted after the final backup: {BACKUP_LINE}")
+    )
 
 
 def test_the_goodbye_of_a_retained_instance_says_its_data_is_kept() -> None:
