@@ -36,6 +36,7 @@ from reconciler.observation import StackState
 from reconciler.policy import POLL_S, desired_for, retry_delay_s, storage_fields
 from reconciler.selectors import parse_selector
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
+from reconciler.teardown import GOING_POLL_S
 from reconciler.vocabulary import (
     ANNOTATION_RELEASED,
     ANNOTATION_RETAINED_REASON,
@@ -659,7 +660,7 @@ def test_the_finalizer_stays_until_the_destroyed_objects_are_gone() -> None:
     gateway.going = ["Deployment/mysql-instance"]
     result = run.reconcile(KEY)
     assert result.outcome is Outcome.WAIT
-    assert result.requeue_after_s is not None and result.requeue_after_s <= 5
+    assert result.requeue_after_s == GOING_POLL_S
     assert gateway.mysql is not None
     assert FINALIZER in gateway.mysql["metadata"]["finalizers"]
     assert "waiting for Deployment/mysql-instance" in str(gateway.mysql["status"])
