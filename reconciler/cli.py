@@ -24,10 +24,11 @@ from typing import Any, Final
 
 import yaml
 
-from reconciler.driver import Plan, StackError, stack_name
+from reconciler.driver import Plan
 from reconciler.kube import Gateway, load_api_client
 from reconciler.policy import desired_for
 from reconciler.runner import AlreadyRunning, make_driver, resolve_passphrase, run
+from reconciler.runs import StackError, stack_name
 from reconciler.settings import Settings, SettingsError, add_arguments, load_settings
 from reconciler.spec import SpecError, parse_instance
 from reconciler.status import JobPhase, parse_status

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -43,6 +42,7 @@ from reconciler.desired import Desired
 from reconciler.engine_events import RunTimings, StepClock
 from reconciler.observation import StackState
 from reconciler.program import ClusterAccess, build_program
+from reconciler.runs import FailureKind, RunResult, StackError, stack_name
 from reconciler.status import ToolchainVersions
 
 log = logging.getLogger(__name__)
@@ -73,31 +73,6 @@ TRANSIENT_PATTERNS: Final = (
 SPEC_PATTERNS: Final = (r"\bis invalid\b", r"\b422\b", r"admission webhook .* denied")
 
 
-class FailureKind(StrEnum):
-    SPEC = "spec"  # the API server rejected what the spec declares
-    TRANSIENT = "transient"  # retry with backoff
-    STUCK = "stuck"  # a lock or pending operations; recovered before the next attempt
-    FAILED = "failed"  # a resource failed (a Job, a rollout): retry with backoff, report
-
-
-class StackError(Exception):
-    def __init__(self, kind: FailureKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """One engine run that finished; `result` is the engine's (succeeded or failed)."""
-
-    update_id: str
-    kind: str
-    result: str
-    resource_changes: Mapping[str, int] = field(default_factory=dict)
-    timings: RunTimings | None = None
-
-
 @dataclass(frozen=True)
 class PlannedStep:
     op: str
@@ -124,10 +99,6 @@ class DriverConfig:
     cluster: ClusterAccess
     # repr=False: settings objects end up in logs.
     passphrase: str = field(repr=False)
-
-
-def stack_name(namespace: str, name: str) -> str:
-    return f"{namespace}.{name}"
 
 
 def translate(error: auto.CommandError) -> StackError:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from reconciler import live as parse
+from reconciler import transitions
 from reconciler.actions import (
     Action,
     AddFinalizer,
@@ -25,7 +26,6 @@ from reconciler.actions import (
     Destroy,
     Forget,
     ForgetStack,
-    JobKind,
     MarkReady,
     Notice,
     PatchVolumes,
@@ -37,18 +37,8 @@ from reconciler.actions import (
     Stall,
     Wait,
 )
-from reconciler.conditions import (
-    Condition,
-    ConditionType,
-    Reason,
-    Status,
-    find,
-    mark_ready,
-    mark_reconciling,
-    mark_stalled,
-    set_condition,
-)
-from reconciler.driver import Driver, FailureKind, RunResult, StackError, stack_name
+from reconciler.conditions import ConditionType, Reason, Status, find
+from reconciler.driver import Driver
 from reconciler.engine_events import RunTimings
 from reconciler.kube import ApiUnavailable, Conflict, Gateway
 from reconciler.metrics import Metrics
@@ -57,23 +47,18 @@ from reconciler.names import (
     data_claim_name,
     instance_selector,
     label_selector,
-    names_for,
     server_selector,
     volume_selector,
 )
 from reconciler.observation import Live, Observation, parse_object
 from reconciler.policy import generation_of, metadata_of
 from reconciler.reconcile import GatherPlan, decide, gather_plan, identity
+from reconciler.runs import FailureKind, StackError, describe_changes
 from reconciler.selectors import Selector
-from reconciler.status import (
-    Endpoint,
-    JobPhase,
-    JobRecord,
-    ToolchainVersions,
-    UpdateRecord,
-)
+from reconciler.status import InstanceStatus, ToolchainVersions
 from reconciler.teardown import decide_orphans
-from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER, MYSQL_PORT, Stage, VolumeRole
+from reconciler.transitions import Moment
+from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER, VolumeRole
 from reconciler.volumes import VolumePatch
 
 log = logging.getLogger(__name__)
@@ -322,7 +307,8 @@ def _release_claim(gateway: Gateway, namespace: str, action: ReleaseClaim) -> No
 
 class _Step:
     """Applies one action to one object; None means "decide again", a Result ends the
-    reconcile."""
+    reconcile. The next status comes from `transitions`; this class only carries out the
+    effects and writes that status."""
 
     def __init__(
         self, executor: Executor, key: Key, obj: Mapping[str, Any], observation: Observation
@@ -332,13 +318,13 @@ class _Step:
         self.driver = executor.driver
         self.key = key
         self.obj = obj
-        self.observation = observation
         self.generation = generation_of(obj)
         self.written = observation.parsed_object.status
         self.status = self.written
         self.engine_run: RunTimings | None = None
 
     def apply(self, action: Action) -> Result | None:
+        status = self.status
         if isinstance(action, Forget):
             self.executor.metrics.observe_instance(self.key, None, None)
             return Result(Outcome.DONE, "forget")
@@ -346,8 +332,10 @@ class _Step:
             self.gateway.set_finalizer(self.obj, FINALIZER, present=True)
             return None
         if isinstance(action, Stall):
-            new = self._stall(action.reason, action.message)
             # Logged when the problem is new; a resync of the same one is quiet.
+            new = self._move(
+                transitions.stalled(status, action.reason, action.message, self.moment)
+            )
             return Result(
                 Outcome.STALLED,
                 "stall",
@@ -356,7 +344,7 @@ class _Step:
                 reason=action.reason.value,
             )
         if isinstance(action, Wait):
-            self._set(mark_reconciling, action.reason, action.message)
+            self._move(transitions.reconciling(status, action.reason, action.message, self.moment))
             return Result(
                 Outcome.WAIT,
                 "wait",
@@ -365,12 +353,12 @@ class _Step:
             )
         if isinstance(action, RecordVolumes):
             _patch_volumes(self.gateway, action.adopt)
-            self.status = replace(self.status, volumes=action.volumes)
-            self._write()
+            self._move(transitions.volumes_recorded(status, action.volumes))
             self._notice(action.notice)
             return None
         if isinstance(action, RecordJob):
-            self._record_job(action)
+            self._move(transitions.job_recorded(status, action.kind, action.record, self.moment))
+            self._notice(action.notice)
             return None
         if isinstance(action, Deploy):
             return self._deploy(action)
@@ -379,15 +367,7 @@ class _Step:
             self._notice(action.notice)
             return None
         if isinstance(action, MarkReady):
-            self._conditions(
-                mark_ready(
-                    self.status.conditions,
-                    action.message,
-                    generation=self.generation,
-                    now=self.executor.now(),
-                )
-            )
-            self._observe_metrics()
+            self._move(transitions.ready(status, action.message, self.moment))
             return Result(Outcome.DONE, "ready")
         if isinstance(action, Destroy):
             return self._destroy()
@@ -413,46 +393,45 @@ class _Step:
     # -- the engine --------------------------------------------------------------------------
 
     def _deploy(self, action: Deploy) -> Result | None:
-        desired = action.desired
-        self._set(mark_reconciling, action.reason, action.message)
-        if action.reason in (Reason.STACK_STATE_LOST,) or action.refresh:
+        self._move(transitions.reconciling(self.status, action.reason, action.message, self.moment))
+        if action.reason is Reason.STACK_STATE_LOST or action.refresh:
             self._notice(Notice(action.reason.value, action.message, warning=True))
         try:
-            run = self.driver.up(desired, refresh=action.refresh)
+            run = self.driver.up(action.desired, refresh=action.refresh)
         except StackError as error:
             return self._failed("deploy", error)
         self.engine_run = run.timings
-        instance = desired.instance
-        names = names_for(instance)
-        self.status = replace(
-            self.status,
-            inputs_fingerprint=action.fingerprint,
-            toolchain=self.executor.toolchain,
-            last_update=_record(run, desired.stage.value),
-            endpoint=Endpoint(
-                f"{names.service}.{instance.namespace}.svc.{self.executor.cluster_domain}",
-                MYSQL_PORT,
-            ),
-            stack=stack_name(instance.namespace, instance.name),
-            served=self.status.served or desired.stage is Stage.SERVING,
+        executor = self.executor
+        self._move(
+            transitions.deployed(
+                self.status,
+                action.desired,
+                action.fingerprint,
+                run,
+                toolchain=executor.toolchain,
+                cluster_domain=executor.cluster_domain,
+            )
         )
-        self._write()
+        stage = action.desired.stage.value
         self._notice(
-            Notice("Updated", f"update {run.update_id} ({desired.stage.value}): {_changes(run)}")
+            Notice("Updated", f"update {run.update_id} ({stage}): {describe_changes(run)}")
         )
         return None
 
     def _destroy(self) -> Result | None:
-        self._set(mark_reconciling, Reason.DELETING, "destroying the stack")
+        self._move(
+            transitions.reconciling(
+                self.status, Reason.DELETING, "destroying the stack", self.moment
+            )
+        )
         try:
             run = self.driver.destroy(*self.key)
         except StackError as error:
             return self._failed("destroy", error)
         if run is not None:
             self.engine_run = run.timings
-            self.status = replace(self.status, last_update=_record(run, "destroy"))
-            self._write()
-            self._notice(Notice("Destroyed", f"destroy {run.update_id}: {_changes(run)}"))
+            self._move(transitions.destroyed(self.status, run))
+            self._notice(Notice("Destroyed", f"destroy {run.update_id}: {describe_changes(run)}"))
         return None
 
     def _stack_call(self, call: Callable[[], None], step: str) -> Result | None:
@@ -463,81 +442,28 @@ class _Step:
         return None
 
     def _failed(self, step: str, error: StackError) -> Result:
-        if error.kind is FailureKind.SPEC:
-            self._stall(Reason.SPEC_INVALID, error.message)
-            return Result(Outcome.STALLED, step, error.kind.value, error.message)
-        if error.kind is FailureKind.FAILED:
-            self._stall(
-                Reason.UPDATE_FAILED, f"{step} failed; retrying with backoff: {error.message}"
-            )
-        else:
-            self._set(
-                mark_reconciling, Reason.RETRY, f"{step}: {error.kind.value} error: {error.message}"
-            )
-        return Result(Outcome.RETRY, step, error.kind.value, error.message)
+        self._move(transitions.failed(self.status, step, error, self.moment))
+        outcome = Outcome.STALLED if error.kind is FailureKind.SPEC else Outcome.RETRY
+        return Result(outcome, step, error.kind.value, error.message)
 
-    # -- status ------------------------------------------------------------------------------
+    # -- writing -----------------------------------------------------------------------------
 
-    def _record_job(self, action: RecordJob) -> None:
-        record = action.record
-        condition = (
-            ConditionType.RESTORED if action.kind is JobKind.RESTORE else ConditionType.BACKUP_READY
-        )
-        status, reason, message = _job_condition(action.kind, record)
-        if action.kind is JobKind.RESTORE:
-            self.status = replace(self.status, restore=record)
-        else:
-            self.status = replace(self.status, final_backup=record)
-        self._conditions(
-            set_condition(
-                self.status.conditions,
-                condition,
-                status,
-                reason,
-                message,
-                generation=self.generation,
-                now=self.executor.now(),
-            )
-        )
-        self._notice(action.notice)
+    @property
+    def moment(self) -> Moment:
+        """Conditions set now (after an engine run, not when the pass began)."""
+        return Moment(self.generation, self.executor.now())
 
-    def _stall(self, reason: Reason, message: str) -> bool:
-        """Marks the object Stalled; True when this is a new problem."""
-        before = find(self.status.conditions, ConditionType.STALLED)
-        self._set(mark_stalled, reason, message)
-        # One Event per new problem, not one per resync.
-        new = before is None or before.reason is not reason or before.message != message
-        if new:
-            self._notice(Notice(reason.value, message, warning=True))
-        return new
-
-    def _set(
-        self,
-        mark: Callable[..., tuple[Condition, ...]],
-        reason: Reason,
-        message: str,
-    ) -> None:
-        self._conditions(
-            mark(
-                self.status.conditions,
-                reason,
-                message,
-                generation=self.generation,
-                now=self.executor.now(),
-            )
-        )
-
-    def _conditions(self, conditions: tuple[Condition, ...]) -> None:
-        self.status = replace(
-            self.status, conditions=conditions, observed_generation=self.generation
-        )
-        self._write()
-
-    def _write(self) -> None:
-        if self.status != self.written:
-            self.gateway.patch_status(*self.key, self.status.to_patch())
-            self.written = self.status
+    def _move(self, status: InstanceStatus) -> bool:
+        """Writes `status` when it differs from what the object has, with a Warning Event
+        when it brings a new stall; True when it did."""
+        stall = transitions.new_stall(self.status, status)
+        self.status = status
+        if status != self.written:
+            self.gateway.patch_status(*self.key, status.to_patch())
+            self.written = status
         self._observe_metrics()
+        self._notice(stall)
+        return stall is not None
 
     def _observe_metrics(self) -> None:
         ready = find(self.status.conditions, ConditionType.READY)
@@ -557,39 +483,6 @@ class _Step:
         log.log(
             level, notice.message, extra={**_fields(self.key, "event"), "reason": notice.reason}
         )
-
-
-def _job_condition(kind: JobKind, record: JobRecord) -> tuple[Status, Reason, str]:
-    noun = "restore" if kind is JobKind.RESTORE else "final backup"
-    running, succeeded, failed = (
-        (Reason.RESTORE_RUNNING, Reason.RESTORE_SUCCEEDED, Reason.RESTORE_FAILED)
-        if kind is JobKind.RESTORE
-        else (Reason.BACKUP_RUNNING, Reason.BACKUP_SUCCEEDED, Reason.BACKUP_FAILED)
-    )
-    if record.phase is JobPhase.SUCCEEDED:
-        return Status.TRUE, succeeded, f"{noun} Job {record.job}: {record.message}"
-    if record.phase is JobPhase.RUNNING:
-        return Status.UNKNOWN, running, f"{noun} Job {record.job}, attempt {record.attempt}"
-    return (
-        Status.FALSE,
-        Reason(record.reason) if record.phase is JobPhase.REFUSED and record.reason else failed,
-        f"{noun} attempt {record.attempt} (Job {record.job}) failed: {record.message}",
-    )
-
-
-def _record(run: RunResult, stage: str) -> UpdateRecord:
-    return UpdateRecord(
-        id=run.update_id,
-        kind=run.kind,
-        stage=stage,
-        result=run.result,
-        resource_changes=run.resource_changes,
-    )
-
-
-def _changes(run: RunResult) -> str:
-    changes = {op: n for op, n in run.resource_changes.items() if op != "same" and n}
-    return ", ".join(f"{op} {n}" for op, n in sorted(changes.items())) or "no changes"
 
 
 def _fields(key: Key, action: str, **more: object) -> dict[str, object]:

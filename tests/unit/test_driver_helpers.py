@@ -8,14 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from reconciler.backend_files import deployed_kubernetes_objects, drop_pending_operations
-from reconciler.driver import (
-    FailureKind,
-    Plan,
-    classify,
-    stack_name,
-    summarize_error,
-    update_id,
-)
+from reconciler.driver import Plan, classify, summarize_error, update_id
+from reconciler.runs import FailureKind, stack_name
 
 pytestmark = pytest.mark.unit
 

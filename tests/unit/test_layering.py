@@ -45,6 +45,9 @@ PURE: Final = (
     "fingerprint",
     "queue",
     "selectors",
+    "engine_events",
+    "runs",
+    "transitions",
 )
 
 

@@ -25,7 +25,7 @@ import pytest
 from reconciler import manifests
 from reconciler.conditions import Reason
 from reconciler.desired import ClaimBinding, Desired
-from reconciler.driver import Driver, FailureKind, RunResult, StackError
+from reconciler.driver import Driver
 from reconciler.engine_events import RunTimings
 from reconciler.executor import MAX_PASSES, Executor, Outcome, Result
 from reconciler.fingerprint import fingerprint_key, inputs_fingerprint
@@ -34,6 +34,7 @@ from reconciler.metrics import Metrics
 from reconciler.names import volume_labels
 from reconciler.observation import StackState
 from reconciler.policy import POLL_S, desired_for, retry_delay_s, storage_fields
+from reconciler.runs import FailureKind, RunResult, StackError
 from reconciler.selectors import parse_selector
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
 from reconciler.teardown import GOING_POLL_S
