@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from reconciler import live as parse
 from reconciler import transitions
 from reconciler.actions import (
     Action,
@@ -40,25 +39,18 @@ from reconciler.actions import (
 from reconciler.conditions import ConditionType, Reason, Status, find
 from reconciler.driver import Driver
 from reconciler.engine_events import RunTimings
+from reconciler.gather import live_objects, observe
 from reconciler.kube import ApiUnavailable, Conflict, Gateway
 from reconciler.metrics import Metrics
-from reconciler.names import (
-    backup_claim_name,
-    data_claim_name,
-    instance_selector,
-    label_selector,
-    server_selector,
-    volume_selector,
-)
-from reconciler.observation import Live, Observation, parse_object
+from reconciler.observation import Observation
 from reconciler.policy import generation_of, metadata_of
-from reconciler.reconcile import GatherPlan, decide, gather_plan, identity
+from reconciler.reconcile import decide
 from reconciler.runs import FailureKind, StackError, describe_changes
 from reconciler.selectors import Selector
 from reconciler.status import InstanceStatus, ToolchainVersions
 from reconciler.teardown import decide_orphans
 from reconciler.transitions import Moment
-from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER, VolumeRole
+from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER
 from reconciler.volumes import VolumePatch
 
 log = logging.getLogger(__name__)
@@ -153,7 +145,15 @@ class Executor:
             if not self.selector.matches(metadata_of(obj).get("labels") or {}):
                 # Woken through one of its objects, but another reconciler's to drive.
                 return Result(Outcome.DONE, "not-selected")
-            observation = self._observe(obj)
+            observation = observe(
+                obj,
+                self.gateway,
+                self.driver,
+                toolchain=self.toolchain,
+                fingerprint_key=self.fingerprint_key,
+                host_path_root=self.host_path_root,
+                now=self.now(),
+            )
             action = decide(observation)
             step = _Step(self, key, obj, observation)
             result = step.apply(action)
@@ -165,97 +165,6 @@ class Executor:
                 return replace(result, action=name, engine_run=last_run, engine_runs=runs)
         return Result(Outcome.RETRY, "passes", "loop", f"no decision after {MAX_PASSES} passes")
 
-    # -- observe ----------------------------------------------------------------------------
-
-    def _observe(self, obj: Mapping[str, Any]) -> Observation:
-        namespace, name, _uid = identity(obj)
-        parsed = parse_object(obj)
-        plan = gather_plan(obj, parsed)
-        live = self._live(namespace, name, plan)
-        stack = self.driver.stack_state(namespace, name, definite=plan.deleting)
-        secret = None
-        if plan.secret is not None:
-            raw = self.gateway.secret_metadata(namespace, plan.secret)
-            secret = parse.secret_state(raw) if raw is not None else None
-        return Observation(
-            obj=obj,
-            toolchain=self.toolchain,
-            fingerprint_key=self.fingerprint_key,
-            now=self.now(),
-            stack=stack,
-            live=live,
-            namespace_terminating=(plan.deleting or _claims_going(live))
-            and self.gateway.namespace_terminating(namespace),
-            password_secret=secret,
-            host_path_root=self.host_path_root,
-            parsed=parsed,
-        )
-
-    def _live(self, namespace: str, name: str, plan: GatherPlan | None) -> Live:
-        gateway = self.gateway
-        raw_data = gateway.get_claim(namespace, data_claim_name(name))
-        raw_backup = gateway.get_claim(namespace, backup_claim_name(name))
-        data_claim = parse.claim_state(raw_data) if raw_data is not None else None
-        backup_claim = parse.claim_state(raw_backup) if raw_backup is not None else None
-        live = Live(
-            data_claim=data_claim,
-            backup_claim=backup_claim,
-            data_volume=self._volume(data_claim),
-            backup_volume=self._volume(backup_claim),
-        )
-        if plan is None:
-            return live
-        if plan.adoption_candidates:
-            live = replace(
-                live,
-                retained_data=self._volumes(namespace, name, VolumeRole.DATA),
-                retained_backup=self._volumes(namespace, name, VolumeRole.BACKUP),
-            )
-        pods = gateway.list_pods(namespace, label_selector(server_selector(name)))
-        server = max(
-            pods, key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")), default=None
-        )
-        job = None
-        if plan.job is not None:
-            raw_job = gateway.get_job(namespace, plan.job)
-            if raw_job is not None:
-                job_pods = gateway.list_pods(namespace, f"job-name={plan.job}")
-                job = parse.job_state(raw_job, job_pods)
-        claim_event = None
-        if data_claim is not None and not data_claim.bound:
-            claim_event = parse.newest_event_message(
-                gateway.events_for(namespace, "PersistentVolumeClaim", data_claim.name)
-            )
-        server_pod = parse.pod_state(server) if server is not None else None
-        routes = True
-        if not plan.deleting and server_pod is not None and server_pod.ready:
-            routes = gateway.service_routes(namespace, name)
-        workload = gateway.workload(namespace, instance_selector(name)) if plan.deleting else ()
-        return replace(
-            live,
-            deployment_present=gateway.deployment_exists(namespace, name),
-            server_pod=server_pod,
-            service_routes=routes,
-            job=job,
-            claim_event=claim_event,
-            workload_present=any(
-                not deleting and not what.startswith("Job/") for what, deleting in workload
-            ),
-            going=tuple(what for what, deleting in workload if deleting),
-        )
-
-    def _volume(self, claim: parse.ClaimState | None) -> parse.VolumeState | None:
-        if claim is None or claim.volume is None:
-            return None
-        raw = self.gateway.get_volume(claim.volume)
-        return parse.volume_state(raw) if raw is not None else None
-
-    def _volumes(
-        self, namespace: str, name: str, role: VolumeRole
-    ) -> tuple[parse.VolumeState, ...]:
-        found = self.gateway.list_volumes(volume_selector(namespace, name, role))
-        return tuple(parse.volume_state(raw) for raw in found)
-
     # -- claims without an object -------------------------------------------------------------
 
     def _orphans(self, key: Key) -> Result:
@@ -263,7 +172,9 @@ class Executor:
         self.metrics.observe_instance(key, None, None)
         namespace, name = key
         for _ in range(MAX_PASSES):
-            action = decide_orphans(namespace, name, self._live(namespace, name, None), self.now())
+            action = decide_orphans(
+                namespace, name, live_objects(self.gateway, namespace, name, None), self.now()
+            )
             if action is None:
                 return Result(Outcome.GONE, "gone")
             if isinstance(action, PatchVolumes):
@@ -273,12 +184,6 @@ class Executor:
             else:
                 raise AssertionError(f"unexpected action for claims without an instance: {action}")
         return Result(Outcome.RETRY, "orphans", "loop", f"no decision after {MAX_PASSES} passes")
-
-
-def _claims_going(live: Live) -> bool:
-    return any(
-        claim is not None and claim.deleting for claim in (live.data_claim, live.backup_claim)
-    )
 
 
 def _patch_volumes(gateway: Gateway, patches: tuple[VolumePatch, ...]) -> None:

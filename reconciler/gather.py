@@ -1,0 +1,135 @@
+"""Gathers what one reconcile pass looks at, through the two effect modules, into an
+`Observation` for the pure decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from reconciler import live as parse
+from reconciler.driver import Driver
+from reconciler.kube import Gateway
+from reconciler.names import (
+    backup_claim_name,
+    data_claim_name,
+    instance_selector,
+    label_selector,
+    server_selector,
+    volume_selector,
+)
+from reconciler.observation import Live, Observation, parse_object
+from reconciler.reconcile import GatherPlan, gather_plan, identity
+from reconciler.status import ToolchainVersions
+from reconciler.vocabulary import VolumeRole
+
+
+def observe(
+    obj: Mapping[str, Any],
+    gateway: Gateway,
+    driver: Driver,
+    *,
+    toolchain: ToolchainVersions,
+    fingerprint_key: bytes,
+    host_path_root: str | None,
+    now: datetime,
+) -> Observation:
+    """Everything one pass reads about `obj`, parsed once."""
+    namespace, name, _uid = identity(obj)
+    parsed = parse_object(obj)
+    plan = gather_plan(obj, parsed)
+    live = live_objects(gateway, namespace, name, plan)
+    stack = driver.stack_state(namespace, name, definite=plan.deleting)
+    secret = None
+    if plan.secret is not None:
+        raw = gateway.secret_metadata(namespace, plan.secret)
+        secret = parse.secret_state(raw) if raw is not None else None
+    return Observation(
+        obj=obj,
+        toolchain=toolchain,
+        fingerprint_key=fingerprint_key,
+        now=now,
+        stack=stack,
+        live=live,
+        namespace_terminating=(plan.deleting or _claims_going(live))
+        and gateway.namespace_terminating(namespace),
+        password_secret=secret,
+        host_path_root=host_path_root,
+        parsed=parsed,
+    )
+
+
+def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan | None) -> Live:
+    """The instance's objects; without a plan (the MySQL object is gone) only its claims
+    and their volumes."""
+    raw_data = gateway.get_claim(namespace, data_claim_name(name))
+    raw_backup = gateway.get_claim(namespace, backup_claim_name(name))
+    data_claim = parse.claim_state(raw_data) if raw_data is not None else None
+    backup_claim = parse.claim_state(raw_backup) if raw_backup is not None else None
+    live = Live(
+        data_claim=data_claim,
+        backup_claim=backup_claim,
+        data_volume=_volume(gateway, data_claim),
+        backup_volume=_volume(gateway, backup_claim),
+    )
+    if plan is None:
+        return live
+    if plan.adoption_candidates:
+        live = replace(
+            live,
+            retained_data=_volumes(gateway, namespace, name, VolumeRole.DATA),
+            retained_backup=_volumes(gateway, namespace, name, VolumeRole.BACKUP),
+        )
+    pods = gateway.list_pods(namespace, label_selector(server_selector(name)))
+    server = max(
+        pods, key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")), default=None
+    )
+    job = None
+    if plan.job is not None:
+        raw_job = gateway.get_job(namespace, plan.job)
+        if raw_job is not None:
+            job_pods = gateway.list_pods(namespace, f"job-name={plan.job}")
+            job = parse.job_state(raw_job, job_pods)
+    claim_event = None
+    if data_claim is not None and not data_claim.bound:
+        claim_event = parse.newest_event_message(
+            gateway.events_for(namespace, "PersistentVolumeClaim", data_claim.name)
+        )
+    server_pod = parse.pod_state(server) if server is not None else None
+    routes = True
+    if not plan.deleting and server_pod is not None and server_pod.ready:
+        routes = gateway.service_routes(namespace, name)
+    workload = gateway.workload(namespace, instance_selector(name)) if plan.deleting else ()
+    return replace(
+        live,
+        deployment_present=gateway.deployment_exists(namespace, name),
+        server_pod=server_pod,
+        service_routes=routes,
+        job=job,
+        claim_event=claim_event,
+        workload_present=any(
+            not deleting and not what.startswith("Job/") for what, deleting in workload
+        ),
+        going=tuple(what for what, deleting in workload if deleting),
+    )
+
+
+def _volume(gateway: Gateway, claim: parse.ClaimState | None) -> parse.VolumeState | None:
+    if claim is None or claim.volume is None:
+        return None
+    raw = gateway.get_volume(claim.volume)
+    return parse.volume_state(raw) if raw is not None else None
+
+
+def _volumes(
+    gateway: Gateway, namespace: str, name: str, role: VolumeRole
+) -> tuple[parse.VolumeState, ...]:
+    found = gateway.list_volumes(volume_selector(namespace, name, role))
+    return tuple(parse.volume_state(raw) for raw in found)
+
+
+def _claims_going(live: Live) -> bool:
+    return any(
+        claim is not None and claim.deleting for claim in (live.data_claim, live.backup_claim)
+    )
