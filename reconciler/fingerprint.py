@@ -21,7 +21,7 @@ from typing import Final
 from reconciler.desired import Desired
 from reconciler.job_scripts import job_scripts
 
-PROGRAM_REVISION: Final = 2
+PROGRAM_REVISION: Final = 3
 FINGERPRINT_PREFIX: Final = "sha256:"
 
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 from reconciler.desired import ClaimBinding, Desired
 from reconciler.job_scripts import BACKUP_SCRIPT, RESTORE_SCRIPT, job_scripts
 from reconciler.names import InstanceNames, labels_for, names_for, selector_for, volume_labels
-from reconciler.spec import ResourceAmounts
+from reconciler.spec import ComputeResources, ResourceAmounts, quantity_value
 from reconciler.vocabulary import (
     CLAIM_FINALIZER,
     LABEL_CUT_OFF,
@@ -36,6 +36,19 @@ BACKUP_MOUNT: Final = "/backup"
 SCRIPTS_MOUNT: Final = "/scripts"
 # How long a restore Job waits for the server to answer before it fails (and is retried).
 RESTORE_WAIT_S: Final = 900
+# The official mysql image's mysql user and group: the server and the Jobs run as them.
+RUN_AS: Final = 999
+# Defaults for what spec.resources leaves out: enough for MySQL's default configuration
+# (a 128 MiB buffer pool); no CPU limit, so a busy server is not throttled.
+SERVER_RESOURCES: Final = ComputeResources(
+    requests=ResourceAmounts(cpu="100m", memory="256Mi"),
+    limits=ResourceAmounts(memory="1Gi"),
+)
+# The Jobs run a client (mysqldump or mysql, and gzip) that streams.
+JOB_RESOURCES: Final = ComputeResources(
+    requests=ResourceAmounts(cpu="50m", memory="64Mi"),
+    limits=ResourceAmounts(memory="512Mi"),
+)
 READINESS_COMMAND: Final = (
     "client=$(command -v mysql || command -v mariadb) && "
     'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec "$client" --protocol=TCP '
@@ -50,6 +63,26 @@ def _metadata(desired: Desired, name: str, component: Component) -> Manifest:
         "namespace": instance.namespace,
         "labels": labels_for(instance, component),
     }
+
+
+def _pod_security(*, host_directory: bool) -> tuple[Manifest, Manifest]:
+    """The pod's and the container's securityContext. Pods pass Pod Security "restricted":
+    not root, no capabilities, no privilege escalation, the runtime's seccomp profile;
+    fsGroup makes a provisioned volume writable for them. A node directory (host_path)
+    is root's and fsGroup does not apply to it, so a pod that mounts one starts as the
+    image's user (root, which hands over to mysql) with its default capabilities."""
+    pod: Manifest = {"seccompProfile": {"type": "RuntimeDefault"}}
+    container: Manifest = {"allowPrivilegeEscalation": False}
+    if not host_directory:
+        pod.update(
+            runAsNonRoot=True,
+            runAsUser=RUN_AS,
+            runAsGroup=RUN_AS,
+            fsGroup=RUN_AS,
+            fsGroupChangePolicy="OnRootMismatch",
+        )
+        container["capabilities"] = {"drop": ["ALL"]}
+    return pod, container
 
 
 def _password_env(desired: Desired, names: InstanceNames, variable: str) -> Manifest:
@@ -219,6 +252,7 @@ def _static_volume(
 def deployment(desired: Desired) -> Manifest:
     instance, spec = desired.instance, desired.instance.spec
     names = names_for(instance)
+    pod_security, container_security = _pod_security(host_directory=spec.host_path is not None)
     container: Manifest = {
         "name": "mysql",
         "image": spec.image,
@@ -228,6 +262,8 @@ def deployment(desired: Desired) -> Manifest:
         ],
         "ports": [{"name": "mysql", "containerPort": MYSQL_PORT}],
         "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT, "subPath": DATA_SUB_PATH}],
+        "securityContext": container_security,
+        "resources": _resources(with_defaults(spec.resources, SERVER_RESOURCES)),
         # Ready means "answers a query over TCP": the image's first-start initialization
         # runs a server without networking, which this ignores. The password goes through
         # the environment, never the command line.
@@ -239,9 +275,6 @@ def deployment(desired: Desired) -> Manifest:
             "failureThreshold": 3,
         },
     }
-    resources = _resources(spec.resources.requests, spec.resources.limits)
-    if resources:
-        container["resources"] = resources
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -254,6 +287,8 @@ def deployment(desired: Desired) -> Manifest:
             "template": {
                 "metadata": {"labels": labels_for(instance, Component.DATABASE)},
                 "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security,
                     "containers": [container],
                     "volumes": [
                         {"name": "data", "persistentVolumeClaim": {"claimName": names.data_claim}}
@@ -264,12 +299,34 @@ def deployment(desired: Desired) -> Manifest:
     }
 
 
-def _resources(requests: ResourceAmounts, limits: ResourceAmounts) -> Manifest:
+def with_defaults(given: ComputeResources, defaults: ComputeResources) -> ComputeResources:
+    """`given`, with `defaults` where it says nothing. A default that would contradict a
+    value the user gave (a request above the limit) yields to it."""
+    requests: dict[str, str | None] = {}
+    limits: dict[str, str | None] = {}
+    for kind in ("cpu", "memory"):
+        given_request, given_limit = getattr(given.requests, kind), getattr(given.limits, kind)
+        request = given_request or getattr(defaults.requests, kind)
+        limit = given_limit or getattr(defaults.limits, kind)
+        if (
+            request is not None
+            and limit is not None
+            and quantity_value(request) > quantity_value(limit)
+        ):
+            if given_request is None:
+                request = limit
+            else:
+                limit = request
+        requests[kind], limits[kind] = request, limit
+    return ComputeResources(ResourceAmounts(**requests), ResourceAmounts(**limits))
+
+
+def _resources(resources: ComputeResources) -> Manifest:
     def amounts(given: ResourceAmounts) -> dict[str, str]:
         present = {"cpu": given.cpu, "memory": given.memory}
         return {key: value for key, value in present.items() if value is not None}
 
-    chosen = {"requests": amounts(requests), "limits": amounts(limits)}
+    chosen = {"requests": amounts(resources.requests), "limits": amounts(resources.limits)}
     return {key: value for key, value in chosen.items() if value}
 
 
@@ -387,6 +444,9 @@ def _job(
         *extra_env,
     ]
     labels = labels_for(instance, component)
+    pod_security, container_security = _pod_security(
+        host_directory=spec.backup.host_path is not None
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -400,6 +460,8 @@ def _job(
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security,
                     "containers": [
                         {
                             "name": component.value,
@@ -409,6 +471,8 @@ def _job(
                             "command": ["sh", f"{SCRIPTS_MOUNT}/{script}"],
                             "env": env,
                             "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "securityContext": container_security,
+                            "resources": _resources(JOB_RESOURCES),
                             "volumeMounts": [
                                 {"name": "scripts", "mountPath": SCRIPTS_MOUNT, "readOnly": True},
                                 {"name": "backup", "mountPath": BACKUP_MOUNT},

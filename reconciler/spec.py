@@ -243,10 +243,22 @@ def _resources(raw: object) -> ComputeResources:
     path = "spec.resources"
     resources = _mapping(raw, path)
     _reject_unknown(resources, frozenset({"requests", "limits"}), path)
-    return ComputeResources(
+    parsed = ComputeResources(
         requests=_amounts(resources.get("requests"), f"{path}.requests"),
         limits=_amounts(resources.get("limits"), f"{path}.limits"),
     )
+    for kind in ("cpu", "memory"):
+        request, limit = getattr(parsed.requests, kind), getattr(parsed.limits, kind)
+        if (
+            request is not None
+            and limit is not None
+            and quantity_value(request) > quantity_value(limit)
+        ):
+            raise SpecError(
+                f"{path}.requests.{kind}",
+                f"must not exceed {path}.limits.{kind} ({limit}); got {request!r}",
+            )
+    return parsed
 
 
 def _amounts(raw: object, path: str) -> ResourceAmounts:
@@ -387,17 +399,20 @@ _SUFFIXES: Final[dict[str, int | Decimal]] = {
 }
 
 
-def quantity_bytes(quantity: str) -> int:
-    """A valid Kubernetes quantity (QUANTITY_PATTERN) in whole units, rounded up."""
+def quantity_value(quantity: str) -> Decimal:
+    """A valid Kubernetes quantity (QUANTITY_PATTERN) as an exact number of units."""
     match = re.fullmatch(r"([0-9.]+)(.*)", quantity)
     if match is None:
         raise ValueError(f"not a quantity: {quantity!r}")
     number, suffix = Decimal(match[1]), match[2]
     if suffix in _SUFFIXES:
-        value = number * Decimal(_SUFFIXES[suffix])
-    else:  # a decimal exponent: e3, E+6
-        value = number * Decimal(10) ** Decimal(suffix[1:])
-    return int(value.to_integral_value(rounding=ROUND_CEILING))
+        return number * Decimal(_SUFFIXES[suffix])
+    return number * Decimal(10) ** Decimal(suffix[1:])  # a decimal exponent: e3, E+6
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A valid Kubernetes quantity in whole units, rounded up."""
+    return int(quantity_value(quantity).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _is_zero(quantity: str) -> bool:

@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -492,16 +492,16 @@ def harness_in_new_namespace(
     *,
     clean_up: bool = True,
     extra_flags: tuple[str, ...] = (),
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> Iterator[Harness]:
-    """A Harness on a namespace it creates, with the CRD installed. On exit it prints the
-    reconciler's log tail and cleans up; `clean_up=False` only stops the reconciler, for a
-    cluster that goes whole."""
+    """A Harness on a namespace it creates (with `namespace_labels`), with the CRD
+    installed. On exit it prints the reconciler's log tail and cleans up; `clean_up=False`
+    only stops the reconciler, for a cluster that goes whole."""
     ensure_crd(api_client)
     harness = Harness(api_client, kubeconfig, namespace, work_dir, extra_flags=extra_flags)
+    labels = {**(namespace_labels or {}), TEST_SESSION_LABEL: SESSION}
     harness.core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=namespace, labels={TEST_SESSION_LABEL: SESSION})
-        )
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=labels))
     )
     try:
         yield harness

@@ -49,6 +49,9 @@ def static_volume_manifests(ctx: Context) -> str:
     volumes = []
     for claim in (f"{EXAMPLE_NAME}-data", f"{EXAMPLE_NAME}-backup"):
         host_dir = ctx.layout.root / "volumes" / claim
+        # As the local-path provisioner makes them: writable by the pods' non-root user.
+        host_dir.mkdir(parents=True, exist_ok=True)
+        host_dir.chmod(0o777)
         volumes.append(
             {
                 "apiVersion": "v1",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -98,10 +98,16 @@ def rows_survive_delete_and_come_back_on_recreate(
 
 
 @contextlib.contextmanager
-def e2e_harness(real_node: RealNode, tmp_path: Path) -> Iterator[Harness]:
+def e2e_harness(
+    real_node: RealNode, tmp_path: Path, namespace_labels: Mapping[str, str] | None = None
+) -> Iterator[Harness]:
     """A Harness on a fresh namespace of the real node; it cleans up after itself."""
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     with harness_in_new_namespace(
-        real_node.api(), real_node.kubeconfig, namespace, tmp_path
+        real_node.api(),
+        real_node.kubeconfig,
+        namespace,
+        tmp_path,
+        namespace_labels=namespace_labels,
     ) as harness:
         yield harness

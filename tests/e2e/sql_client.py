@@ -15,6 +15,7 @@ from tests.support import eventually
 
 JOB_TIMEOUT_S: Final = 300.0
 CLIENT_IMAGE: Final = "mysql:5.7"  # the local MariaDB image, tagged so
+CLIENT_UID: Final = 999  # its mysql user
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,23 @@ def _job(name: str, instance: str, host: str, script: str, deadline_s: int) -> c
                 metadata=client.V1ObjectMeta(labels={"e2e-client": instance}),
                 spec=client.V1PodSpec(
                     restart_policy="Never",
+                    # Admitted by a namespace that enforces Pod Security "restricted".
+                    automount_service_account_token=False,
+                    security_context=client.V1PodSecurityContext(
+                        run_as_non_root=True,
+                        run_as_user=CLIENT_UID,
+                        run_as_group=CLIENT_UID,
+                        seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+                    ),
                     containers=[
                         client.V1Container(
                             name="sql",
                             image=CLIENT_IMAGE,
                             image_pull_policy="Never",
+                            security_context=client.V1SecurityContext(
+                                allow_privilege_escalation=False,
+                                capabilities=client.V1Capabilities(drop=["ALL"]),
+                            ),
                             command=["sh", "-c", script],
                             env=[
                                 client.V1EnvVar(name="MYSQL_HOST", value=host),

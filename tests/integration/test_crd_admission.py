@@ -115,6 +115,18 @@ def test_the_original_example_is_accepted_unchanged(
         assert spec["deletion_policy"] == "BackupThenDelete"
 
 
+def test_resources_within_their_limits_are_accepted(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    resources = {
+        "requests": {"cpu": 1, "memory": "1Gi"},
+        "limits": {"cpu": "1500m", "memory": "1Gi"},
+    }
+    spec = {**ORIGINAL_SPEC, "resources": resources}
+    created = create(custom, namespace, mysql_object("sized", spec), dry_run=True)
+    assert created["spec"]["resources"] == resources
+
+
 def test_a_password_secret_ref_alone_is_accepted_with_the_default_key(
     custom: client.CustomObjectsApi, namespace: str
 ) -> None:
@@ -175,6 +187,16 @@ BOTH_OR_NEITHER: Final = "exactly one of spec.password and spec.passwordSecretRe
             {"passwordSecretRef": {"name": "mysql-root"}}, [BOTH_OR_NEITHER], id="both-passwords"
         ),
         pytest.param({"password": None}, [BOTH_OR_NEITHER], id="neither-password"),
+        pytest.param(
+            {"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}},
+            ["spec.resources.requests.memory: Invalid value", "must not exceed limits.memory"],
+            id="memory-request-above-limit",
+        ),
+        pytest.param(
+            {"resources": {"requests": {"cpu": 2}, "limits": {"cpu": "500m"}}},
+            ["spec.resources.requests.cpu: Invalid value", "must not exceed limits.cpu"],
+            id="cpu-request-above-limit",
+        ),
         pytest.param(
             {"deletion_policy": "Shred"},
             ['spec.deletion_policy: Unsupported value: "Shred"'],

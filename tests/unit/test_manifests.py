@@ -245,15 +245,103 @@ def test_the_deployment_runs_one_pod_at_a_time_on_the_data_claim() -> None:
         "name": "MYSQL_DATABASE",
         "value": "otus-database",
     }
-    assert "resources" not in container
-
-
-def test_resources_reach_the_container() -> None:
-    of = desired(resources={"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi"}})
-    assert only_container(manifests.deployment(of))["resources"] == {
-        "requests": {"cpu": "250m"},
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"memory": "1Gi"},
     }
+
+
+def test_resources_reach_the_container_over_the_defaults() -> None:
+    of = desired(resources={"requests": {"cpu": "250m"}, "limits": {"memory": "2Gi"}})
+    assert only_container(manifests.deployment(of))["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"memory": "2Gi"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        # A limit below the default request: the request follows the limit.
+        (
+            {"limits": {"memory": "128Mi", "cpu": "50m"}},
+            {
+                "requests": {"cpu": "50m", "memory": "128Mi"},
+                "limits": {"cpu": "50m", "memory": "128Mi"},
+            },
+        ),
+        # A request above the default limit: the limit follows the request.
+        (
+            {"requests": {"memory": "4Gi"}},
+            {"requests": {"cpu": "100m", "memory": "4Gi"}, "limits": {"memory": "4Gi"}},
+        ),
+    ],
+)
+def test_a_default_never_contradicts_what_the_user_gave(
+    given: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    container = only_container(manifests.deployment(desired(resources=given)))
+    assert container["resources"] == expected
+
+
+def restricted_violations(pod_spec: Manifest) -> list[str]:
+    """What Pod Security "restricted" (v1.34) rejects in a pod spec, for what we set."""
+    found: list[str] = []
+    pod = pod_spec.get("securityContext") or {}
+    if (pod.get("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        found.append("seccompProfile")
+    for container in pod_spec["containers"]:
+        own = container.get("securityContext") or {}
+        if own.get("allowPrivilegeEscalation") is not False:
+            found.append("allowPrivilegeEscalation")
+        if (own.get("capabilities") or {}).get("drop") != ["ALL"]:
+            found.append("capabilities")
+        if own.get("runAsNonRoot", pod.get("runAsNonRoot")) is not True:
+            found.append("runAsNonRoot")
+        if own.get("runAsUser", pod.get("runAsUser")) == 0:
+            found.append("runAsUser")
+    return found
+
+
+def pod_specs(of: Desired) -> list[Manifest]:
+    workloads = [manifests.deployment(of), manifests.restore_job(of), manifests.backup_job(of)]
+    return [w["spec"]["template"]["spec"] for w in workloads if w is not None]
+
+
+@pytest.mark.parametrize("stage", [Stage.RESTORING, Stage.FINAL_BACKUP])
+def test_every_pod_passes_the_restricted_pod_security_standard(stage: Stage) -> None:
+    for pod_spec in pod_specs(desired(stage)):
+        assert restricted_violations(pod_spec) == []
+        assert pod_spec["securityContext"]["runAsUser"] == 999
+        assert pod_spec["securityContext"]["fsGroup"] == 999
+        assert pod_spec["automountServiceAccountToken"] is False
+        (container,) = pod_spec["containers"]
+        assert container["resources"]["limits"]["memory"]
+
+
+def test_the_checker_sees_a_pod_that_is_not_restricted() -> None:
+    assert restricted_violations({"containers": [{"name": "x"}]}) == [
+        "seccompProfile",
+        "allowPrivilegeEscalation",
+        "capabilities",
+        "runAsNonRoot",
+    ]
+
+
+def test_a_pod_on_a_node_directory_starts_as_the_images_user() -> None:
+    # A host directory is root's, and fsGroup does not reach it: the image's entrypoint
+    # starts as root and hands over to mysql, with no privilege escalation.
+    of = desired(Stage.FINAL_BACKUP, host_path="/srv/db/a", backup={"host_path": "/srv/db/b"})
+    for pod_spec in pod_specs(of):
+        assert pod_spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+        (container,) = pod_spec["containers"]
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False}
+        assert pod_spec["automountServiceAccountToken"] is False
+    # Only the pod that mounts the node directory: here the Jobs' backups are provisioned.
+    mixed = desired(Stage.FINAL_BACKUP, host_path="/srv/db/a")
+    server, backup = pod_specs(mixed)
+    assert restricted_violations(server) == ["capabilities", "runAsNonRoot"]
+    assert restricted_violations(backup) == []
 
 
 def test_the_client_service_selects_the_server_while_serving() -> None:

@@ -142,6 +142,16 @@ def test_delete_policy_never_backs_up() -> None:
         ({"resources": {"requests": {"cpu": "a lot"}}}, "spec.resources.requests.cpu", "quantity"),
         ({"resources": {"requests": {"gpu": 1}}}, "spec.resources.requests.gpu", "unknown"),
         ({"resources": []}, "spec.resources", "must be an object"),
+        (
+            {"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}},
+            "spec.resources.requests.memory",
+            "must not exceed spec.resources.limits.memory",
+        ),
+        (
+            {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "500m"}}},
+            "spec.resources.requests.cpu",
+            "must not exceed",
+        ),
         ({"backup": {"keep": 0}}, "spec.backup.keep", "from 1 to"),
         ({"backup": {"keep": True}}, "spec.backup.keep", "from 1 to"),
         ({"backup": {"on_delete": "yes"}}, "spec.backup.on_delete", "true or false"),
