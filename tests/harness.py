@@ -212,6 +212,8 @@ class Harness:
     process: subprocess.Popen[bytes] | None = None
     port: int = field(default_factory=free_port)
     extra_flags: tuple[str, ...] = ()
+    # The reconciler's source tree: this checkout, or an earlier release's.
+    source: Path = REPO_ROOT
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api_client)
@@ -228,7 +230,7 @@ class Harness:
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONPATH": str(self.source),
         }
 
     def common_flags(self) -> list[str]:
@@ -276,7 +278,7 @@ class Harness:
                     "--log-level=DEBUG",
                     *self.extra_flags,
                 ],
-                cwd=REPO_ROOT,
+                cwd=self.source,
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -355,7 +357,7 @@ class Harness:
                 "--output=json",
                 *self.common_flags(),
             ],
-            cwd=REPO_ROOT,
+            cwd=self.source,
             env=self.env(),
             capture_output=True,
             text=True,
