@@ -1,14 +1,18 @@
-"""A deduplicating work queue of object keys, after client-go's workqueue, with two lanes
-and two kinds of delay.
+"""A deduplicating work queue of object keys, after client-go's workqueue, with three
+lanes and two kinds of delay.
 
 - A key waits in the queue at most once, however often it is added.
 - A key being processed is never handed to a second worker: adding it meanwhile marks it
   dirty, and it is queued again when the first worker calls `done`.
-- Urgent keys (a new, edited or deleted object) go before every other key, and end any
-  delay of theirs: an edit may be the fix a failing object waited for.
+- Lanes, strongest first: urgent (a new, edited or deleted object), progress (one of the
+  instance's objects changed, or a poll came due: an instance on its way), and plain (a
+  resync, or a retry after its backoff). Urgent and progress keys take turns while both
+  wait, so a burst of new objects does not hold back the instances already on their way;
+  both go before every plain key. A key added more strongly moves to the stronger lane.
+- Urgent keys end any delay of theirs: an edit may be the fix a failing object waited for.
 - A delayed key is either backing off after a failure or polling while something is
-  under way. A plain `add` (a resync) never ends a delay; `add(wake=True)` (one of the
-  instance's objects changed) ends a poll, but not a backoff.
+  under way. A plain `add` never ends a delay; `add(wake=True)` ends a poll, but not a
+  backoff.
 - `Backoff` gives each key a capped exponential delay that `forget` resets.
 
 The clock is injected so that the unit tests never sleep.
@@ -45,9 +49,13 @@ class _Delay:
 @dataclass
 class WorkQueue(Generic[K]):
     clock: Clock = time.monotonic
-    _urgent: deque[K] = field(default_factory=deque)
-    _normal: deque[K] = field(default_factory=deque)
+    # One lane per strength (_PLAIN, _WAKE, _URGENT).
+    _lanes: tuple[deque[K], deque[K], deque[K]] = field(
+        default_factory=lambda: (deque(), deque(), deque())
+    )
     _queued_at: dict[K, float] = field(default_factory=dict)  # keys in a lane, and since when
+    _lane_of: dict[K, int] = field(default_factory=dict)
+    _urgent_served_last: bool = False
     _processing: set[K] = field(default_factory=set)
     # Keys added while processing, with the strongest way they were added.
     _dirty: dict[K, int] = field(default_factory=dict)
@@ -67,7 +75,7 @@ class WorkQueue(Generic[K]):
                 return
             if not self._ends_delay(key, strength):
                 return  # a resync, or a wake during a backoff, waits its turn
-            self._enqueue(key, urgent)
+            self._enqueue(key, strength)
 
     def add_after(self, key: K, delay_s: float, *, backoff: bool) -> None:
         """Queues the key after `delay_s`; the latest delay of a key replaces earlier ones."""
@@ -79,7 +87,7 @@ class WorkQueue(Generic[K]):
                 if key in self._processing:
                     self._dirty.setdefault(key, _PLAIN)
                 else:
-                    self._enqueue(key, urgent=False)
+                    self._enqueue(key, _PLAIN if backoff else _WAKE)
                 return
             due = self.clock() + delay_s
             self._delays[key] = _Delay(due, backoff)
@@ -95,10 +103,8 @@ class WorkQueue(Generic[K]):
                 if self._shut_down:
                     raise ShutDown()
                 self._promote_due()
-                lane = self._urgent or self._normal
-                if lane:
-                    key = lane.popleft()
-                    del self._queued_at[key]
+                key = self._next_key()
+                if key is not None:
                     self._processing.add(key)
                     return key
                 now = self.clock()
@@ -115,7 +121,7 @@ class WorkQueue(Generic[K]):
             if key in self._dirty:
                 strength = self._dirty.pop(key)
                 if self._ends_delay(key, strength):
-                    self._enqueue(key, urgent=strength == _URGENT)
+                    self._enqueue(key, strength)
 
     def shut_down(self) -> None:
         with self._lock:
@@ -147,14 +153,32 @@ class WorkQueue(Generic[K]):
             return True
         return False
 
-    def _enqueue(self, key: K, urgent: bool) -> None:
-        if key in self._queued_at:
-            if urgent and key in self._normal:
-                self._normal.remove(key)
-                self._urgent.append(key)
+    def _next_key(self) -> K | None:
+        plain, progress, urgent = self._lanes
+        if urgent and progress:
+            # Taking turns: neither new objects nor those on their way starve.
+            lane = progress if self._urgent_served_last else urgent
+        else:
+            lane = urgent or progress or plain
+        if not lane:
+            return None
+        self._urgent_served_last = lane is urgent
+        key = lane.popleft()
+        del self._queued_at[key]
+        del self._lane_of[key]
+        return key
+
+    def _enqueue(self, key: K, strength: int) -> None:
+        current = self._lane_of.get(key)
+        if current is not None:
+            if strength > current:
+                self._lanes[current].remove(key)
+                self._lanes[strength].append(key)
+                self._lane_of[key] = strength
             return
         self._queued_at[key] = self.clock()
-        (self._urgent if urgent else self._normal).append(key)
+        self._lane_of[key] = strength
+        self._lanes[strength].append(key)
         self._lock.notify()
 
     def _promote_due(self) -> None:
@@ -168,7 +192,8 @@ class WorkQueue(Generic[K]):
             if key in self._processing:
                 self._dirty.setdefault(key, _PLAIN)
             else:
-                self._enqueue(key, urgent=False)
+                # A poll that came due is progress; a retry after a backoff is not.
+                self._enqueue(key, _PLAIN if delay.backoff else _WAKE)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The work queue and backoff, on a fake clock: dedup, one worker per key, two lanes, and
+"""The work queue and backoff, on a fake clock: dedup, one worker per key, three lanes, and
 the two kinds of delay (a backoff after a failure, a poll while something is under way)
 with the three ways to add a key (plain, wake, urgent)."""
 
@@ -97,6 +97,40 @@ def test_urgent_keys_keep_their_order(queue: WorkQueue[str]) -> None:
     for key in ("x", "y", "z"):
         queue.add(key, urgent=True)
     assert drain(queue) == ["x", "y", "z"]
+
+
+def test_urgent_and_progress_keys_take_turns_before_plain_ones(queue: WorkQueue[str]) -> None:
+    queue.add("resync", wake=False)
+    for key in ("new-1", "new-2", "new-3"):
+        queue.add(key, urgent=True)
+    for key in ("woken-1", "woken-2"):
+        queue.add(key, wake=True)
+    assert drain(queue) == ["new-1", "woken-1", "new-2", "woken-2", "new-3", "resync"]
+
+
+def test_a_wake_moves_a_plain_key_into_the_progress_lane(queue: WorkQueue[str]) -> None:
+    queue.add("a")
+    queue.add("b")
+    queue.add("b", wake=True)
+    assert len(queue) == 2
+    assert drain(queue) == ["b", "a"]
+
+
+def test_a_burst_of_new_objects_does_not_hold_back_one_on_its_way(
+    queue: WorkQueue[str], clock: FakeClock
+) -> None:
+    for n in range(100):
+        queue.add(f"new-{n}", urgent=True)
+    queue.add_after("restoring", 5, backoff=False)  # polls its restore Job
+    clock.now += 5
+    served = drain(queue)
+    assert served.index("restoring") <= 1
+    # A retry after a backoff waits for every new object.
+    queue.add_after("failing", 1, backoff=True)
+    for n in range(3):
+        queue.add(f"newer-{n}", urgent=True)
+    clock.now += 1
+    assert drain(queue) == ["newer-0", "newer-1", "newer-2", "failing"]
 
 
 # -- delays ---------------------------------------------------------------------------------
