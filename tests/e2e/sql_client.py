@@ -132,9 +132,10 @@ def count_rows(harness: Harness, instance: str, database: str, table: str = "kep
 
 
 def writer_script(database: str, table: str = "acked") -> str:
-    """Inserts rows 1, 2, 3 ... one transaction each, printing `acked N` after the server
-    acknowledged N; stops after a few consecutive failures (clients cut off)."""
-    return (
+    """Connects as an application does (retrying at first), then inserts rows 1, 2, 3 ...
+    one transaction each, printing `acked N` after the server acknowledged N; stops after
+    a few consecutive failures (clients cut off)."""
+    return CONNECT + (
         f'mysql -h "$MYSQL_HOST" -uroot "{database}" -e '
         f'"CREATE TABLE IF NOT EXISTS {table} (id INT PRIMARY KEY)" || exit 1; '
         "n=1; failures=0; "

@@ -480,16 +480,19 @@ def test_the_final_dump_holds_every_acknowledged_write(harness: Harness) -> None
     harness.create(NAME, dict(SPEC))
     harness.wait_ready(NAME, generation=1)
     writer = start_job(harness, NAME, writer_script(DATABASE), deadline_s=600)
-    eventually(
+    (pod,) = eventually(
         lambda: (
             harness.core.list_namespaced_pod(
                 harness.namespace, label_selector=f"job-name={writer}"
             ).items
         ),
-        lambda pods: bool(pods) and pods[0].status.phase == "Running",
+        lambda pods: bool(pods) and pods[0].status.phase in ("Running", "Succeeded", "Failed"),
         timeout_s=120,
-        what="the writer running",
+        what="the writer started",
     )
+    if pod.status.phase != "Running":
+        log = harness.core.read_namespaced_pod_log(str(pod.metadata.name), harness.namespace)
+        raise AssertionError(f"the writer ended at once ({pod.status.phase}): {log}")
     # Let it write a while, then delete the instance under it.
     eventually(
         partial(_acked_so_far, harness, writer),
