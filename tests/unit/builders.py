@@ -14,10 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler import live as parse
-from reconciler import manifests
 from reconciler.desired import ClaimBinding, Desired
 from reconciler.fingerprint import fingerprint_key
-from reconciler.manifests import Manifest
 from reconciler.names import volume_labels
 from reconciler.observation import Live, Observation, StackState
 from reconciler.spec import Instance, parse_instance
@@ -503,21 +501,3 @@ def password_secret(
     """A user's password Secret as the executor sees it: labels and keys, no values."""
     labels = {"otus.homework/mysql-password": "true"} if consent else {}
     return parse.SecretState(name=name, labels=labels, keys=frozenset(keys))
-
-
-def declared(of: Desired) -> list[Manifest]:
-    """Every manifest the stage declares, as the program registers them."""
-    found = [
-        manifests.credentials_secret(of),
-        manifests.scripts_config_map(of),
-        manifests.data_volume(of),
-        manifests.data_claim(of),
-        manifests.deployment(of),
-        manifests.internal_service(of),
-        manifests.client_service(of),
-        manifests.backup_volume(of),
-        manifests.backup_claim(of),
-        manifests.restore_job(of),
-        manifests.backup_job(of),
-    ]
-    return [manifest for manifest in found if manifest is not None]

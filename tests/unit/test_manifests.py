@@ -24,7 +24,6 @@ from tests.unit.builders import (
     STATIC_BACKUP_PV,
     STATIC_DATA_PV,
     UID,
-    declared,
     desired,
 )
 
@@ -34,7 +33,7 @@ SERVER_SELECTOR = {"app": NAME, "app.kubernetes.io/component": "database"}
 
 
 def kinds_and_names(of: Desired) -> set[tuple[str, str]]:
-    return {(m["kind"], m["metadata"]["name"]) for m in declared(of)}
+    return {(m["kind"], m["metadata"]["name"]) for m in manifests.rendered(of)}
 
 
 def keys_anywhere(value: Any) -> Iterator[str]:
@@ -107,13 +106,13 @@ def test_releasing_declares_no_job() -> None:
 
 @EVERY_STAGE
 def test_no_owner_references_anywhere(stage: Stage) -> None:
-    for manifest in declared(desired(stage, **HOST_PATHS)):
+    for manifest in manifests.rendered(desired(stage, **HOST_PATHS)):
         assert "ownerReferences" not in set(keys_anywhere(manifest)), manifest["metadata"]
 
 
 @EVERY_STAGE
 def test_every_namespaced_object_is_in_the_instance_namespace(stage: Stage) -> None:
-    for manifest in declared(desired(stage)):
+    for manifest in manifests.rendered(desired(stage)):
         assert manifest["metadata"]["namespace"] == NAMESPACE, manifest["metadata"]["name"]
         labels = manifest["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == NAME
@@ -379,7 +378,7 @@ def test_the_internal_service_always_selects_the_server(stage: Stage) -> None:
 def test_only_the_mysql_pod_carries_the_app_label(stage: Stage) -> None:
     pods = [
         (m["kind"], m["spec"]["template"]["metadata"]["labels"])
-        for m in declared(desired(stage))
+        for m in manifests.rendered(desired(stage))
         if m["kind"] in ("Deployment", "Job")
     ]
     with_app = [kind for kind, labels in pods if labels.get("app") == NAME]
@@ -505,7 +504,7 @@ def test_a_password_secret_ref_reaches_the_job_directly(job: Any) -> None:
 
 @EVERY_STAGE
 def test_the_password_is_only_in_the_credentials_secret(stage: Stage) -> None:
-    for manifest in declared(desired(stage)):
+    for manifest in manifests.rendered(desired(stage)):
         if manifest["kind"] == "Secret":
             assert manifest["stringData"] == {"password": PASSWORD}
             continue

@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from reconciler import manifests
 from reconciler.desired import Desired
 from reconciler.program import PATCH_FORCE, SKIP_AWAIT, ClusterAccess, build_program
 from reconciler.vocabulary import Stage
@@ -26,7 +27,6 @@ from tests.unit.builders import (
     RESTORE_JOB_1,
     STATIC_BACKUP_PV,
     STATIC_DATA_PV,
-    declared,
     desired,
 )
 from tests.unit.pulumi_mocks import (
@@ -109,14 +109,14 @@ def test_the_program_registers_exactly_the_stage_manifests(stage: Stage) -> None
     of = desired(stage, **HOST_PATHS)
     rendered = render(of)
     registered = {(r.type, r.inputs["metadata"]["name"]) for r in rendered.objects()}
-    assert registered == {(TYPES[m["kind"]], m["metadata"]["name"]) for m in declared(of)}
+    assert registered == {(TYPES[m["kind"]], m["metadata"]["name"]) for m in manifests.rendered(of)}
 
 
 @EVERY_STAGE
 def test_manifests_reach_the_engine_as_built(stage: Stage) -> None:
     of = desired(stage, **HOST_PATHS)
     rendered = render(of)
-    for manifest in declared(of):
+    for manifest in manifests.rendered(of):
         registration = rendered.by_object_name(
             TYPES[manifest["kind"]], manifest["metadata"]["name"]
         )
