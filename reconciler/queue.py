@@ -46,6 +46,12 @@ class _Delay:
     backoff: bool  # True: after a failure; False: polling
 
 
+@dataclass(frozen=True)
+class _Queued:
+    lane: int  # the strength it was added with, strongest so far
+    since: float
+
+
 @dataclass
 class WorkQueue(Generic[K]):
     clock: Clock = time.monotonic
@@ -53,8 +59,8 @@ class WorkQueue(Generic[K]):
     _lanes: tuple[deque[K], deque[K], deque[K]] = field(
         default_factory=lambda: (deque(), deque(), deque())
     )
-    _queued_at: dict[K, float] = field(default_factory=dict)  # keys in a lane, and since when
-    _lane_of: dict[K, int] = field(default_factory=dict)
+    # Keys in a lane: which lane (a strength), and since when.
+    _queued: dict[K, _Queued] = field(default_factory=dict)
     _urgent_served_last: bool = False
     _processing: set[K] = field(default_factory=set)
     # Keys added while processing, with the strongest way they were added.
@@ -130,14 +136,14 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._queued_at)
+            return len(self._queued)
 
     def oldest_wait_s(self) -> float:
         """How long the longest-waiting queued key has waited (0 when none)."""
         with self._lock:
-            if not self._queued_at:
+            if not self._queued:
                 return 0.0
-            return max(0.0, self.clock() - min(self._queued_at.values()))
+            return max(0.0, self.clock() - min(q.since for q in self._queued.values()))
 
     def delayed(self) -> int:
         with self._lock:
@@ -164,20 +170,18 @@ class WorkQueue(Generic[K]):
             return None
         self._urgent_served_last = lane is urgent
         key = lane.popleft()
-        del self._queued_at[key]
-        del self._lane_of[key]
+        del self._queued[key]
         return key
 
     def _enqueue(self, key: K, strength: int) -> None:
-        current = self._lane_of.get(key)
+        current = self._queued.get(key)
         if current is not None:
-            if strength > current:
-                self._lanes[current].remove(key)
+            if strength > current.lane:
+                self._lanes[current.lane].remove(key)
                 self._lanes[strength].append(key)
-                self._lane_of[key] = strength
+                self._queued[key] = _Queued(strength, current.since)
             return
-        self._queued_at[key] = self.clock()
-        self._lane_of[key] = strength
+        self._queued[key] = _Queued(strength, self.clock())
         self._lanes[strength].append(key)
         self._lock.notify()
 
