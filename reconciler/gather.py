@@ -108,10 +108,8 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         service_routes=routes,
         job=job,
         claim_event=claim_event,
-        workload_present=any(
-            not deleting and not what.startswith("Job/") for what, deleting in workload
-        ),
-        going=tuple(what for what, deleting in workload if deleting),
+        workload_present=any(not deleting and kind != "Job" for kind, _name, deleting in workload),
+        going=tuple(f"{kind}/{name}" for kind, name, deleting in workload if deleting),
     )
 
 

@@ -305,10 +305,10 @@ class Gateway:
         )
         return found is not None
 
-    def workload(self, namespace: str, label_selector: str) -> tuple[tuple[str, bool], ...]:
-        """The Deployments, Services and Jobs with these labels, as ("Kind/name", whether it
+    def workload(self, namespace: str, label_selector: str) -> tuple[tuple[str, str, bool], ...]:
+        """The Deployments, Services and Jobs with these labels, as (kind, name, whether it
         is being deleted)."""
-        found: list[tuple[str, bool]] = []
+        found: list[tuple[str, str, bool]] = []
         listers = (
             ("Deployment", self.apps.list_namespaced_deployment),
             ("Service", self.core.list_namespaced_service),
@@ -326,7 +326,7 @@ class Gateway:
             for item in raw.get("items", []):
                 metadata = item.get("metadata") or {}
                 found.append(
-                    (f"{kind}/{metadata.get('name', '')}", bool(metadata.get("deletionTimestamp")))
+                    (kind, str(metadata.get("name", "")), bool(metadata.get("deletionTimestamp")))
                 )
         return tuple(found)
 
