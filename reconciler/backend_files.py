@@ -1,6 +1,7 @@
 """What the driver reads straight from a directory (`file://`) state backend, without a
 CLI run: whether a stack has a checkpoint, how many Kubernetes objects it holds, whether
-it has pending operations, whether it is locked. Functions of paths and checkpoint
+it has pending operations, whether it is locked, which metadata sidecars a crash left
+unreadable. Functions of paths and checkpoint
 contents only; a file that cannot be read that way (another backend, a compressed or
 half-written file) answers "cannot tell", and the driver then asks the CLI.
 """
@@ -71,6 +72,57 @@ def drop_pending_operations(deployment: Mapping[str, Any]) -> tuple[dict[str, An
     cleaned = dict(deployment)
     pending = cleaned.pop("pending_operations", None) or []
     return cleaned, len(pending)
+
+
+# fileblob (the `file://` backend's storage layer) keeps each file's content type and MD5 in
+# a `<file>.attrs` sidecar. It truncates and rewrites the sidecar in place before it
+# renames the new file into place, so a process killed between the two leaves an empty
+# sidecar, and every later read of that file fails with "EOF": the stack can no longer be
+# exported, updated or destroyed. The sidecar holds nothing the state needs; without one,
+# fileblob reads the file as application/octet-stream.
+SIDECAR_SUFFIX: Final = ".attrs"
+
+
+def is_broken_sidecar(path: Path) -> bool:
+    """Whether a sidecar exists and cannot be read as the JSON object fileblob writes."""
+    try:
+        return not isinstance(json.loads(path.read_bytes()), dict)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+
+
+def broken_sidecars(directory: Path) -> list[Path]:
+    """Unreadable sidecars of the files every stack operation reads: checkpoints, their
+    backups and locks (history and backup copies are only written)."""
+    root = directory / ".pulumi"
+    return sorted(
+        path
+        for folder in (root / "stacks", root / "locks")
+        if folder.is_dir()
+        for path in folder.rglob(f"*{SIDECAR_SUFFIX}")
+        if is_broken_sidecar(path)
+    )
+
+
+def broken_stack_sidecars(directory: Path, project: str, stack: str) -> list[Path]:
+    """Unreadable sidecars of one stack's checkpoint, its backup and its locks."""
+    stacks = directory / ".pulumi" / "stacks"
+    candidates = [
+        folder / f"{stack}.json{extra}{SIDECAR_SUFFIX}"
+        for folder in (stacks / project, stacks)
+        for extra in ("", ".bak")
+    ]
+    locks = directory / ".pulumi" / "locks"
+    if locks.is_dir():
+        candidates += [
+            path
+            for found in locks.rglob(stack)
+            if found.is_dir() and found.parent.name == project
+            for path in found.glob(f"*{SIDECAR_SUFFIX}")
+        ]
+    return [path for path in candidates if is_broken_sidecar(path)]
 
 
 def is_locked(directory: Path, project: str, stack: str) -> bool:

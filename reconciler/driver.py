@@ -453,8 +453,20 @@ class Driver:
             return StackError(FailureKind.STUCK, "the stack was locked by a crashed run")
         return translate(error)
 
+    def repair_backend(self) -> None:
+        """Removes the unreadable metadata sidecars a crash left anywhere in a directory
+        backend, before the first CLI run reads a stack."""
+        if self._backend_directory is not None:
+            _remove_sidecars(backend_files.broken_sidecars(self._backend_directory))
+
     def _recover(self, stack: auto.Stack) -> None:
-        """Clears what a crashed run left: a lock, then pending operations."""
+        """Clears what a crashed run left: unreadable sidecars, a lock, then pending
+        operations."""
+        directory = self._backend_directory
+        if directory is not None:
+            _remove_sidecars(
+                backend_files.broken_stack_sidecars(directory, self.config.project_name, stack.name)
+            )
         if self._is_locked(stack):
             log.warning("stack %s was locked by a crashed run: cancelling", stack.name)
             try:
@@ -496,6 +508,12 @@ class Driver:
         path = self._checkpoint_file(stack.name)
         latest = backend_files.latest_deployment(path) if path is not None else None
         return latest is not None and not latest.get("pending_operations")
+
+
+def _remove_sidecars(paths: list[Path]) -> None:
+    for path in paths:
+        log.warning("removing %s: a crash left it unreadable (see backend_files)", path)
+        path.unlink(missing_ok=True)
 
 
 def _run_result(summary: auto.UpdateSummary, timings: RunTimings) -> RunResult:

@@ -134,6 +134,7 @@ def run(settings: Settings) -> int:
         gateway = Gateway(load_api_client(settings.kubeconfig))
         passphrase = resolve_passphrase(settings, gateway)
         driver = make_driver(settings, passphrase)
+        driver.repair_backend()
         wrong = driver.check_passphrase()
         if wrong is not None:
             # Every instance would stall on it; saying so once, loudly, is better.

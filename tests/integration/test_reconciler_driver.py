@@ -5,6 +5,9 @@ A reconciler killed in the middle of an `up` leaves the DIY backend's lock file,
 checkpoint may hold pending operations. The driver must clear both before its next run
 instead of failing forever (pulumi-kubernetes-operator #368, #736). The crash itself is
 simulated by writing exactly what it leaves behind.
+
+A kill can also land while the CLI rewrites a file's metadata sidecar, which fileblob
+truncates in place: the empty sidecar makes every later read of the checkpoint fail.
 """
 
 from __future__ import annotations
@@ -92,6 +95,33 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
         state = driver.stack_state(namespace_name, NAME, definite=True)
         assert state is not None
         assert state.deployed
+
+
+def test_an_emptied_metadata_sidecar_no_longer_blocks_the_stack(tmp_path: Path) -> None:
+    driver = new_driver(tmp_path / "no-cluster-needed", tmp_path)
+    stack_id = "ns.sidecar"
+    stack = auto.create_stack(
+        stack_id,
+        project_name=PROJECT,
+        program=lambda: None,
+        opts=driver._options(),
+    )
+    assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
+    checkpoint = tmp_path / "state" / ".pulumi" / "stacks" / PROJECT / f"{stack_id}.json"
+    sidecar = Path(f"{checkpoint}.attrs")
+    assert sidecar.is_file(), "fileblob no longer writes sidecars: this recovery is moot"
+
+    # What a kill between fileblob's truncation of the sidecar and its rewrite leaves.
+    sidecar.write_bytes(b"")
+    with pytest.raises(auto.CommandError, match="EOF"):
+        stack.export_stack()
+
+    driver.repair_backend()
+    assert driver.check_passphrase() is None  # the stack decrypts again
+    assert not sidecar.exists()
+    assert stack.export_stack().deployment["resources"]
+    assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
+    assert json.loads(sidecar.read_text())  # the next write wrote a whole one
 
 
 def test_an_up_runs_the_engine_and_nothing_else(

@@ -15,6 +15,7 @@ import pytest
 from pulumi import automation as auto
 from semver import VersionInfo
 
+from reconciler import backend_files
 from reconciler.driver import Driver, DriverConfig, _RunEvents, _Stack, _Workspace
 from reconciler.observation import StackState
 from reconciler.program import ClusterAccess
@@ -377,3 +378,57 @@ def test_an_up_applies_without_a_refresh_by_default(tmp_path: Path) -> None:
 def test_an_up_with_refresh_reads_the_live_objects_first(tmp_path: Path) -> None:
     args, _ = up_args(tmp_path, refresh=True)
     assert "--refresh" in args
+
+
+def sidecar_layout(backend: Path) -> dict[str, Path]:
+    """A stack's checkpoint, backup and lock, each with the sidecar fileblob writes."""
+    stacks = backend / ".pulumi" / "stacks" / PROJECT
+    lock = backend / ".pulumi" / "locks" / "organization" / PROJECT / STACK / "l.json"
+    other = stacks / "ns.other.json"
+    files = {
+        "checkpoint": stacks / f"{STACK}.json",
+        "backup": stacks / f"{STACK}.json.bak",
+        "lock": lock,
+        "other": other,
+    }
+    for path in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        Path(f"{path}.attrs").write_text('{"user.content_type": "application/json"}\n')
+    return {name: Path(f"{path}.attrs") for name, path in files.items()}
+
+
+def test_a_sidecar_a_crash_emptied_is_found_and_a_whole_one_is_not(tmp_path: Path) -> None:
+    sidecars = sidecar_layout(tmp_path)
+    assert backend_files.broken_sidecars(tmp_path) == []
+    assert backend_files.broken_stack_sidecars(tmp_path, PROJECT, STACK) == []
+
+    sidecars["checkpoint"].write_bytes(b"")
+    sidecars["lock"].write_bytes(b"")
+    sidecars["other"].write_text('{"user.content_')  # cut short
+    assert backend_files.broken_sidecars(tmp_path) == sorted(
+        [sidecars["checkpoint"], sidecars["lock"], sidecars["other"]]
+    )
+    # One stack's recovery touches only that stack's files.
+    assert sorted(backend_files.broken_stack_sidecars(tmp_path, PROJECT, STACK)) == sorted(
+        [sidecars["checkpoint"], sidecars["lock"]]
+    )
+
+
+def test_recovery_removes_only_the_stacks_broken_sidecars(tmp_path: Path) -> None:
+    sidecars = sidecar_layout(tmp_path)
+    sidecars["backup"].write_bytes(b"")
+    sidecars["other"].write_bytes(b"")
+    subject = driver(f"file://{tmp_path}", tmp_path)
+    write_checkpoint(tmp_path, {"resources": []})  # clean: no export needed
+    cancels: list[str] = []
+    stack: Any = SimpleNamespace(name=STACK, cancel=lambda: cancels.append(STACK))
+    subject._recover(stack)
+    assert cancels == [STACK]  # the lock file is still there: recovery goes on past sidecars
+    assert not sidecars["backup"].exists()
+    assert sidecars["checkpoint"].exists()
+    assert sidecars["lock"].exists()
+    assert sidecars["other"].exists()  # another stack's: left for its own recovery
+
+    subject.repair_backend()
+    assert not sidecars["other"].exists()
