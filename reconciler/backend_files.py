@@ -1,9 +1,9 @@
 """What the driver reads straight from a directory (`file://`) state backend, without a
 CLI run: whether a stack has a checkpoint, how many Kubernetes objects it holds, whether
 it has pending operations, whether it is locked, which metadata sidecars a crash left
-unreadable. Functions of paths and checkpoint
-contents only; a file that cannot be read that way (another backend, a compressed or
-half-written file) answers "cannot tell", and the driver then asks the CLI.
+unreadable. Functions of paths and checkpoint contents only; a file that cannot be read
+that way (another backend, a compressed or half-written file) answers "cannot tell", and
+the driver then asks the CLI.
 """
 
 from __future__ import annotations

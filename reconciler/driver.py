@@ -512,7 +512,7 @@ class Driver:
 
 def _remove_sidecars(paths: list[Path]) -> None:
     for path in paths:
-        log.warning("removing %s: a crash left it unreadable (see backend_files)", path)
+        log.warning("removing %s: a killed CLI left this metadata file unreadable", path)
         path.unlink(missing_ok=True)
 
 
