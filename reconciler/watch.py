@@ -4,7 +4,9 @@ resourceVersion, and list again on 410 Gone and every resync period.
 Two kinds of loops feed it. The MySQL loop enqueues every object on every list, so
 objects that existed before the reconciler started are reconciled like new ones and a
 missed event costs at most one resync period; a MODIFIED event that changes only the
-status is dropped, so the reconciler's own status writes never requeue a key. Loops over
+status or the operator's own finalizer is dropped, so the reconciler's own writes never
+requeue a key (an urgent add would send an instance on its way to the back of a burst of
+new objects). Loops over
 the instance's claims, pods and Jobs only wake the instance they belong to (its labels
 name it) when one of them changes, so a Job that completes or a claim that binds is
 noticed at once instead of at the next poll. The queue holds keys only: the worker reads
@@ -24,7 +26,7 @@ from typing import Any
 
 from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, key_of
 from reconciler.queue import Backoff, WorkQueue
-from reconciler.vocabulary import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+from reconciler.vocabulary import FINALIZER, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,9 @@ class Health:
         return registered and not self.stale_loops()
 
 
-# What a user or the API server changes on the object, as opposed to its status: the
-# spec (through the generation), deletion, finalizers, labels and annotations.
+# What a user or the API server changes on the object, as opposed to what the reconciler
+# writes (status, its own finalizer): the spec (through the generation), deletion, other
+# finalizers, labels and annotations.
 Intent = tuple[str, int, str, tuple[str, ...], str, str]
 
 
@@ -75,7 +78,7 @@ def intent(obj: Mapping[str, Any]) -> Intent:
         str(metadata.get("uid", "")),
         int(metadata.get("generation") or 0),
         str(metadata.get("deletionTimestamp") or ""),
-        tuple(metadata.get("finalizers") or ()),
+        tuple(name for name in metadata.get("finalizers") or () if name != FINALIZER),
         repr(sorted((metadata.get("labels") or {}).items())),
         repr(sorted((metadata.get("annotations") or {}).items())),
     )

@@ -15,6 +15,7 @@ import pytest
 
 from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, Listing, WatchEvent
 from reconciler.queue import Backoff, WorkQueue
+from reconciler.vocabulary import FINALIZER
 from reconciler.watch import (
     OWNED_SELECTOR,
     Health,
@@ -166,6 +167,39 @@ def test_the_reconcilers_own_status_write_does_not_requeue() -> None:
     gateway = ScriptedGateway(lists=[[mysql("a")]], watches=[[("MODIFIED", status_write)]])
     run_loop(gateway, queue)
     assert drain(queue) == []
+
+
+def test_the_reconcilers_own_finalizer_does_not_requeue_but_anothers_does() -> None:
+    queue: WorkQueue[Key] = WorkQueue()
+    for name in ("ours", "theirs"):
+        queue.add_after((NAMESPACE, name), 300, backoff=False)
+    ours = mysql("ours", version="11", finalizers=[FINALIZER])
+    theirs = mysql("theirs", version="12", finalizers=[FINALIZER, "example.com/hold"])
+    gateway = ScriptedGateway(
+        lists=[[mysql("ours"), mysql("theirs", finalizers=[FINALIZER])]],
+        watches=[[("MODIFIED", ours), ("MODIFIED", theirs)]],
+    )
+    run_loop(gateway, queue)
+    assert drain(queue) == [(NAMESPACE, "theirs")]
+
+
+def test_an_instance_on_its_way_is_not_sent_behind_a_burst_by_its_own_finalizer() -> None:
+    """A burst: `first` is being reconciled when the reconciler adds its finalizer (an
+    event the loop sees meanwhile) and its claims bind (a wake). The next key after the
+    reconcile must not depend on the 50 new objects queued behind it."""
+    queue: WorkQueue[Key] = WorkQueue()
+    burst = [mysql(f"s-{index:02}") for index in range(50)]
+    for obj in burst:
+        queue.add((NAMESPACE, obj["metadata"]["name"]), urgent=True)
+    first = queue.get(timeout_s=0)
+    assert first == (NAMESPACE, "s-00")
+    with_finalizer = mysql("s-00", version="11", finalizers=[FINALIZER])
+    gateway = ScriptedGateway(lists=[burst], watches=[[("MODIFIED", with_finalizer)]])
+    run_loop(gateway, queue)
+    queue.add(first, wake=True)  # its claim bound
+    queue.done(first)
+    # Urgent and progress keys take turns, and a new object was served last.
+    assert [queue.get(timeout_s=0), queue.get(timeout_s=0)] == [first, (NAMESPACE, "s-01")]
 
 
 def test_the_label_selector_reaches_list_and_watch() -> None:
