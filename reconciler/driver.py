@@ -16,6 +16,7 @@ export/import.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
 from pulumi import automation as auto
 
 # The one private name used: the Stack constructor's mode, which the package does not
@@ -226,6 +228,7 @@ class Driver:
         self._backend_directory = backend_files.backend_directory(config.backend_url)
         if self._backend_directory is not None:
             self._backend_directory.mkdir(parents=True, exist_ok=True)
+        _write_project_file(config.work_dir, self._project_settings(config.backend_url))
         self._command: auto.PulumiCommand | None = None
         self._command_lock = threading.Lock()
 
@@ -238,14 +241,26 @@ class Driver:
 
     # -- stacks --------------------------------------------------------------------------
 
-    def _options(self, backend_url: str | None = None) -> auto.LocalWorkspaceOptions:
+    def _project_settings(self, backend_url: str) -> auto.ProjectSettings:
+        return auto.ProjectSettings(
+            name=self.config.project_name,
+            runtime="python",
+            backend=auto.ProjectBackend(url=backend_url),
+        )
+
+    def _options(self, scratch_backend: Path | None = None) -> auto.LocalWorkspaceOptions:
+        """Workspaces share the work directory and its project file, which __init__ wrote
+        once: a workspace given project settings rewrites the file in place, and a CLI of
+        another worker reading it meanwhile finds it empty. A scratch backend gets a
+        workspace of its own, in that directory."""
+        if scratch_backend is None:
+            work_dir, settings = self.config.work_dir, None
+        else:
+            url = f"file://{scratch_backend}"
+            work_dir, settings = scratch_backend, self._project_settings(url)
         return auto.LocalWorkspaceOptions(
-            work_dir=str(self.config.work_dir),
-            project_settings=auto.ProjectSettings(
-                name=self.config.project_name,
-                runtime="python",
-                backend=auto.ProjectBackend(url=backend_url or self.config.backend_url),
-            ),
+            work_dir=str(work_dir),
+            project_settings=settings,
             secrets_provider="passphrase",
             env_vars={**ENGINE_ENV, "PULUMI_CONFIG_PASSPHRASE": self.config.passphrase},
             pulumi_command=self._pulumi_command(),
@@ -370,7 +385,7 @@ class Driver:
                         stack_name=stack_name(instance.namespace, instance.name),
                         project_name=self.config.project_name,
                         program=program,
-                        opts=self._options(backend_url=f"file://{scratch}"),
+                        opts=self._options(scratch_backend=Path(scratch)),
                     )
                     result = scratch_stack.preview(
                         on_output=_quiet, on_error=_quiet, on_event=record
@@ -508,6 +523,22 @@ class Driver:
         path = self._checkpoint_file(stack.name)
         latest = backend_files.latest_deployment(path) if path is not None else None
         return latest is not None and not latest.get("pending_operations")
+
+
+def _write_project_file(work_dir: Path, settings: auto.ProjectSettings) -> None:
+    """Pulumi.yaml, replaced in one step (readers see the old file or the new one) and
+    only when it differs."""
+    path = work_dir / "Pulumi.yaml"
+    text = yaml.safe_dump(settings.to_dict(), sort_keys=True)
+    try:
+        if path.read_text() == text:
+            return
+    except FileNotFoundError:
+        pass
+    descriptor, staged = tempfile.mkstemp(dir=work_dir, prefix=".Pulumi.yaml.")
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    Path(staged).replace(path)
 
 
 def _remove_sidecars(paths: list[Path]) -> None:

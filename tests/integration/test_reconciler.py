@@ -171,6 +171,18 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     ]
     deployment = harness.apps.read_namespaced_deployment(NAME, ns)
     assert [c.image for c in deployment.spec.template.spec.containers] == ["mysql:5.7"]
+    # An object with no stack yet is planned against a throwaway backend.
+    fresh = tmp_path / "fresh.yml"
+    fresh.write_text(yaml.safe_dump(harness.manifest("not-yet", harness.host_path_spec())))
+    fresh_preview = harness.preview(fresh)
+    assert fresh_preview.returncode == 2, fresh_preview.stderr
+    fresh_plan = json.loads(fresh_preview.stdout)
+    assert fresh_plan["stackExists"] is False
+    assert {"op": "create", "type": "kubernetes:apps/v1:Deployment", "name": "not-yet"} in (
+        fresh_plan["steps"]
+    )
+    assert harness.get("not-yet") is None
+    assert json.loads(harness.preview(same).stdout)["hasChanges"] is False  # backend unmoved
 
     # 6. An image change rolls the Deployment, and status follows the generation.
     harness.patch(NAME, {"spec": {"image": "mysql:8.0"}})

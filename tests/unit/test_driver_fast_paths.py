@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from pulumi import automation as auto
 from semver import VersionInfo
 
@@ -432,3 +433,34 @@ def test_recovery_removes_only_the_stacks_broken_sidecars(tmp_path: Path) -> Non
 
     subject.repair_backend()
     assert not sidecars["other"].exists()
+
+
+def test_the_project_file_is_written_once_and_stacks_do_not_rewrite_it(tmp_path: Path) -> None:
+    subject = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    project_file = tmp_path / "work" / "Pulumi.yaml"
+    written = yaml.safe_load(project_file.read_text())
+    assert written["name"] == PROJECT
+    assert written["backend"] == {"url": f"file://{tmp_path / 'state'}"}
+    before = project_file.stat()
+
+    subject._command = RecordingCommand()
+    for name in ("a", "b"):
+        subject._stack("ns", name, _no_program)
+    again = driver(f"file://{tmp_path / 'state'}", tmp_path)  # a restart: same content
+    again._command = RecordingCommand()
+    assert again._options().project_settings is None
+    after = project_file.stat()
+    # Every workspace read the file; none replaced or truncated it.
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert sorted(path.name for path in project_file.parent.iterdir()) == ["Pulumi.yaml"]
+
+
+def test_a_preview_against_a_scratch_backend_gets_a_work_dir_of_its_own(tmp_path: Path) -> None:
+    subject = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    scratch = tmp_path / "scratch"
+    subject._command = RecordingCommand()
+    options = subject._options(scratch_backend=scratch)
+    assert options.work_dir == str(scratch)
+    assert options.project_settings is not None
+    assert options.project_settings.backend is not None
+    assert options.project_settings.backend.url == f"file://{scratch}"
