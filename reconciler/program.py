@@ -37,6 +37,18 @@ PATCH_FORCE: Final = "pulumi.com/patchForce"
 # attempt's Job) is deleted without waiting for its finished pods to go first.
 DELETION_POLICY: Final = "pulumi.com/deletionPropagationPolicy"
 
+# pulumi_kubernetes loads its API groups lazily (importlib's LazyLoader), which is not
+# thread-safe on Python 3.11: two workers running their first programs at once could see a
+# half-loaded module ("module 'pulumi_kubernetes.meta.v1' has no attribute
+# 'ObjectMetaArgs'"). Touching one name of each group the program uses loads them here,
+# on import, before any worker starts.
+LOADED_EAGERLY: Final = (
+    k8s.meta.v1.ObjectMetaArgs,
+    k8s.core.v1.Service,
+    k8s.apps.v1.Deployment,
+    k8s.batch.v1.Job,
+)
+
 
 @dataclass(frozen=True)
 class ClusterAccess:

@@ -8,7 +8,10 @@ what the program adds to them.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -249,3 +252,22 @@ def test_the_upsert_that_adoption_relies_on_still_holds() -> None:
     # Provider's upsertExistingObjects: set it in program.py before raising the pin.
     major, minor = (int(part) for part in version("pulumi-kubernetes").split(".")[:2])
     assert (major, minor) < (4, 29), "set upsertExistingObjects on the Provider in program.py"
+
+
+def test_importing_the_program_loads_the_api_groups_it_uses() -> None:
+    """Workers run programs in threads; a lazily loaded module met first by two of them at
+    once can be half-loaded. A fresh interpreter shows what the import alone loads."""
+    groups = [f"pulumi_kubernetes.{group}.v1" for group in ("meta", "core", "apps", "batch")]
+    probe = (
+        "import sys, types, reconciler.program\n"
+        f"print([type(sys.modules.get(name)) is types.ModuleType for name in {groups!r}])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert result.stdout.strip() == repr([True] * len(groups)), result.stdout
