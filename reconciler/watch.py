@@ -6,13 +6,12 @@ objects that existed before the reconciler started are reconciled like new ones 
 missed event costs at most one resync period; a MODIFIED event that changes only the
 status or the operator's own finalizer is dropped, so the reconciler's own writes never
 requeue a key (an urgent add would send an instance on its way to the back of a burst of
-new objects). Loops over
-the instance's claims, pods and Jobs only wake the instance they belong to (its labels
-name it) when one of them changes, so a Job that completes or a claim that binds is
-noticed at once instead of at the next poll. The queue holds keys only: the worker reads
-the objects fresh, so nothing here caches objects (only each MySQL object's `intent`).
-A watch that fails reconnects with capped exponential backoff, reset by every successful
-list; `Health` records whether each loop is alive, which /healthz reports.
+new objects). Loops over the instance's claims, pods and Jobs only wake the instance they
+belong to (its labels name it) when one of them changes, so a Job that completes or a
+claim that binds is noticed at once instead of at the next poll. The queue holds keys
+only: the worker reads the objects fresh, so nothing here caches objects (only each MySQL
+object's `intent`). A watch that fails reconnects with capped exponential backoff, reset
+by every successful list; `Health` records whether each loop is alive, which /healthz reports.
 """
 
 from __future__ import annotations

@@ -185,8 +185,8 @@ def test_the_reconcilers_own_finalizer_does_not_requeue_but_anothers_does() -> N
 
 def test_an_instance_on_its_way_is_not_sent_behind_a_burst_by_its_own_finalizer() -> None:
     """A burst: `first` is being reconciled when the reconciler adds its finalizer (an
-    event the loop sees meanwhile) and its claims bind (a wake). The next key after the
-    reconcile must not depend on the 50 new objects queued behind it."""
+    event the loop sees meanwhile) and its claims bind (a wake). After the reconcile it
+    must not wait behind the 49 new objects still queued."""
     queue: WorkQueue[Key] = WorkQueue()
     burst = [mysql(f"s-{index:02}") for index in range(50)]
     for obj in burst:
