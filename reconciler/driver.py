@@ -249,12 +249,17 @@ class Driver:
         )
 
     def _options(self, scratch_backend: Path | None = None) -> auto.LocalWorkspaceOptions:
-        """Workspaces share the work directory and its project file, which __init__ wrote
-        once: a workspace given project settings rewrites the file in place, and a CLI of
-        another worker reading it meanwhile finds it empty. A scratch backend gets a
-        workspace of its own, in that directory."""
+        """Workspaces share the work directory and its project file, which __init__ wrote:
+        a workspace given project settings would rewrite the file in place, and a CLI of
+        another worker reading it meanwhile would find it empty. So workspaces only read
+        it, and it is replaced in one step if it no longer holds these settings. A scratch
+        backend gets a workspace of its own, in that directory."""
         if scratch_backend is None:
             work_dir, settings = self.config.work_dir, None
+            ours = self._project_settings(self.config.backend_url)
+            if _write_project_file(work_dir, ours):
+                # Another process with other settings shares the work directory.
+                log.warning("%s/Pulumi.yaml named other settings: rewritten", work_dir)
         else:
             url = f"file://{scratch_backend}"
             work_dir, settings = scratch_backend, self._project_settings(url)
@@ -525,20 +530,21 @@ class Driver:
         return latest is not None and not latest.get("pending_operations")
 
 
-def _write_project_file(work_dir: Path, settings: auto.ProjectSettings) -> None:
+def _write_project_file(work_dir: Path, settings: auto.ProjectSettings) -> bool:
     """Pulumi.yaml, replaced in one step (readers see the old file or the new one) and
-    only when it differs."""
+    only when it differs; whether it was written."""
     path = work_dir / "Pulumi.yaml"
     text = yaml.safe_dump(settings.to_dict(), sort_keys=True)
     try:
         if path.read_text() == text:
-            return
+            return False
     except FileNotFoundError:
         pass
     descriptor, staged = tempfile.mkstemp(dir=work_dir, prefix=".Pulumi.yaml.")
     with os.fdopen(descriptor, "w") as file:
         file.write(text)
     Path(staged).replace(path)
+    return True
 
 
 def _remove_sidecars(paths: list[Path]) -> None:

@@ -464,3 +464,16 @@ def test_a_preview_against_a_scratch_backend_gets_a_work_dir_of_its_own(tmp_path
     assert options.project_settings is not None
     assert options.project_settings.backend is not None
     assert options.project_settings.backend.url == f"file://{scratch}"
+
+
+def test_a_project_file_another_process_changed_is_put_back_before_the_next_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    subject = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    subject._command = RecordingCommand()
+    project_file = tmp_path / "work" / "Pulumi.yaml"
+    ours = project_file.read_text()
+    project_file.write_text("name: mysql-operator\nbackend:\n  url: file:///elsewhere\n")
+    subject._options()
+    assert project_file.read_text() == ours
+    assert "named other settings: rewritten" in caplog.text
