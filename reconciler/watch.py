@@ -4,7 +4,7 @@ resourceVersion, and list again on 410 Gone and every resync period.
 Two kinds of loops feed it. The MySQL loop enqueues every object on every list, so
 objects that existed before the reconciler started are reconciled like new ones and a
 missed event costs at most one resync period; a MODIFIED event that changes only the
-status or the operator's own finalizer is dropped, so the reconciler's own writes never
+status or adds the operator's own finalizer is dropped, so the reconciler's own writes never
 requeue a key (an urgent add would send an instance on its way to the back of a burst of
 new objects). Loops over the instance's claims, pods and Jobs only wake the instance they
 belong to (its labels name it) when one of them changes, so a Job that completes or a
@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, key_of
 from reconciler.queue import Backoff, WorkQueue
@@ -65,27 +65,44 @@ class Health:
         return registered and not self.stale_loops()
 
 
-# What a user or the API server changes on the object, as opposed to what the reconciler
-# writes (status, its own finalizer): the spec (through the generation), deletion, other
-# finalizers, labels and annotations.
-Intent = tuple[str, int, str, tuple[str, ...], str, str]
+class Intent(NamedTuple):
+    """What a user or the API server changes on the object, as opposed to what the
+    reconciler writes (status, its own finalizer)."""
+
+    uid: str
+    generation: int  # the spec
+    deletion: str
+    other_finalizers: tuple[str, ...]
+    labels: str
+    annotations: str
+    # The operator's own finalizer: adding it is the reconciler's write; its removal from a
+    # live object is someone else's, and the reconciler must put it back at once.
+    holds_finalizer: bool
 
 
 def intent(obj: Mapping[str, Any]) -> Intent:
     metadata = obj.get("metadata", {})
-    return (
-        str(metadata.get("uid", "")),
-        int(metadata.get("generation") or 0),
-        str(metadata.get("deletionTimestamp") or ""),
-        tuple(name for name in metadata.get("finalizers") or () if name != FINALIZER),
-        repr(sorted((metadata.get("labels") or {}).items())),
-        repr(sorted((metadata.get("annotations") or {}).items())),
+    finalizers = tuple(metadata.get("finalizers") or ())
+    return Intent(
+        uid=str(metadata.get("uid", "")),
+        generation=int(metadata.get("generation") or 0),
+        deletion=str(metadata.get("deletionTimestamp") or ""),
+        other_finalizers=tuple(name for name in finalizers if name != FINALIZER),
+        labels=repr(sorted((metadata.get("labels") or {}).items())),
+        annotations=repr(sorted((metadata.get("annotations") or {}).items())),
+        holds_finalizer=FINALIZER in finalizers,
     )
 
 
 def worth_queueing(event_type: str, obj: Mapping[str, Any], last: Intent | None) -> bool:
-    """False only for a MODIFIED event whose object's intent is the one last seen."""
-    return event_type != "MODIFIED" or last is None or intent(obj) != last
+    """False only for a MODIFIED event that changes nothing of the intent last seen but
+    the status, or that adds the operator's own finalizer."""
+    if event_type != "MODIFIED" or last is None:
+        return True
+    now = intent(obj)
+    if now._replace(holds_finalizer=False) != last._replace(holds_finalizer=False):
+        return True
+    return last.holds_finalizer and not now.holds_finalizer
 
 
 def instance_key(obj: Mapping[str, Any]) -> Key | None:

@@ -169,18 +169,25 @@ def test_the_reconcilers_own_status_write_does_not_requeue() -> None:
     assert drain(queue) == []
 
 
-def test_the_reconcilers_own_finalizer_does_not_requeue_but_anothers_does() -> None:
+def test_adding_the_operators_finalizer_does_not_requeue_but_removing_it_does() -> None:
     queue: WorkQueue[Key] = WorkQueue()
-    for name in ("ours", "theirs"):
+    for name in ("added", "theirs", "removed"):
         queue.add_after((NAMESPACE, name), 300, backoff=False)
-    ours = mysql("ours", version="11", finalizers=[FINALIZER])
+    added = mysql("added", version="11", finalizers=[FINALIZER])
     theirs = mysql("theirs", version="12", finalizers=[FINALIZER, "example.com/hold"])
+    removed = mysql("removed", version="13", finalizers=[])  # by hand, on a live object
     gateway = ScriptedGateway(
-        lists=[[mysql("ours"), mysql("theirs", finalizers=[FINALIZER])]],
-        watches=[[("MODIFIED", ours), ("MODIFIED", theirs)]],
+        lists=[
+            [
+                mysql("added"),
+                mysql("theirs", finalizers=[FINALIZER]),
+                mysql("removed", finalizers=[FINALIZER]),
+            ]
+        ],
+        watches=[[("MODIFIED", added), ("MODIFIED", theirs), ("MODIFIED", removed)]],
     )
     run_loop(gateway, queue)
-    assert drain(queue) == [(NAMESPACE, "theirs")]
+    assert drain(queue) == [(NAMESPACE, "theirs"), (NAMESPACE, "removed")]
 
 
 def test_an_instance_on_its_way_is_not_sent_behind_a_burst_by_its_own_finalizer() -> None:
