@@ -24,11 +24,28 @@ def backend_directory(url: str) -> Path | None:
     return Path(url.removeprefix("file://").split("?", 1)[0])
 
 
-def checkpoint_file(directory: Path, project: str, stack: str) -> Path | None:
-    """The stack's checkpoint file, in the project-scoped layout (stacks/<project>/) or
-    the legacy flat one, if it has one."""
+def _stack_folders(directory: Path, project: str) -> tuple[Path, Path]:
+    """Where checkpoints sit: the project-scoped layout (stacks/<project>/), then the
+    legacy flat one."""
     stacks = directory / ".pulumi" / "stacks"
-    for path in (stacks / project / f"{stack}.json", stacks / f"{stack}.json"):
+    return stacks / project, stacks
+
+
+def _lock_dirs(directory: Path, project: str, stack: str) -> list[Path]:
+    """The stack's lock directories: .pulumi/locks/<...>/<project>/<stack>/; the middle
+    part differs between backend layouts, so they are looked for anywhere below."""
+    locks = directory / ".pulumi" / "locks"
+    if not locks.is_dir():
+        return []
+    return [
+        found for found in locks.rglob(stack) if found.is_dir() and found.parent.name == project
+    ]
+
+
+def checkpoint_file(directory: Path, project: str, stack: str) -> Path | None:
+    """The stack's checkpoint file, if it has one."""
+    for folder in _stack_folders(directory, project):
+        path = folder / f"{stack}.json"
         if path.is_file():
             return path
     return None
@@ -36,8 +53,7 @@ def checkpoint_file(directory: Path, project: str, stack: str) -> Path | None:
 
 def some_stack(directory: Path, project: str) -> str | None:
     """The name of one stack that has a checkpoint (the first by name), if any."""
-    stacks = directory / ".pulumi" / "stacks"
-    for folder in (stacks / project, stacks):
+    for folder in _stack_folders(directory, project):
         if folder.is_dir():
             names = sorted(path.name.removesuffix(".json") for path in folder.glob("*.json"))
             if names:
@@ -108,31 +124,19 @@ def broken_sidecars(directory: Path) -> list[Path]:
 
 def broken_stack_sidecars(directory: Path, project: str, stack: str) -> list[Path]:
     """Unreadable sidecars of one stack's checkpoint, its backup and its locks."""
-    stacks = directory / ".pulumi" / "stacks"
     candidates = [
         folder / f"{stack}.json{extra}{SIDECAR_SUFFIX}"
-        for folder in (stacks / project, stacks)
+        for folder in _stack_folders(directory, project)
         for extra in ("", ".bak")
     ]
-    locks = directory / ".pulumi" / "locks"
-    if locks.is_dir():
-        candidates += [
-            path
-            for found in locks.rglob(stack)
-            if found.is_dir() and found.parent.name == project
-            for path in found.glob(f"*{SIDECAR_SUFFIX}")
-        ]
+    candidates += [
+        path
+        for found in _lock_dirs(directory, project, stack)
+        for path in found.glob(f"*{SIDECAR_SUFFIX}")
+    ]
     return [path for path in candidates if is_broken_sidecar(path)]
 
 
 def is_locked(directory: Path, project: str, stack: str) -> bool:
-    """Whether a lock file exists for the stack. Lock files sit under
-    .pulumi/locks/<...>/<project>/<stack>/; the middle part differs between backend
-    layouts, so the stack's directory is looked for anywhere below."""
-    locks = directory / ".pulumi" / "locks"
-    if not locks.is_dir():
-        return False
-    return any(
-        found.is_dir() and found.parent.name == project and any(found.iterdir())
-        for found in locks.rglob(stack)
-    )
+    """Whether a lock file exists for the stack."""
+    return any(any(found.iterdir()) for found in _lock_dirs(directory, project, stack))
