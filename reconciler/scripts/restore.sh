@@ -10,7 +10,10 @@
 # 2. A `restoring` row for this uid: a restore of this lifetime was interrupted. The dump
 #    it names is applied again (dumps drop and re-create every table they hold).
 # 3. Rows of other uids only: the data volume outlived an earlier lifetime of this
-#    instance and holds its data. No dump is applied; a `kept` row records that.
+#    instance and holds its data. No dump is applied; a `kept` row records that. If that
+#    lifetime's restore never finished (a `restoring` row and no `restored`, `initialized`
+#    or `kept` one), the volume holds half a dump that no client ever saw: the dump it names
+#    is applied again, as in 2, never kept.
 # 4. No row: the target must be empty (tables in scope), or the restore refuses (exit 3)
 #    rather than overwrite data or serve data the operator did not restore. The dump is
 #    RESTORE_SOURCE, or the dump with the highest sequence that has its .meta record, or
@@ -370,10 +373,29 @@ if [ "$marker_table" != 0 ]; then
     apply_dump
   fi
 
-  # 3. Data of an earlier lifetime of this instance: keep it, apply nothing.
+  # 3. Data of an earlier lifetime of this instance: keep it, apply nothing, unless that
+  # lifetime's own restore was interrupted.
   other=$(query "SELECT uid FROM mysql_operator.lifecycle WHERE uid <> '$uid'
     ORDER BY at DESC LIMIT 1" "cannot read mysql_operator.lifecycle")
   if [ -n "$other" ]; then
+    case $other in
+      *[!A-Za-z0-9._-]*) fail "mysql_operator.lifecycle holds an unexpected uid" ;;
+    esac
+    finished=$(query "SELECT COUNT(*) FROM mysql_operator.lifecycle WHERE uid = '$other'
+      AND event IN ('restored', 'initialized', 'kept')" "cannot read mysql_operator.lifecycle")
+    dump=$(query "SELECT detail FROM mysql_operator.lifecycle
+      WHERE uid = '$other' AND event = 'restoring' ORDER BY at DESC LIMIT 1" \
+      "cannot read mysql_operator.lifecycle")
+    if [ "$finished" = 0 ] && [ -n "$dump" ]; then
+      log "lifetime $other was interrupted while restoring $dump; applying it again"
+      check_dump
+      if [ "$scope" = database ]; then
+        query "CREATE DATABASE IF NOT EXISTS \`$database\`" "cannot create '$database'" >/dev/null
+      fi
+      query "INSERT INTO mysql_operator.lifecycle (uid, event, detail)
+        VALUES ('$uid', 'restoring', '$dump')" "cannot record the restore's start" >/dev/null
+      apply_dump
+    fi
     query "INSERT INTO mysql_operator.lifecycle (uid, event, detail)
       SELECT '$uid', 'kept', LEFT(CONCAT('data from lifetime ', uid), 512)
       FROM mysql_operator.lifecycle WHERE uid <> '$uid' ORDER BY at DESC LIMIT 1" \

@@ -743,6 +743,48 @@ def test_restore_keeps_the_data_of_an_earlier_lifetime(
     assert again.message == "already done: kept data from lifetime earlier-uid"
 
 
+def test_an_earlier_lifetime_cut_off_while_restoring_gets_its_dump_applied_again(
+    jobs: Jobs, mariadb: MariaDB, database: str
+) -> None:
+    create_database(mariadb, database)
+    expected = snapshot(mariadb, database)
+    jobs.backup()
+    # An earlier lifetime's restore of dump 1 died half-way (its namespace was deleted,
+    # say) and its volume was adopted: some tables, and that lifetime's `restoring` row.
+    mariadb.sql(f"DROP DATABASE `{database}`")
+    mariadb.sql(f"CREATE DATABASE `{database}`")
+    mariadb.sql("CREATE TABLE orders (id INT PRIMARY KEY)", database)
+    record(mariadb, "earlier-uid", "restoring", dump_name(1))
+
+    restored = jobs.restore()
+
+    assert restored.message is not None
+    assert restored.message.startswith(f"restored {dump_name(1)} sequence=1 "), restored
+    assert "lifetime earlier-uid was interrupted" in restored.stderr
+    assert snapshot(mariadb, database) == expected
+    rows = lifecycle(mariadb)
+    assert (jobs.uid, "restoring", dump_name(1)) in rows
+    assert not any(row[0] == jobs.uid and row[1] == "kept" for row in rows)
+    again = jobs.restore()
+    assert again.message is not None
+    assert again.message.startswith("already done: restored ")
+
+
+def test_an_earlier_lifetime_cut_off_while_restoring_a_missing_dump_is_refused(
+    jobs: Jobs, mariadb: MariaDB, database: str
+) -> None:
+    mariadb.sql(f"CREATE DATABASE `{database}`")
+    mariadb.sql("CREATE TABLE orders (id INT PRIMARY KEY)", database)
+    tables = mariadb.sql("SHOW TABLES", database)
+    record(mariadb, "earlier-uid", "restoring", dump_name(7))
+
+    refused = jobs.restore(expect=4)
+
+    assert refused.message == f"dump {dump_name(7)} not found"
+    assert mariadb.sql("SHOW TABLES", database) == tables
+    assert not any(row[0] == jobs.uid for row in lifecycle(mariadb))
+
+
 def test_a_retried_restore_is_already_done(jobs: Jobs, mariadb: MariaDB, database: str) -> None:
     create_database(mariadb, database)
     jobs.backup()
