@@ -34,3 +34,12 @@ class Desired:
     backup_attempt: int = 1
     data_binding: ClaimBinding = ClaimBinding()
     backup_binding: ClaimBinding = ClaimBinding()
+    # The server's readiness probe passes only once this lifetime's restore has recorded
+    # its end in the server (mysql_operator.lifecycle). Clients reach only ready servers,
+    # so the client Service and the restore Job are declared together, in one `up`.
+    readiness_gated: bool = False
+    # The restore has succeeded: its Job, still declared when gated, keeps the spec it ran
+    # with (a Job is immutable, and replacing it would run the restore again). This
+    # changes how later changes apply, not what is declared, so the inputs fingerprint
+    # leaves it out and its change costs no `up`.
+    restore_finished: bool = False

@@ -33,6 +33,7 @@ def fingerprint_key(passphrase: str) -> bytes:
 def inputs_fingerprint(desired: Desired, key: bytes) -> str:
     """`sha256:<hex>`; equal for equal inputs (and key) across processes."""
     rendered = dataclasses.asdict(desired)
+    del rendered["restore_finished"]  # how later changes apply, not what is declared
     password = desired.instance.spec.password
     rendered["instance"]["spec"]["password"] = (
         None if password is None else hmac.new(key, password.encode(), hashlib.sha256).hexdigest()

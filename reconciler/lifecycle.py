@@ -90,12 +90,15 @@ def decide_lifecycle(observation: Observation) -> Action:
     restore = status.restore
     if restore is None:
         return first_attempt(instance, JobKind.RESTORE, obj)
-    stage = Stage.SERVING if restore.phase is JobPhase.SUCCEEDED else Stage.RESTORING
+    restored = restore.phase is JobPhase.SUCCEEDED
+    # Gated, the server becomes ready (and so reachable by clients) through the restore
+    # itself: the stack declares the serving stage from the first `up`.
+    stage = Stage.SERVING if restored or restore.gates_readiness else Stage.RESTORING
     desired = desired_for(instance, stage, status)
     fingerprint = inputs_fingerprint(desired, observation.fingerprint_key)
     if not synced(status, fingerprint, observation.toolchain, observation.stack):
         reason, message = deploy_reason(status, observation.stack, generation_of(obj))
-        if stage is Stage.SERVING and not status.served:
+        if restored and not status.served:
             message = f"{restore.message or 'restore done'}; opening the Service to clients"
         return Deploy(desired, fingerprint, reason, message)
     if not live.deployment_present:
@@ -110,9 +113,12 @@ def decide_lifecycle(observation: Observation) -> Action:
     if patches:
         return PatchVolumes(patches)
     problem = server_problem(observation, instance)
-    if stage is Stage.RESTORING:
+    if not restored:
         step = job_step(observation, instance, JobKind.RESTORE, restore)
-        # While the restore runs, a problem of the server says more than "running".
+        # While the restore runs, a problem of the server says more than "running"; a
+        # gated server is not ready before the restore ends, which is no problem.
+        if restore.gates_readiness and problem is not None and _only_unready(observation):
+            problem = None
         if isinstance(step, Wait) and problem is not None:
             return problem
         if step is not None:
@@ -130,6 +136,12 @@ def decide_lifecycle(observation: Observation) -> Action:
         f"generation {generation_of(obj)} applied; serving at "
         f"{names_for(instance).service}.{instance.namespace}"
     )
+
+
+def _only_unready(observation: Observation) -> bool:
+    """The server runs and only its readiness is missing."""
+    pod = observation.live.server_pod
+    return pod is not None and pod.phase == "Running" and pod.waiting_reason is None
 
 
 def plan_volumes(observation: Observation, instance: Instance) -> Action:

@@ -10,6 +10,7 @@ claim before the final backup). The operator's finalizer and teardown do that wo
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from reconciler.desired import ClaimBinding, Desired
@@ -54,6 +55,29 @@ READINESS_COMMAND: Final = (
     'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec "$client" --protocol=TCP '
     '--host=127.0.0.1 --user=root --execute="SELECT 1"'
 )
+# What the restore script records when this lifetime's restore has ended (restore.sh).
+RESTORE_DONE_EVENTS: Final = ("restored", "initialized", "kept")
+_UID: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def gated_readiness_command(uid: str) -> str:
+    """Ready means "answers a query over TCP, and this lifetime's restore has ended": the
+    count of the restore's end records for `uid`. A missing table is an error, so the
+    count is empty and the test fails."""
+    if _UID.fullmatch(uid) is None:
+        raise ValueError(f"unexpected instance uid {uid!r}")
+    events = ", ".join(f"'{event}'" for event in RESTORE_DONE_EVENTS)
+    # The uid matched _UID and the events are constants: nothing here needs quoting.
+    query = (
+        f"SELECT COUNT(*) FROM mysql_operator.lifecycle WHERE uid = '{uid}' "  # noqa: S608
+        f"AND event IN ({events})"
+    )
+    return (
+        "client=$(command -v mysql || command -v mariadb) && "
+        'done=$(MYSQL_PWD="$MYSQL_ROOT_PASSWORD" "$client" --protocol=TCP '
+        "--host=127.0.0.1 --user=root --batch --skip-column-names "
+        f'--execute="{query}") && [ "$done" -gt 0 ]'
+    )
 
 
 def _metadata(desired: Desired, name: str, component: Component) -> Manifest:
@@ -253,6 +277,9 @@ def deployment(desired: Desired) -> Manifest:
     instance, spec = desired.instance, desired.instance.spec
     names = names_for(instance)
     pod_security, container_security = _pod_security(host_directory=spec.host_path is not None)
+    readiness = (
+        gated_readiness_command(instance.uid) if desired.readiness_gated else READINESS_COMMAND
+    )
     container: Manifest = {
         "name": "mysql",
         "image": spec.image,
@@ -264,11 +291,12 @@ def deployment(desired: Desired) -> Manifest:
         "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT, "subPath": DATA_SUB_PATH}],
         "securityContext": container_security,
         "resources": _resources(with_defaults(spec.resources, SERVER_RESOURCES)),
-        # Ready means "answers a query over TCP": the image's first-start initialization
-        # runs a server without networking, which this ignores. The password goes through
-        # the environment, never the command line.
+        # Ready means "answers a query over TCP" (and, gated, "this lifetime's restore has
+        # ended"): the image's first-start initialization runs a server without
+        # networking, which this ignores. The password goes through the environment,
+        # never the command line.
         "readinessProbe": {
-            "exec": {"command": ["sh", "-c", READINESS_COMMAND]},
+            "exec": {"command": ["sh", "-c", readiness]},
             "initialDelaySeconds": 5,
             "periodSeconds": 5,
             "timeoutSeconds": 5,
@@ -331,9 +359,10 @@ def _resources(resources: ComputeResources) -> Manifest:
 
 
 def client_service(desired: Desired) -> Manifest | None:
-    """What clients connect to. Absent until the restore has finished, so no client sees
-    a database that is still empty or half restored; during the final backup it selects
-    nothing, so no client can write after the dump."""
+    """What clients connect to. No client may see a database that is still empty or half
+    restored: gated, the Service exists from the start and routes only to a ready server,
+    which the restore makes ready; otherwise it is absent until the restore has finished.
+    During the final backup it selects nothing, so no client can write after the dump."""
     if desired.stage is Stage.RESTORING:
         return None
     instance = desired.instance
@@ -346,11 +375,15 @@ def client_service(desired: Desired) -> Manifest | None:
 
 
 def internal_service(desired: Desired) -> Manifest:
-    """What the restore and backup Jobs connect to; it always selects the server."""
+    """What the restore and backup Jobs connect to; it always selects the server, and,
+    gated, also before it is ready: the restore is what makes it ready."""
     names = names_for(desired.instance)
-    return _service(
+    service = _service(
         desired, names.internal_service, Component.INTERNAL, selector_for(desired.instance)
     )
+    if desired.readiness_gated:
+        service["spec"]["publishNotReadyAddresses"] = True
+    return service
 
 
 def _service(
@@ -372,7 +405,10 @@ def _service(
 
 
 def restore_job(desired: Desired) -> Manifest | None:
-    if desired.stage is not Stage.RESTORING:
+    """Declared while restoring; gated, also while serving (the finished Job stays), so
+    that the end of the restore needs no `up`."""
+    serving_gated = desired.stage is Stage.SERVING and desired.readiness_gated
+    if desired.stage is not Stage.RESTORING and not serving_gated:
         return None
     names = names_for(desired.instance)
     idle = str(desired.instance.spec.backup.idle_timeout_seconds)

@@ -140,6 +140,8 @@ def desired_for(instance: Instance, stage: Stage, status: InstanceStatus) -> Des
         backup_attempt=status.final_backup.attempt if status.final_backup else 1,
         data_binding=binding(volumes.data if volumes else None),
         backup_binding=binding(volumes.backup if volumes else None),
+        readiness_gated=status.restore is not None and status.restore.gates_readiness,
+        restore_finished=status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED,
     )
 
 
@@ -186,13 +188,15 @@ def new_retry_token(obj: Mapping[str, Any], record: JobRecord) -> str | None:
 
 
 def first_attempt(instance: Instance, kind: JobKind, obj: Mapping[str, Any]) -> RecordJob:
-    """Recorded before the Job is declared, so a crash never loses which attempt runs."""
+    """Recorded before the Job is declared, so a crash never loses which attempt runs.
+    Every new restore gates the server's readiness."""
     return RecordJob(
         kind,
         JobRecord(
             attempt=1,
             job=job_name(instance, kind, 1),
             retry_token=annotation(obj, ANNOTATION_RETRY),
+            gates_readiness=kind is JobKind.RESTORE,
         ),
     )
 

@@ -97,7 +97,13 @@ def declare(desired: Desired, cluster: ClusterAccess) -> dict[str, pulumi.Resour
         "backup-claim", manifests.backup_claim(desired), retain=True, after=[backup_volume]
     )
     job_inputs = [server, internal, scripts, backup_claim]
-    registry.add("restore-job", manifests.restore_job(desired), after=job_inputs, logical="restore")
+    registry.add(
+        "restore-job",
+        manifests.restore_job(desired),
+        after=job_inputs,
+        logical="restore",
+        ignore_spec=desired.restore_finished,
+    )
     # After the client Service: clients are cut off before the final dump starts.
     registry.add(
         "backup-job", manifests.backup_job(desired), after=[*job_inputs, client], logical="backup"
@@ -129,6 +135,7 @@ class _Registry:
         retain: bool = False,
         after: Sequence[pulumi.Resource | None] = (),
         logical: str | None = None,
+        ignore_spec: bool = False,
     ) -> pulumi.Resource | None:
         """Registers one manifest. The logical name is the object's own name, so stacks
         keep their URNs; Jobs use a fixed one (`logical`), so that a new attempt's Job
@@ -164,6 +171,7 @@ class _Registry:
                 retain_on_delete=retain,
                 depends_on=[resource for resource in after if resource is not None],
                 additional_secret_outputs=secret_outputs,
+                ignore_changes=["spec"] if ignore_spec else None,
             ),
         )
         self.declared[key] = resource

@@ -106,6 +106,10 @@ class JobRecord:
     reason: str | None = None  # why it failed or was refused (a conditions.Reason value)
     failed_at: str | None = None  # RFC 3339; the retry backoff counts from here
     retry_token: str | None = None  # the retry annotation's value this record honoured
+    # Restore only: the server's readiness probe waits for this restore (see Desired), so
+    # the client Service is declared from the first `up`. Records made before the probe
+    # did lack it, and their instances keep the plain probe.
+    gates_readiness: bool = False
 
     @property
     def result(self) -> dict[str, str]:
@@ -126,6 +130,7 @@ class JobRecord:
             "reason": self.reason,
             "failedAt": self.failed_at,
             "retryToken": self.retry_token,
+            "gatesReadiness": self.gates_readiness,
         }
 
     @staticmethod
@@ -145,6 +150,7 @@ class JobRecord:
             reason=_optional_str(raw.get("reason")),
             failed_at=_optional_str(raw.get("failedAt")),
             retry_token=_optional_str(raw.get("retryToken")),
+            gates_readiness=raw.get("gatesReadiness") is True,
         )
 
 

@@ -94,7 +94,11 @@ def job_recorded(
     status: InstanceStatus, kind: JobKind, record: JobRecord, moment: Moment
 ) -> InstanceStatus:
     if kind is JobKind.RESTORE:
-        status, condition = replace(status, restore=record), ConditionType.RESTORED
+        # Gated, the client Service has existed since the first `up`; the restore's end is
+        # what lets it route to the server.
+        opens = record.gates_readiness and record.phase is JobPhase.SUCCEEDED
+        status = replace(status, restore=record, served=status.served or opens)
+        condition = ConditionType.RESTORED
     else:
         status, condition = replace(status, final_backup=record), ConditionType.BACKUP_READY
     state, reason, message = job_condition(kind, record)
@@ -150,8 +154,12 @@ def deployed(
         last_update=update_record(run, desired.stage.value),
         endpoint=Endpoint(f"{service}.{instance.namespace}.svc.{cluster_domain}", MYSQL_PORT),
         stack=stack_name(instance.namespace, instance.name),
-        served=status.served or desired.stage is Stage.SERVING,
+        served=status.served or (desired.stage is Stage.SERVING and _restored(status)),
     )
+
+
+def _restored(status: InstanceStatus) -> bool:
+    return status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED
 
 
 def destroyed(status: InstanceStatus, run: RunResult) -> InstanceStatus:

@@ -79,11 +79,12 @@ class VolumeRole(StrEnum):
 class Stage(StrEnum):
     """What the instance's stack declares.
 
-    RESTORING: storage and the server, reachable only by the operator's Jobs, and the
-    restore Job. SERVING: the client Service too. FINAL_BACKUP: clients cut off and the
-    backup Job that must succeed before anything is deleted. RELEASING: clients cut off
-    and no Job; declared only to adopt live objects (after lost state) before a destroy
-    that needs no backup.
+    SERVING: storage, the server, the client Service, and (gated, see Desired) the restore
+    Job, whose end is what makes the server ready. RESTORING: the same without the client
+    Service, for instances whose restore was recorded before the readiness gate.
+    FINAL_BACKUP: clients cut off and the backup Job that must succeed before anything is
+    deleted. RELEASING: clients cut off and no Job; declared only to adopt live objects
+    (after lost state) before a destroy that needs no backup.
     """
 
     RESTORING = "restoring"

@@ -156,27 +156,31 @@ def has_condition(kind: str, status: str, reason: str | None = None) -> Callable
 
 @dataclass
 class Recorder:
-    """Watches Jobs, Deployments, Services and claims in a namespace, noting
-    (resourceVersion, what).
+    """Watches Jobs, Deployments, Services, EndpointSlices and claims in a namespace,
+    noting (resourceVersion, what), and when each was received.
 
     The watches read one etcd, so resourceVersions order their events; that is how a test
-    shows, without timing, that a Job completed before anything was deleted.
+    shows, without timing, that a Job completed before anything was deleted. An
+    EndpointSlice with a ready endpoint is noted as `... EndpointSlice <service> ready`.
     """
 
     api_client: client.ApiClient
     namespace: str
     seen: list[tuple[int, str]] = field(default_factory=list)
+    received: dict[int, float] = field(default_factory=dict)  # resourceVersion: epoch s
     stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         batch = client.BatchV1Api(self.api_client)
         apps = client.AppsV1Api(self.api_client)
         core = client.CoreV1Api(self.api_client)
+        discovery = client.DiscoveryV1Api(self.api_client)
         for lister in (
             batch.list_namespaced_job,
             apps.list_namespaced_deployment,
             core.list_namespaced_service,
             core.list_namespaced_persistent_volume_claim,
+            discovery.list_namespaced_endpoint_slice,
         ):
             version = lister(self.namespace).metadata.resource_version
             threading.Thread(target=self._follow, args=(lister, version), daemon=True).start()
@@ -194,9 +198,19 @@ class Recorder:
                     for c in (obj.status.conditions or [])
                 )
                 deleting = obj.metadata.deletion_timestamp is not None
-                what = f"{event['type']} {kind} {obj.metadata.name}"
+                name = obj.metadata.name
+                ready = False
+                if kind == "EndpointSlice":
+                    name = (obj.metadata.labels or {}).get("kubernetes.io/service-name", name)
+                    ready = any(
+                        endpoint.conditions is not None and endpoint.conditions.ready
+                        for endpoint in obj.endpoints or []
+                    )
+                what = f"{event['type']} {kind} {name}"
                 what += " complete" if complete else ""
+                what += " ready" if ready else ""
                 what += " deleting" if deleting else ""
+                self.received[int(version)] = time.time()
                 self.seen.append((int(version), what))
 
     def first(self, what: Callable[[str], bool]) -> int:

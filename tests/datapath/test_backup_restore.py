@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import manifests
 from tests.datapath.conftest import MariaDB, SQLError
 
 pytestmark = pytest.mark.datapath
@@ -783,6 +784,38 @@ def test_an_earlier_lifetime_cut_off_while_restoring_a_missing_dump_is_refused(
     assert refused.message == f"dump {dump_name(7)} not found"
     assert mariadb.sql("SHOW TABLES", database) == tables
     assert not any(row[0] == jobs.uid for row in lifecycle(mariadb))
+
+
+def test_the_gated_readiness_probe_passes_only_after_this_lifetimes_restore(
+    jobs: Jobs, mariadb: MariaDB, database: str
+) -> None:
+    # The server's own probe (manifests.py), run as the kubelet runs it: `sh -c`, with the
+    # root password in the environment; MYSQL_TCP_PORT points the client at this server.
+    probe = manifests.gated_readiness_command(jobs.uid)
+    env = {
+        "PATH": os.environ["PATH"],
+        "MYSQL_ROOT_PASSWORD": mariadb.password,
+        "MYSQL_TCP_PORT": str(mariadb.port),
+    }
+
+    def ready() -> bool:
+        done = subprocess.run(["sh", "-c", probe], env=env, capture_output=True, timeout=30)
+        return done.returncode == 0
+
+    create_database(mariadb, database)
+    jobs.backup()
+    mariadb.sql(f"DROP DATABASE `{database}`")
+    record(mariadb, "earlier-uid", "restored", f"{dump_name(1)} sequence=1 sha256=x")
+    record(mariadb, jobs.uid, "restoring", dump_name(1))
+    assert not ready(), "another lifetime's end, or this one's start, is not this restore's end"
+
+    restored = jobs.restore()
+
+    assert restored.message is not None
+    assert restored.message.startswith(f"restored {dump_name(1)} ")
+    assert ready()
+    env["MYSQL_ROOT_PASSWORD"] = "not-the-password"
+    assert not ready(), "a server that does not answer is not ready"
 
 
 def test_a_retried_restore_is_already_done(jobs: Jobs, mariadb: MariaDB, database: str) -> None:

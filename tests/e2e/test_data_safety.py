@@ -222,9 +222,22 @@ def test_lost_stack_state_is_rebuilt_and_never_skips_the_final_backup(harness: H
 # 4 -----------------------------------------------------------------------------------------
 
 
+# Enough rows that applying their dump takes longer than a server takes to pass a plain
+# readiness probe (seconds): a Service that routed before the restore's end would show it.
+BULK_DOUBLINGS: Final = 19
+
+
 def test_clients_reach_the_server_only_after_the_restore(harness: Harness) -> None:
     rows = random.randint(50, 500)
     ready_with_rows(harness, rows)
+    doublings = "; ".join(["INSERT INTO bulk (pad) SELECT pad FROM bulk"] * BULK_DOUBLINGS)
+    sql(
+        harness,
+        NAME,
+        DATABASE,
+        "CREATE TABLE bulk (id INT AUTO_INCREMENT PRIMARY KEY, pad CHAR(200)); "
+        f"INSERT INTO bulk (pad) VALUES (REPEAT('x', 200)); {doublings};",
+    )
     harness.delete(NAME)
     harness.wait_gone(NAME)
 
@@ -233,11 +246,23 @@ def test_clients_reach_the_server_only_after_the_restore(harness: Harness) -> No
     harness.create(NAME, dict(SPEC))
     again = harness.wait_ready(NAME, generation=1)
     recorder.stop.set()
+    uid = again["metadata"]["uid"]
+    # The client Service exists from the first `up`, but routes only to a ready server,
+    # and the server is ready only once the restore has recorded its end.
+    routed = recorder.first(lambda what: what.endswith(f"EndpointSlice {NAME} ready"))
+    restored_at = sql(
+        harness,
+        NAME,
+        DATABASE,
+        "SELECT UNIX_TIMESTAMP(MIN(at)) FROM mysql_operator.lifecycle "
+        f"WHERE uid = '{uid}' AND event = 'restored';",
+    ).split()
+    assert restored_at, "the restore recorded its end"
+    assert recorder.received[routed] >= float(restored_at[0]), recorder.seen
     restore_job = again["status"]["restore"]["job"]
-    restored = recorder.first(lambda what: what == f"MODIFIED Job {restore_job} complete")
-    served = recorder.first(lambda what: what == f"ADDED Service {NAME}")
-    assert restored < served, recorder.seen
+    assert any(what == f"MODIFIED Job {restore_job} complete" for _, what in recorder.seen)
     assert count_rows(harness, NAME, DATABASE) == rows
+    assert count_rows(harness, NAME, DATABASE, "bulk") == 2**BULK_DOUBLINGS
 
 
 def test_a_database_the_operator_did_not_restore_is_never_served(harness: Harness) -> None:

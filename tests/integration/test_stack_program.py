@@ -19,7 +19,7 @@ import gzip
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -374,6 +374,37 @@ def test_serving_adds_the_client_service_and_retires_the_restore_job(lab: Lab) -
     assert preview_log.changes() == [("update", DEPLOYMENT_TYPE, names.deployment)]
     deployment = lab.apps.read_namespaced_deployment(names.deployment, lab.namespace)
     assert [c.image for c in deployment.spec.template.spec.containers] == ["mysql:5.7"]
+
+
+def test_gated_the_first_up_declares_everything_and_a_finished_restore_is_left_alone(
+    lab: Lab,
+) -> None:
+    instance = lab.create_mysql()
+    names = names_for(instance)
+    restoring = Desired(instance, Stage.SERVING, readiness_gated=True)
+    up, _ = lab.up(restoring)
+    assert up.summary.resource_changes == {"create": RESTORING_RESOURCES + 1}
+    ns = lab.namespace
+    service = lab.core.read_namespaced_service(names.service, ns)
+    assert service.spec.selector == {"app": NAME, "app.kubernetes.io/component": "database"}
+    internal = lab.core.read_namespaced_service(names.internal_service, ns)
+    assert internal.spec.publish_not_ready_addresses is True
+    container = lab.apps.read_namespaced_deployment(names.deployment, ns).spec.template.spec
+    probe = container.containers[0].readiness_probe._exec.command
+    assert f"uid = '{instance.uid}'" in probe[2]
+    first = lab.wait_for_job(names.restore_job(1))
+
+    # The restore's end changes nothing declared; a later image change updates the server
+    # and leaves the finished Job as it ran (replacing it would run the restore again).
+    finished = replace(restoring, restore_finished=True)
+    _, log = lab.up(finished)
+    assert log.changes() == []
+    newer = replace(finished, instance=lab.set_image("mysql:8.0"))
+    _, log = lab.up(newer)
+    assert log.changes() == [("update", DEPLOYMENT_TYPE, names.deployment)]
+    job = lab.job(names.restore_job(1))
+    assert job is not None
+    assert job.metadata.uid == first.metadata.uid
 
 
 def test_a_new_attempt_replaces_the_failed_attempts_job(lab: Lab) -> None:

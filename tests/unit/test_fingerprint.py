@@ -57,6 +57,22 @@ def test_a_backup_binding_changes_it() -> None:
     assert of(desired(backup_binding=adopted)) != of(desired(data_binding=adopted))
 
 
+def test_the_readiness_gate_changes_it() -> None:
+    gated = replace(desired(), readiness_gated=True)
+    assert inputs_fingerprint(gated, FINGERPRINT_KEY) != inputs_fingerprint(
+        desired(), FINGERPRINT_KEY
+    )
+
+
+def test_the_end_of_the_restore_does_not() -> None:
+    # It only freezes the finished Job's spec: nothing to apply, so no `up`.
+    gated = replace(desired(), readiness_gated=True)
+    finished = replace(gated, restore_finished=True)
+    assert inputs_fingerprint(finished, FINGERPRINT_KEY) == inputs_fingerprint(
+        gated, FINGERPRINT_KEY
+    )
+
+
 def test_a_spec_change_changes_it() -> None:
     assert of(desired(image="mysql:8.0")) != of(desired())
     assert of(desired(backup={"keep": 9})) != of(desired())

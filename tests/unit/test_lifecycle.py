@@ -288,7 +288,53 @@ def test_a_storage_size_change_is_not_immutable() -> None:
 
 def test_the_first_restore_attempt_is_recorded_before_the_first_up() -> None:
     action = decide(InstanceStatus(volumes=FRESH_VOLUMES))
-    assert action == RecordJob(JobKind.RESTORE, JobRecord(attempt=1, job=RESTORE_JOB_1))
+    assert action == RecordJob(
+        JobKind.RESTORE, JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True)
+    )
+
+
+# Restores recorded since the readiness gate; RESTORE_RUNNING stands for earlier records.
+GATED = replace(RESTORE_RUNNING, gates_readiness=True)
+GATED_RESTORING = replace(
+    applied(InstanceStatus(volumes=FRESH_VOLUMES, restore=GATED), Stage.SERVING), served=False
+)
+
+
+def test_a_gated_restore_declares_the_serving_stage_from_the_first_up() -> None:
+    action = decide(InstanceStatus(volumes=FRESH_VOLUMES, restore=GATED))
+    assert isinstance(action, Deploy)
+    assert action.desired.stage is Stage.SERVING
+    assert action.desired.readiness_gated
+    assert "opening the Service" not in action.message
+
+
+def test_the_end_of_a_gated_restore_changes_nothing_the_stack_declares() -> None:
+    done = replace(GATED, phase=JobPhase.SUCCEEDED, message="restored")
+    before = desired_for(instance(), Stage.SERVING, GATED_RESTORING)
+    after = desired_for(instance(), Stage.SERVING, replace(GATED_RESTORING, restore=done))
+    assert inputs_fingerprint(before, FINGERPRINT_KEY) == inputs_fingerprint(after, FINGERPRINT_KEY)
+    action = decide(replace(GATED_RESTORING, restore=done, served=True))
+    assert isinstance(action, MarkReady)
+
+
+def test_a_gated_server_that_waits_for_its_restore_is_no_problem() -> None:
+    live = restoring_live(server_pod=pod(ready=False))
+    action = decide(GATED_RESTORING, live=live)
+    assert isinstance(action, Wait)
+    assert action.reason is Reason.RESTORING
+
+
+def test_a_gated_server_that_crash_loops_still_stalls_while_restoring() -> None:
+    crashing = pod(ready=False, waiting=("CrashLoopBackOff", "back-off"), restarts=4)
+    action = decide(GATED_RESTORING, live=restoring_live(server_pod=crashing))
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.CRASH_LOOPING
+
+
+def test_an_ungated_restore_still_waits_for_the_server_first() -> None:
+    action = decide(RESTORING, live=restoring_live(server_pod=pod(ready=False)))
+    assert isinstance(action, Wait)
+    assert action.reason is Reason.POD_STARTING
 
 
 def test_an_unsynced_restoring_instance_is_deployed_with_its_fingerprint() -> None:

@@ -4,6 +4,7 @@ properties of each object (no owner references, claim finalizers, Retain, no pas
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -102,6 +103,50 @@ def test_final_backup_declares_the_backup_job_and_no_restore_job() -> None:
 
 def test_releasing_declares_no_job() -> None:
     assert kinds_and_names(desired(Stage.RELEASING)) == COMMON | {("Service", NAME)}
+
+
+def gated(stage: Stage) -> Desired:
+    return replace(desired(stage), readiness_gated=True)
+
+
+def test_gated_serving_also_keeps_the_restore_job_so_its_end_needs_no_up() -> None:
+    assert kinds_and_names(gated(Stage.SERVING)) == COMMON | {
+        ("Service", NAME),
+        ("Job", RESTORE_JOB_1),
+    }
+    assert kinds_and_names(gated(Stage.FINAL_BACKUP)) == kinds_and_names(
+        desired(Stage.FINAL_BACKUP)
+    )
+
+
+def probe_of(of: Desired) -> str:
+    deployment = manifests.deployment(of)
+    command = only_container(deployment)["readinessProbe"]["exec"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    return str(command[2])
+
+
+@EVERY_STAGE
+def test_a_gated_server_is_ready_only_after_this_lifetimes_restore(stage: Stage) -> None:
+    probe = probe_of(gated(stage))
+    assert f"uid = '{UID}'" in probe
+    assert "event IN ('restored', 'initialized', 'kept')" in probe
+    assert PASSWORD not in probe
+    assert probe_of(desired(stage)) == manifests.READINESS_COMMAND
+
+
+def test_the_gated_probe_refuses_a_uid_it_would_have_to_quote() -> None:
+    with pytest.raises(ValueError, match="unexpected instance uid"):
+        manifests.gated_readiness_command("x' OR '1")
+
+
+def test_gated_jobs_reach_the_server_before_it_is_ready() -> None:
+    assert manifests.internal_service(gated(Stage.SERVING))["spec"]["publishNotReadyAddresses"]
+    plain = manifests.internal_service(desired(Stage.SERVING))
+    assert "publishNotReadyAddresses" not in plain["spec"]
+    client = manifests.client_service(gated(Stage.SERVING))
+    assert client is not None
+    assert "publishNotReadyAddresses" not in client["spec"], "clients reach ready servers only"
 
 
 @EVERY_STAGE

@@ -96,13 +96,16 @@ def failed_record(attempt: int = 1, *, seconds_ago: float = 0, **changes: Any) -
 
 def test_the_first_attempt_is_recorded_before_its_job_exists() -> None:
     action = first_attempt(instance(), RESTORE, mysql_object())
-    assert action == RecordJob(RESTORE, JobRecord(attempt=1, job=RESTORE_JOB_1))
+    assert action == RecordJob(
+        RESTORE, JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True)
+    )
     assert action.record.phase is JobPhase.RUNNING
 
 
 def test_the_first_final_backup_attempt_names_the_backup_job() -> None:
     action = first_attempt(instance(), BACKUP, mysql_object())
     assert action.record.job == BACKUP_JOB_1
+    assert not action.record.gates_readiness
 
 
 def test_the_first_attempt_honours_a_retry_token_already_set() -> None:

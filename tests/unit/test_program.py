@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,14 @@ def test_jobs_keep_one_logical_name_across_attempts() -> None:
     )
     backup = render(desired(Stage.FINAL_BACKUP))
     assert backup.one(JOB, "backup").inputs["metadata"]["name"] == BACKUP_JOB_1
+
+
+def test_a_finished_gated_restore_job_keeps_the_spec_it_ran_with() -> None:
+    gated = replace(desired(Stage.SERVING), readiness_gated=True)
+    assert render(gated).one(JOB, "restore").ignore_changes == ()
+    finished = render(replace(gated, restore_finished=True))
+    assert finished.one(JOB, "restore").ignore_changes == ("spec",)
+    assert [r.name for r in finished.objects() if r.ignore_changes] == ["restore"]
 
 
 def test_other_objects_are_named_after_their_kubernetes_object(serving: Rendered) -> None:

@@ -413,14 +413,16 @@ def test_a_new_object_gets_its_finalizer_plan_and_restore_attempt_before_the_fir
     gateway = FakeGateway(mysql_object(finalizer=False))
     driver = FakeDriver(gateway)
     result = executor(gateway, driver).reconcile(KEY)
-    assert writes(gateway) == ["finalizer +", "up restoring"]
-    first_up = gateway.log.index("up restoring")
+    # One `up` declares the client Service too: the server's readiness waits for the restore.
+    assert writes(gateway) == ["finalizer +", "up serving"]
+    first_up = gateway.log.index("up serving")
     assert gateway.log[:first_up].count("status") >= 2, "plan and attempt recorded first"
     status = status_of(gateway)
     assert status["volumes"]["data"]["claim"] == DATA_CLAIM
     assert status["restore"]["job"] == RESTORE_JOB_1
     assert status["inputsFingerprint"] == inputs_fingerprint(driver.deployed[0], FINGERPRINT_KEY)
     assert status["served"] is False
+    assert status["restore"]["gatesReadiness"] is True
     # The fake provisioner has not bound the claim: the instance waits, without blocking.
     assert result.outcome is Outcome.WAIT
     assert result.reason == Reason.VOLUME_PENDING.value
@@ -435,7 +437,7 @@ def test_a_retained_volume_is_reserved_before_the_first_up_declares_its_claim() 
     gateway.volumes["pv-old"] = left_volume("pv-old", storage_class="local", capacity="2Gi")
     driver = FakeDriver(gateway)
     executor(gateway, driver).reconcile(KEY)
-    assert writes(gateway)[:2] == ["patch-volume pv-old", "up restoring"]
+    assert writes(gateway)[:2] == ["patch-volume pv-old", "up serving"]
     assert driver.deployed[0].data_binding == ClaimBinding("pv-old", "local", "2Gi")
     assert gateway.volumes["pv-old"]["spec"]["claimRef"]["name"] == DATA_CLAIM
     assert "uid" not in gateway.volumes["pv-old"]["spec"]["claimRef"]
@@ -467,6 +469,26 @@ def test_a_restored_instance_keeps_its_volumes_then_opens_to_clients() -> None:
     assert conditions(gateway)["Ready"] == ("True", "UpToDate")
     assert conditions(gateway)["Restored"] == ("True", "RestoreSucceeded")
     assert "Reconciling" not in conditions(gateway)
+
+
+def test_a_gated_restore_that_ends_makes_the_instance_ready_without_a_second_up() -> None:
+    gated = replace(RESTORE_RUNNING, gates_readiness=True)
+    status = applied(InstanceStatus(volumes=FRESH, restore=gated), Stage.SERVING)
+    gateway = FakeGateway(mysql_object(status=replace(status, served=False)))
+    bound_storage(gateway, kept=False)
+    running_server(gateway)
+    gateway.jobs[RESTORE_JOB_1] = job(succeeded=True)
+    gateway.pods.append(job_pod(RESTORE_JOB_1, exit_code=0, message="restored dump=d-1"))
+    driver = FakeDriver(gateway, DEPLOYED)
+    run = executor(gateway, driver)
+    results = [run.reconcile(KEY) for _ in range(3)]
+    assert driver.deployed == [], "the first up declared the serving stage already"
+    assert writes(gateway) == [f"patch-volume {DATA_PV}", f"patch-volume {BACKUP_PV}"]
+    assert results[-1] == Result(Outcome.DONE, "ready")
+    status_now = status_of(gateway)
+    assert status_now["served"] is True
+    assert status_now["restore"]["phase"] == "Succeeded"
+    assert conditions(gateway)["Ready"] == ("True", "UpToDate")
 
 
 def test_an_unchanged_ready_instance_costs_no_engine_run_and_no_write() -> None:

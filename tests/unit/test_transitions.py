@@ -113,10 +113,28 @@ def test_a_refused_job_keeps_the_reason_it_was_refused_for() -> None:
     assert condition(after, ConditionType.RESTORED)[:2] == (Status.FALSE, Reason.RESTORE_FAILED)
 
 
-@pytest.mark.parametrize(("stage", "served"), [(Stage.RESTORING, False), (Stage.SERVING, True)])
-def test_a_deploy_records_what_was_applied(stage: Stage, served: bool) -> None:
+RESTORED: Final = JobRecord(attempt=1, job="j", phase=JobPhase.SUCCEEDED)
+
+
+@pytest.mark.parametrize(
+    ("stage", "restore", "served"),
+    [
+        (Stage.RESTORING, None, False),
+        (Stage.SERVING, RESTORED, True),
+        # Gated, the first `up` declares the serving stage before the restore has ended.
+        (Stage.SERVING, JobRecord(attempt=1, job="j", gates_readiness=True), False),
+    ],
+)
+def test_a_deploy_records_what_was_applied(
+    stage: Stage, restore: JobRecord | None, served: bool
+) -> None:
     after = deployed(
-        InstanceStatus(), desired(stage), "fp", RUN, toolchain=TOOLCHAIN, cluster_domain="c.local"
+        InstanceStatus(restore=restore),
+        desired(stage),
+        "fp",
+        RUN,
+        toolchain=TOOLCHAIN,
+        cluster_domain="c.local",
     )
     assert after.inputs_fingerprint == "fp"
     assert after.toolchain == TOOLCHAIN
@@ -126,6 +144,19 @@ def test_a_deploy_records_what_was_applied(stage: Stage, served: bool) -> None:
     assert after.last_update is not None
     assert (after.last_update.id, after.last_update.stage) == ("u-7", stage.value)
     assert after.served is served
+
+
+@pytest.mark.parametrize(("gated", "served"), [(True, True), (False, False)])
+def test_a_gated_restore_that_succeeds_opens_the_service(gated: bool, served: bool) -> None:
+    record = replace(RESTORED, gates_readiness=gated)
+    after = job_recorded(InstanceStatus(), JobKind.RESTORE, record, MOMENT)
+    assert after.served is served
+
+
+def test_a_gated_restore_that_fails_opens_nothing() -> None:
+    record = JobRecord(attempt=1, job="j", phase=JobPhase.FAILED, gates_readiness=True)
+    after = job_recorded(InstanceStatus(), JobKind.RESTORE, record, MOMENT)
+    assert not after.served
 
 
 def test_served_stays_once_set() -> None:
