@@ -76,8 +76,9 @@ def decide_teardown(observation: Observation) -> Action:
     live = observation.live
     skip = annotation(obj, ANNOTATION_SKIP_FINAL_BACKUP) == uid
     keeps_data = holds_data(status, live)
+    unfinished = restore_unfinished(status) and _bound(live.data_claim)
     backs_up = instance is None or instance.spec.backs_up_on_delete
-    if keeps_data and backs_up and not skip:
+    if keeps_data and backs_up and not skip and not unfinished:
         if instance is None:
             return Stall(
                 Reason.SPEC_INVALID,
@@ -118,6 +119,26 @@ def decide_teardown(observation: Observation) -> Action:
         return RemoveStack()
     # The claim may be gone by now: what it held is in the status.
     return RemoveFinalizer(_goodbye(status, instance, skip, keeps_data or _held_data(status)))
+
+
+def restore_unfinished(status: InstanceStatus) -> bool:
+    """This lifetime's restore had not finished, yet its data volume may hold what must
+    not be lost: data of an earlier lifetime (an adopted or kept volume, perhaps with a
+    dump half applied over it), or, gated, data that clients wrote once the restore had
+    made the server ready but before the operator saw the Job end. A final backup could
+    capture a half-restored database as the newest dump, so there is none: the volume is
+    retained, and the restore of a re-created instance sorts it out (restore.sh)."""
+    restore = status.restore
+    if restore is None or restore.phase is JobPhase.SUCCEEDED:
+        return False
+    carries = status.volumes is not None and status.volumes.data.carries_data
+    # A refused restore stops before it records an end, so its gate never opened.
+    gate_may_have_opened = restore.gates_readiness and restore.phase is not JobPhase.REFUSED
+    return carries or gate_may_have_opened
+
+
+def _bound(claim: ClaimState | None) -> bool:
+    return claim is not None and claim.bound
 
 
 def holds_data(status: InstanceStatus, live: Live) -> bool:
@@ -182,9 +203,14 @@ def _release_claims(
         if (
             data_volume is not None
             and data_claim.bound
-            and (retain_policy or (skip and keeps_data))
+            and (retain_policy or (skip and keeps_data) or restore_unfinished(status))
         ):
-            reason = "deletion_policy Retain" if retain_policy else "deleted without a final backup"
+            if retain_policy:
+                reason = "deletion_policy Retain"
+            elif restore_unfinished(status):
+                reason = "deleted before its restore finished"
+            else:
+                reason = "deleted without a final backup"
             if data_volume.annotations.get(ANNOTATION_RETAINED_REASON) != reason:
                 patches = (
                     retention_patch(data_volume, namespace, name, VolumeRole.DATA, uid),
@@ -265,6 +291,14 @@ def _goodbye(
     record = status.final_backup
     if record is not None and record.phase is JobPhase.SUCCEEDED:
         return Notice("Deleted", f"deleted after the final backup: {record.message}")
+    if restore_unfinished(status):
+        return Notice(
+            "BackupSkipped",
+            "deleted before its restore finished, so without a backup (it could have "
+            "captured a half-restored database); if the data claim had bound, its volume is "
+            "retained for a re-created instance of this name, whose restore completes or "
+            "keeps it",
+        )
     if skip and keeps_data:
         return Notice(
             "Deleted", "deleted without a final backup, as annotated; the data volume is retained"

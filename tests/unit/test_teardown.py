@@ -358,6 +358,63 @@ def test_an_instance_that_never_served_is_destroyed_without_a_backup() -> None:
     assert decide(NEVER_SERVED) == Destroy()
 
 
+GATED_RUNNING = JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True)
+GATED_RESTORING = applied(InstanceStatus(volumes=FRESH, restore=GATED_RUNNING), Stage.SERVING)
+ADOPTED_RESTORING = applied(
+    InstanceStatus(
+        volumes=replace(FRESH, data=VolumeRecord(DATA_CLAIM, adopted_volume=DATA_PV)),
+        restore=JobRecord(attempt=1, job=RESTORE_JOB_1),
+    ),
+    Stage.RESTORING,
+)
+UNFINISHED = "deleted before its restore finished"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        GATED_RESTORING,
+        replace(GATED_RESTORING, restore=replace(GATED_RUNNING, phase=JobPhase.FAILED)),
+        ADOPTED_RESTORING,
+    ],
+    ids=["gated-running", "gated-failed", "adopted-running"],
+)
+def test_an_unfinished_restore_is_never_backed_up_and_its_volume_is_kept(
+    status: InstanceStatus,
+) -> None:
+    # A backup now could make a half-restored database the newest dump.
+    assert decide(status) == Destroy()
+    action = decide(status, live=destroyed(), stack=EMPTY_STACK)
+    assert isinstance(action, PatchVolumes)
+    annotations = action.patches[-1].patch["metadata"]["annotations"]
+    assert annotations[ANNOTATION_RETAINED_REASON] == UNFINISHED
+    kept = kept_volume(annotations={ANNOTATION_RETAINED_REASON: UNFINISHED})
+    action = decide(status, live=destroyed(data_volume=kept), stack=EMPTY_STACK)
+    assert action == ReleaseClaim(claim_state(claim()), None), "the claim goes, not the volume"
+    gone = destroyed(data_claim=None, data_volume=None, backup_claim=None, backup_volume=None)
+    goodbye = decide(status, live=gone, stack=NO_STACK)
+    assert isinstance(goodbye, RemoveFinalizer)
+    assert goodbye.notice is not None
+    assert goodbye.notice.reason == "BackupSkipped"
+    assert goodbye.notice.message.startswith(UNFINISHED)
+
+
+def test_a_refused_gated_restore_never_opened_so_its_volume_is_released() -> None:
+    refused = replace(GATED_RUNNING, phase=JobPhase.REFUSED, reason="RestoreDumpCorrupt")
+    status = replace(GATED_RESTORING, restore=refused)
+    assert decide(status) == Destroy()
+    action = decide(status, live=destroyed(), stack=EMPTY_STACK)
+    assert isinstance(action, ReleaseClaim)
+    assert action.claim.name == DATA_CLAIM
+    assert action.volume is not None, "released on purpose: it never served"
+
+
+def test_a_gated_restore_that_finished_is_backed_up_like_any_served_instance() -> None:
+    done = replace(GATED_RUNNING, phase=JobPhase.SUCCEEDED, message="restored")
+    status = replace(GATED_RESTORING, restore=done, served=True)
+    assert decide(status) == RecordJob(JobKind.FINAL_BACKUP, JobRecord(attempt=1, job=BACKUP_JOB_1))
+
+
 @pytest.mark.parametrize("spec", [{"deletion_policy": "Delete"}, {"backup": {"on_delete": False}}])
 def test_no_backup_when_the_spec_says_so(spec: dict[str, Any]) -> None:
     assert decide(applied(SERVED, Stage.SERVING, **spec), **spec) == Destroy()
