@@ -39,6 +39,9 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
     deleting = is_deleting(obj)
     status = parsed.status
     record = status.final_backup if deleting else status.restore
+    if deleting and record is None:
+        # Whether a restore under way could have served clients decides the teardown.
+        record = status.restore
     job = record.job if record is not None and record.phase is JobPhase.RUNNING else None
     secret = None
     if not deleting and parsed.instance is not None:

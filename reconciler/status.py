@@ -92,6 +92,8 @@ class JobPhase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"  # this attempt failed; the next one waits for its backoff
     REFUSED = "Refused"  # failed in a way retrying cannot fix; a person must act
+    # The instance was deleted before the attempt's pod could start: it changed nothing.
+    ABANDONED = "Abandoned"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ is gone (pure). This is where an operator loses data if it is careless, so:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -25,6 +26,7 @@ from reconciler.actions import (
     JobKind,
     Notice,
     PatchVolumes,
+    RecordJob,
     ReleaseClaim,
     RemoveFinalizer,
     RemoveStack,
@@ -37,6 +39,7 @@ from reconciler.live import ClaimState, VolumeState
 from reconciler.names import names_for
 from reconciler.observation import Live, Observation
 from reconciler.policy import (
+    IMAGE_PULL_REASONS,
     annotation,
     deploy_reason,
     desired_for,
@@ -48,7 +51,7 @@ from reconciler.policy import (
     synced,
 )
 from reconciler.spec import DeletionPolicy, Instance
-from reconciler.status import InstanceStatus, JobPhase
+from reconciler.status import InstanceStatus, JobPhase, JobRecord
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_RETAINED_REASON,
@@ -75,6 +78,11 @@ def decide_teardown(observation: Observation) -> Action:
     status, instance, spec_error = parsed.status, parsed.instance, parsed.spec_error or ""
     live = observation.live
     skip = annotation(obj, ANNOTATION_SKIP_FINAL_BACKUP) == uid
+    restore = status.restore
+    if restore is not None and restore.phase is JobPhase.RUNNING and instance is not None:
+        settled = _settle_restore(observation, instance, restore)
+        if settled is not None:
+            return settled
     keeps_data = holds_data(status, live)
     unfinished = restore_unfinished(status) and _bound(live.data_claim)
     backs_up = instance is None or instance.spec.backs_up_on_delete
@@ -121,6 +129,36 @@ def decide_teardown(observation: Observation) -> Action:
     return RemoveFinalizer(_goodbye(status, instance, skip, keeps_data or _held_data(status)))
 
 
+def _settle_restore(
+    observation: Observation, instance: Instance, restore: JobRecord
+) -> Action | None:
+    """Deleted while this lifetime's restore was under way: what its Job did decides what
+    the data needs. A Job that succeeded is recorded, so a gated server that may have
+    served gets its final backup; one whose pod could not start (no pod, an image that
+    cannot be pulled, a pod that cannot be scheduled) is recorded as abandoned: it
+    changed nothing. Otherwise the restore may be half-way (restore_unfinished)."""
+    job = observation.live.job
+    if job is None or job.failed:
+        return None
+    if job.succeeded:
+        return job_step(observation, instance, JobKind.RESTORE, restore)
+    pod = job.pod
+    stuck = pod is None or (
+        pod.phase == "Pending"
+        and (pod.waiting_reason in IMAGE_PULL_REASONS or pod.unschedulable is not None)
+    )
+    if not stuck:
+        return None
+    return RecordJob(
+        JobKind.RESTORE,
+        replace(
+            restore,
+            phase=JobPhase.ABANDONED,
+            message=f"Job {job.name} never started: the instance was deleted first",
+        ),
+    )
+
+
 def restore_unfinished(status: InstanceStatus) -> bool:
     """This lifetime's restore had not finished, yet its data volume may hold what must
     not be lost: data of an earlier lifetime (an adopted or kept volume, perhaps with a
@@ -132,8 +170,10 @@ def restore_unfinished(status: InstanceStatus) -> bool:
     if restore is None or restore.phase is JobPhase.SUCCEEDED:
         return False
     carries = status.volumes is not None and status.volumes.data.carries_data
-    # A refused restore stops before it records an end, so its gate never opened.
-    gate_may_have_opened = restore.gates_readiness and restore.phase is not JobPhase.REFUSED
+    # A refused restore stops before it records an end, and an abandoned one never ran:
+    # their gate never opened.
+    never_opened = restore.phase in (JobPhase.REFUSED, JobPhase.ABANDONED)
+    gate_may_have_opened = restore.gates_readiness and not never_opened
     return carries or gate_may_have_opened
 
 

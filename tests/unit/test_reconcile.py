@@ -73,6 +73,11 @@ def test_a_finished_attempt_reads_no_job(phase: JobPhase) -> None:
     assert plan_of(mysql_object(status=status)).job is None
 
 
+def test_a_deleted_object_without_a_final_backup_reads_its_running_restores_job() -> None:
+    plan = plan_of(mysql_object(deleting=True, status=RESTORING))
+    assert plan.job == "restore-2"
+
+
 def test_a_deleted_object_reads_the_final_backups_job_and_nothing_to_adopt() -> None:
     status = InstanceStatus(
         restore=JobRecord(attempt=2, job="restore-2"),

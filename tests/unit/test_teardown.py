@@ -399,6 +399,45 @@ def test_an_unfinished_restore_is_never_backed_up_and_its_volume_is_kept(
     assert goodbye.notice.message.startswith(UNFINISHED)
 
 
+def test_a_restore_job_that_succeeded_meanwhile_is_recorded_before_anything_else() -> None:
+    line = "restored dump=dump-0000000003.sql.gz"
+    live = serving_live(
+        job=job(succeeded=True), job_pods=[job_pod(RESTORE_JOB_1, exit_code=0, message=line)]
+    )
+    action = decide(GATED_RESTORING, live=live)
+    assert isinstance(action, RecordJob)
+    assert action.kind is JobKind.RESTORE
+    assert action.record.phase is JobPhase.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    "job_pods",
+    [
+        [job_pod(RESTORE_JOB_1, waiting=("ImagePullBackOff", "not found"))],
+        [],
+    ],
+    ids=["image-cannot-be-pulled", "no-pod"],
+)
+def test_a_restore_job_that_never_started_is_abandoned_and_the_volume_released(
+    job_pods: list[dict[str, Any]],
+) -> None:
+    action = decide(GATED_RESTORING, live=serving_live(job=job(), job_pods=job_pods))
+    assert isinstance(action, RecordJob)
+    assert action.record.phase is JobPhase.ABANDONED
+    abandoned = replace(GATED_RESTORING, restore=action.record)
+    assert decide(abandoned) == Destroy()
+    released = decide(abandoned, live=destroyed(), stack=EMPTY_STACK)
+    assert isinstance(released, ReleaseClaim)
+    assert released.volume is not None, "released on purpose: it never served"
+
+
+def test_a_restore_job_whose_pod_runs_may_be_half_way() -> None:
+    live = serving_live(job=job(), job_pods=[job_pod(RESTORE_JOB_1)])
+    assert decide(GATED_RESTORING, live=live) == Destroy()
+    action = decide(GATED_RESTORING, live=destroyed(), stack=EMPTY_STACK)
+    assert isinstance(action, PatchVolumes), "retained, not released"
+
+
 def test_a_refused_gated_restore_never_opened_so_its_volume_is_released() -> None:
     refused = replace(GATED_RUNNING, phase=JobPhase.REFUSED, reason="RestoreDumpCorrupt")
     status = replace(GATED_RESTORING, restore=refused)
