@@ -145,9 +145,12 @@ def namespace_objects(harness: Harness, name: str) -> dict[str, list[str]]:
 
 
 def expected_stack_objects(ns: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a served, gated instance's stack holds: the finished restore Job stays."""
     name = obj["metadata"]["name"]
+    restore_job = obj["status"]["restore"]["job"]
     return sorted(
         [
+            ("kubernetes:batch/v1:Job", f"{ns}/{restore_job}"),
             ("kubernetes:apps/v1:Deployment", f"{ns}/{name}"),
             ("kubernetes:core/v1:Service", f"{ns}/{name}"),
             ("kubernetes:core/v1:Service", f"{ns}/{name}-internal"),
@@ -231,7 +234,7 @@ def test_kill_9_in_the_middle_of_an_up_converges_with_no_stale_lock_and_no_orpha
         "Deployment": [NAME],
         "Service": sorted([NAME, f"{NAME}-internal"]),
         "PersistentVolumeClaim": sorted([f"{NAME}-backup", f"{NAME}-data"]),
-        "Job": [],
+        "Job": [obj["status"]["restore"]["job"]],
         "Secret": [f"{NAME}-credentials"],
         "ConfigMap": [f"{NAME}-scripts"],
         "PersistentVolume": sorted([f"{ns}-{NAME}-backup", f"{ns}-{NAME}-data"]),
