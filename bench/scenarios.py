@@ -81,7 +81,7 @@ class Bench:
 
     def cluster_times(self, obj: dict[str, Any], seen: float) -> dict[str, float | None]:
         """From the API server (1 s resolution): Deployment created → restore Job complete
-        (its `Completed` Event: the Job itself is gone once the instance serves), and
+        (its `Completed` Event, which outlives a Job that was deleted), and
         restore Job complete → Ready seen."""
         names = names_for(parse_instance(obj))
         namespace = obj["metadata"]["namespace"]

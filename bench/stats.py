@@ -149,25 +149,27 @@ def object_split(
     lines: Sequence[Reconciled], instance: str, applied: float, seen: float
 ) -> dict[str, float | None]:
     """One object's applied → Ready seen, by its reconciles: the queue wait until the
-    first; the reconcile that deployed the `restoring` stage (the first with an engine
-    run), the time between it and the one that deployed `serving` (the cluster's part:
-    claims, pod, restore Job, and the watch waking the instance), that reconcile, and
-    when the bench saw Ready after it. The engine figures add up every engine reconcile
-    (a line's split covers its last run only)."""
+    first; the first reconcile with an engine run (finalizer, records, `up`); the time
+    between its end and the start of the reconcile that made it Ready (the cluster's part:
+    claims, pod, restore Job, the watch waking the instance, and any passes that waited);
+    that reconcile (a second `up` for an instance without the readiness gate); and when
+    the bench saw Ready after it. The engine figures add up every engine reconcile (a
+    line's split covers its last run only)."""
     mine = [line for line in lines if line.instance == instance and applied <= line.started <= seen]
     engine = [line for line in mine if line.engine_runs]
-    restoring = engine[0] if len(engine) > 1 else None
-    serving = engine[-1] if engine else None
+    deploy = engine[0] if engine else None
+    last = mine[-1] if mine else None
+    after = last if last is not None and last is not deploy else None
     reconciles_s = sum(line.duration_s for line in engine)
     engine_s = sum(line.engine_s or 0.0 for line in engine)
     resources_s = sum(line.resources_s or 0.0 for line in engine)
     return {
         "total_s": round(seen - applied, 3),
         "queue_wait_s": _minus(mine[0].started, applied) if mine else None,
-        "restoring_reconcile_s": round(restoring.duration_s, 3) if restoring else None,
-        "between_s": _minus(serving.started, restoring.ended) if serving and restoring else None,
-        "serving_reconcile_s": round(serving.duration_s, 3) if serving else None,
-        "ready_seen_after_s": _minus(seen, serving.ended) if serving else None,
+        "deploy_reconcile_s": round(deploy.duration_s, 3) if deploy else None,
+        "between_s": _minus(after.started, deploy.ended) if after and deploy else None,
+        "ready_reconcile_s": round(last.duration_s, 3) if last else None,
+        "ready_seen_after_s": _minus(seen, last.ended) if last else None,
         "engine_s": round(engine_s, 3) if engine else None,
         "resources_s": round(resources_s, 3) if engine else None,
         "around_engine_s": round(reconciles_s - engine_s - resources_s, 3) if engine else None,

@@ -91,8 +91,8 @@ def _at(second: float) -> float:
     return first_message_at([_line(second, "x/y", "ready", 0)], "reconciled") or 0.0
 
 
-# One new object as the reconciler logs it: a reconcile that deployed `restoring` and then
-# waited, two quiet wait passes, the reconcile that deployed `serving` and ended Ready.
+# One new object without the readiness gate, as the reconciler logs it: a reconcile that
+# deployed `restoring` and waited, two quiet wait passes, the one that deployed `serving`.
 NEW_OBJECT = [
     'ts=2026-12-01T12:00:00.500+00:00 level=info msg=starting phase=start toolchain="{}"',
     _line(
@@ -104,6 +104,22 @@ NEW_OBJECT = [
     _line(19.0, "ns/a", "deploy", 2.0, " engine_runs=1 engine_s=1.2 resources_s=0.4"),
     _line(25.0, "ns/a", "ready", 0.1),
 ]
+
+
+GATED_OBJECT = [
+    _line(14.0, "ns/a", "deploy", 3.0, " engine_runs=1 engine_s=1.5 resources_s=0.3"),
+    _line(16.5, "ns/a", "wait", 0.1, " reason=Restoring"),
+    _line(19.0, "ns/a", "ready", 0.2),
+]
+
+
+def test_a_gated_object_is_made_ready_by_a_pass_without_an_engine_run() -> None:
+    split = object_split(reconciled_lines(GATED_OBJECT), "ns/a", _at(10.0), _at(19.25))
+    assert split["deploy_reconcile_s"] == pytest.approx(3.0)
+    assert split["between_s"] == pytest.approx(4.8)  # deploy ended 14.0, ready started 18.8
+    assert split["ready_reconcile_s"] == pytest.approx(0.2)
+    assert split["ready_seen_after_s"] == pytest.approx(0.25)
+    assert split["engine_runs"] == 1
 
 
 def test_reconciled_lines_carry_the_engine_runs_and_the_reason() -> None:
@@ -126,9 +142,9 @@ def test_an_objects_time_splits_by_its_two_engine_reconciles() -> None:
         {
             "total_s": 9.25,
             "queue_wait_s": 1.0,  # applied 10.0, the first reconcile started at 11.0
-            "restoring_reconcile_s": 3.0,
-            "between_s": 3.0,  # restoring ended 14.0, serving started 17.0
-            "serving_reconcile_s": 2.0,
+            "deploy_reconcile_s": 3.0,
+            "between_s": 3.0,  # the first deploy ended 14.0, the second started 17.0
+            "ready_reconcile_s": 2.0,
             "ready_seen_after_s": 0.25,
             "engine_s": 2.7,
             "resources_s": 0.7,
@@ -139,11 +155,11 @@ def test_an_objects_time_splits_by_its_two_engine_reconciles() -> None:
     )
 
 
-def test_an_object_with_one_engine_reconcile_has_no_restoring_split() -> None:
+def test_an_object_ready_in_its_deploy_reconcile_has_nothing_between() -> None:
     lines = reconciled_lines([_line(13.0, "ns/a", "deploy", 2.0, " engine_runs=2 engine_s=1")])
     split = object_split(lines, "ns/a", _at(10.0), _at(13.5))
-    assert (split["restoring_reconcile_s"], split["between_s"]) == (None, None)
-    assert (split["serving_reconcile_s"], split["engine_runs"]) == (2.0, 2)
+    assert (split["deploy_reconcile_s"], split["between_s"]) == (2.0, None)
+    assert (split["ready_reconcile_s"], split["engine_runs"]) == (2.0, 2)
     nothing = object_split(lines, "ns/b", _at(10.0), _at(13.5))
     assert (nothing["queue_wait_s"], nothing["engine_s"], nothing["passes"]) == (None, None, 0)
 
@@ -448,7 +464,7 @@ def test_one_at_a_time_page() -> None:
     assert "| overhead | ≤ 1.5 s | 5.25 s | **missed** |" in page
     assert "Reconciler / baseline at p50: 2.31x; overhead p50 5.25 s" in page
     assert "| between: claims, pod, restore Job, the watch waking the instance | 3.00 |" in page
-    assert "| bench-0 | 9.25 | 1.0 | 3.0 | 3.0 | 2.0 | 120.0 | 4.0 | 3.0 |" in page
+    assert "| bench-0 | 9.25 | 1.0 | 3.0 | 3.0 | 2.0 | 2 | 120.0 | 4.0 | 3.0 |" in page
     assert "| CPU per `ready` pass | 3 ms |" in page
 
 
