@@ -285,7 +285,7 @@ def scale(results: Results, page: Page) -> None:
                 ["instances per minute", burst["instances_per_minute"]],
                 ["**peak RSS of the process tree**", f"**{peak.get('peak_mib')} MiB**"],
                 ["processes at the peak (python, CLIs, providers)", peak.get("processes_at_peak")],
-                ["the first serving reconcile ended", _s(order["first_ready_reconcile_s"])],
+                ["the first object made Ready", _s(order["first_ready_reconcile_s"])],
                 ["the last object's first reconcile started", _s(order["last_first_reconcile_s"])],
                 ["workers busy: time in reconciles / (workers x all Ready)", busy],
                 ["CPU: the reconciler's python", _cpu(cpu["own_ms"])],

@@ -222,9 +222,10 @@ def burst_summary(applied: Sequence[float], ready_seen: Mapping[str, float]) -> 
 
 
 def reconcile_order(lines: list[Reconciled], expected: Collection[str]) -> dict[str, float | None]:
-    """When the first object got its serving reconcile, and when the last got its first
-    reconcile, in seconds after the first reconcile of all: with every new object queued
-    as urgent, all first reconciles may go before any second one."""
+    """When the first object was made Ready (a reconcile that ended `ready`, or `deploy`
+    for a second `up` that did), and when the last got its first reconcile, in seconds
+    after the first reconcile of all: with every new object queued as urgent, all first
+    reconciles may go before any second one."""
     mine = [line for line in lines if line.instance in expected]
     if not mine:
         return {"first_ready_reconcile_s": None, "last_first_reconcile_s": None}
@@ -232,9 +233,9 @@ def reconcile_order(lines: list[Reconciled], expected: Collection[str]) -> dict[
     firsts: dict[str, float] = {}
     for line in mine:
         firsts.setdefault(line.instance, line.started)
-    deploys = [line.ended for line in mine if line.action == "deploy"]
+    readies = [line.ended for line in mine if line.action in ("deploy", "ready")]
     return {
-        "first_ready_reconcile_s": round(min(deploys) - start, 1) if deploys else None,
+        "first_ready_reconcile_s": round(min(readies) - start, 1) if readies else None,
         "last_first_reconcile_s": round(max(firsts.values()) - start, 1),
     }
 

@@ -175,12 +175,12 @@ def test_where_time_went_adds_up_passes_engine_runs_and_reasons() -> None:
     assert went["reasons"] == {"Restoring": 3}
 
 
-def test_reconcile_order_tells_when_serving_began_and_first_reconciles_ended() -> None:
+def test_reconcile_order_tells_when_the_first_was_ready_and_first_reconciles_ended() -> None:
     lines = reconciled_lines(
         [
             _line(13.0, "ns/a", "wait", 3.0, " engine_runs=1"),  # started 10.0
             _line(12.5, "ns/b", "wait", 1.5, " engine_runs=1"),  # started 11.0, ended first
-            _line(20.0, "ns/b", "deploy", 2.0, " engine_runs=1"),
+            _line(20.0, "ns/b", "ready", 2.0),  # made Ready without an engine run
             _line(25.0, "ns/a", "deploy", 2.0, " engine_runs=1"),
             _line(26.0, "other/c", "wait", 9.0, " engine_runs=1"),
         ]
