@@ -73,6 +73,20 @@ def ready_with_rows(harness: Harness, count: int, name: str = NAME) -> dict[str,
     return obj
 
 
+def ready_endpoints(harness: Harness, service: str) -> list[str]:
+    """The addresses a Service routes clients to now."""
+    slices = client.DiscoveryV1Api(harness.api_client).list_namespaced_endpoint_slice(
+        harness.namespace, label_selector=f"kubernetes.io/service-name={service}"
+    )
+    return [
+        address
+        for endpoint_slice in slices.items
+        for endpoint in endpoint_slice.endpoints or []
+        if endpoint.conditions is not None and endpoint.conditions.ready
+        for address in endpoint.addresses
+    ]
+
+
 def volume_of(harness: Harness, claim: str) -> client.V1PersistentVolume:
     bound = harness.core.read_namespaced_persistent_volume_claim(claim, harness.namespace)
     return harness.core.read_persistent_volume(str(bound.spec.volume_name))
@@ -351,9 +365,10 @@ def test_a_database_the_operator_did_not_restore_is_never_served(harness: Harnes
     message = (condition(stalled, "Stalled") or {})["message"]
     assert "target not empty" in message
     assert "1 tables" in message or "1 table" in message
-    assert (
-        read_or_none(lambda: harness.core.read_namespaced_service(other, harness.namespace)) is None
-    ), "a client Service must not exist"
+    # The client Service exists (declared with the server), but routes nowhere: the
+    # server is never ready without this lifetime's restore record.
+    assert harness.core.read_namespaced_service(other, harness.namespace) is not None
+    assert ready_endpoints(harness, other) == [], "no client may reach the foreign tables"
     assert not has_condition("Ready", "True")(stalled)
 
 
