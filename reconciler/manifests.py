@@ -74,9 +74,9 @@ def gated_readiness_command(uid: str) -> str:
     )
     return (
         "client=$(command -v mysql || command -v mariadb) && "
-        'done=$(MYSQL_PWD="$MYSQL_ROOT_PASSWORD" "$client" --protocol=TCP '
+        'count=$(MYSQL_PWD="$MYSQL_ROOT_PASSWORD" "$client" --protocol=TCP '
         "--host=127.0.0.1 --user=root --batch --skip-column-names "
-        f'--execute="{query}") && [ "$done" -gt 0 ]'
+        f'--execute="{query}") && [ "$count" -gt 0 ]'
     )
 
 
