@@ -332,6 +332,28 @@ apply_dump() {
   succeed "restored $dump sequence=$sequence size=$size sha256=$sha256"
 }
 
+create_marker_table() {
+  query "CREATE DATABASE IF NOT EXISTS mysql_operator;
+    CREATE TABLE IF NOT EXISTS mysql_operator.lifecycle (
+      uid VARCHAR(64), event VARCHAR(32), detail VARCHAR(512),
+      at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)" "cannot create mysql_operator.lifecycle" >/dev/null
+}
+
+# restore_dump record|resume: checks $dump and applies it (the script ends there). `record`
+# first writes this lifetime's `restoring` row; `resume` finds it written by a run before.
+restore_dump() {
+  check_dump
+  if [ "$scope" = database ]; then
+    query "CREATE DATABASE IF NOT EXISTS \`$database\`" "cannot create '$database'" >/dev/null
+  fi
+  if [ "$1" = record ]; then
+    create_marker_table
+    query "INSERT INTO mysql_operator.lifecycle (uid, event, detail)
+      VALUES ('$uid', 'restoring', '$dump')" "cannot record the restore's start" >/dev/null
+  fi
+  apply_dump
+}
+
 # -- waiting for MySQL ----------------------------------------------------------------------
 
 # Scratch space (a FIFO, the client's exit status): /tmp, or the backup volume.
@@ -366,11 +388,7 @@ if [ "$marker_table" != 0 ]; then
     "cannot read mysql_operator.lifecycle")
   if [ -n "$dump" ]; then
     log "a restore of $dump in this lifetime was interrupted; applying it again"
-    check_dump
-    if [ "$scope" = database ]; then
-      query "CREATE DATABASE IF NOT EXISTS \`$database\`" "cannot create '$database'" >/dev/null
-    fi
-    apply_dump
+    restore_dump resume
   fi
 
   # 3. Data of an earlier lifetime of this instance: keep it, apply nothing, unless that
@@ -388,13 +406,7 @@ if [ "$marker_table" != 0 ]; then
       "cannot read mysql_operator.lifecycle")
     if [ "$finished" = 0 ] && [ -n "$dump" ]; then
       log "lifetime $other was interrupted while restoring $dump; applying it again"
-      check_dump
-      if [ "$scope" = database ]; then
-        query "CREATE DATABASE IF NOT EXISTS \`$database\`" "cannot create '$database'" >/dev/null
-      fi
-      query "INSERT INTO mysql_operator.lifecycle (uid, event, detail)
-        VALUES ('$uid', 'restoring', '$dump')" "cannot record the restore's start" >/dev/null
-      apply_dump
+      restore_dump record
     fi
     query "INSERT INTO mysql_operator.lifecycle (uid, event, detail)
       SELECT '$uid', 'kept', LEFT(CONCAT('data from lifetime ', uid), 512)
@@ -421,13 +433,6 @@ fi
 if [ "$tables" != 0 ]; then
   finish 3 "target not empty: $tables tables in $where that the operator did not restore; refusing to overwrite or to serve them"
 fi
-
-create_marker_table() {
-  query "CREATE DATABASE IF NOT EXISTS mysql_operator;
-    CREATE TABLE IF NOT EXISTS mysql_operator.lifecycle (
-      uid VARCHAR(64), event VARCHAR(32), detail VARCHAR(512),
-      at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)" "cannot create mysql_operator.lifecycle" >/dev/null
-}
 
 dump=
 if [ "$source" != latest ]; then
@@ -461,11 +466,4 @@ if [ -z "$dump" ]; then
   succeed "no dump; starting empty"
 fi
 
-check_dump
-if [ "$scope" = database ]; then
-  query "CREATE DATABASE IF NOT EXISTS \`$database\`" "cannot create '$database'" >/dev/null
-fi
-create_marker_table
-query "INSERT INTO mysql_operator.lifecycle (uid, event, detail)
-  VALUES ('$uid', 'restoring', '$dump')" "cannot record the restore's start" >/dev/null
-apply_dump
+restore_dump record

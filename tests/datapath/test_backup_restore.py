@@ -242,6 +242,13 @@ def lifecycle(mariadb: MariaDB) -> set[tuple[str, ...]]:
     return {tuple(row.split("\t")) for row in rows.splitlines()}
 
 
+def leave_half_applied(mariadb: MariaDB, database: str) -> None:
+    """The database as a dump applied half-way leaves it: some of its tables, no rows."""
+    mariadb.sql(f"DROP DATABASE `{database}`")
+    mariadb.sql(f"CREATE DATABASE `{database}`")
+    mariadb.sql("CREATE TABLE orders (id INT PRIMARY KEY)", database)
+
+
 def record(mariadb: MariaDB, uid: str, event: str, detail: str) -> None:
     mariadb.sql(
         LIFECYCLE_TABLE + "INSERT INTO mysql_operator.lifecycle (uid, event, detail) "
@@ -752,9 +759,7 @@ def test_an_earlier_lifetime_cut_off_while_restoring_gets_its_dump_applied_again
     jobs.backup()
     # An earlier lifetime's restore of dump 1 died half-way (its namespace was deleted,
     # say) and its volume was adopted: some tables, and that lifetime's `restoring` row.
-    mariadb.sql(f"DROP DATABASE `{database}`")
-    mariadb.sql(f"CREATE DATABASE `{database}`")
-    mariadb.sql("CREATE TABLE orders (id INT PRIMARY KEY)", database)
+    leave_half_applied(mariadb, database)
     record(mariadb, "earlier-uid", "restoring", dump_name(1))
 
     restored = jobs.restore()
@@ -847,9 +852,7 @@ def test_an_interrupted_restore_is_applied_again(
     mariadb.sql("INSERT INTO orders (id, customer) VALUES (3, 'later')", database)
     jobs.backup()
     # What a restore of dump 1 that died half-way leaves: some tables, and its record.
-    mariadb.sql(f"DROP DATABASE `{database}`")
-    mariadb.sql(f"CREATE DATABASE `{database}`")
-    mariadb.sql("CREATE TABLE orders (id INT PRIMARY KEY)", database)
+    leave_half_applied(mariadb, database)
     record(mariadb, jobs.uid, "restoring", dump_name(1))
 
     restored = jobs.restore()
