@@ -239,15 +239,16 @@ def _release_claims(
     names = names_for(instance) if instance is not None else None
     data_claim, data_volume = live.data_claim, live.data_volume
     retain_policy = instance is not None and instance.spec.deletion_policy is DeletionPolicy.RETAIN
+    unfinished = restore_unfinished(status)
     if data_claim is not None and not _released(data_claim):
         if (
             data_volume is not None
             and data_claim.bound
-            and (retain_policy or (skip and keeps_data) or restore_unfinished(status))
+            and (retain_policy or (skip and keeps_data) or unfinished)
         ):
             if retain_policy:
                 reason = "deletion_policy Retain"
-            elif restore_unfinished(status):
+            elif unfinished:
                 reason = "deleted before its restore finished"
             else:
                 reason = "deleted without a final backup"
