@@ -22,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
@@ -43,7 +44,7 @@ from bench.stats import (
 from reconciler.vocabulary import API_GROUP
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
-CRD_PATH: Final = REPO_ROOT / "crd" / "mysql.yaml"
+CRD_PATHS: Final = (REPO_ROOT / "crd" / "mysql.yaml", REPO_ROOT / "crd" / "mysqlbackup.yaml")
 PROC: Final = Path("/proc")
 VERSION: Final = "v1"
 PLURAL: Final = "mysqls"
@@ -125,19 +126,21 @@ class Objects:
         self.custom = client.CustomObjectsApi(api_client)
 
     def apply_crd(self, namespaces: Iterable[str]) -> None:
-        crd = yaml.safe_load(CRD_PATH.read_text())
         extensions = client.ApiextensionsV1Api(self.api_client)
-        extensions.create_custom_resource_definition(crd)
-        eventually(
-            lambda: extensions.read_custom_resource_definition(crd["metadata"]["name"]),
-            lambda found: any(
-                c.type == "Established" and c.status == "True"
-                for c in ((found.status and found.status.conditions) or [])
-            ),
-            60,
-            "the CRD established",
-            POLL_S,
-        )
+        for path in CRD_PATHS:
+            crd = yaml.safe_load(path.read_text())
+            extensions.create_custom_resource_definition(crd)
+            name = crd["metadata"]["name"]
+            eventually(
+                partial(extensions.read_custom_resource_definition, name),
+                lambda found: any(
+                    c.type == "Established" and c.status == "True"
+                    for c in ((found.status and found.status.conditions) or [])
+                ),
+                60,
+                f"the CRD {name} established",
+                POLL_S,
+            )
         for namespace in namespaces:
             self.core.create_namespace(
                 client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))

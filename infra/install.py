@@ -43,6 +43,7 @@ from pulumi_kubernetes.rbac.v1 import (
 from infra.config import InstallConfig
 from infra.rbac import RULES, cluster_rules, namespaced_rules
 from infra.resources import (
+    BACKUP_CRD_FILE,
     PASSPHRASE_KEY,
     Names,
     deployment_spec,
@@ -65,6 +66,7 @@ class Installed:
     provider: k8s.Provider
     namespace: Namespace
     crd: CustomResourceDefinition
+    backup_crd: CustomResourceDefinition
     service_account: ServiceAccount
     cluster_role: ClusterRole
     cluster_role_binding: ClusterRoleBinding
@@ -126,6 +128,14 @@ class _Installation:
             "crd",
             metadata=self.crd_document["metadata"],
             spec=self.crd_document["spec"],
+            opts=self.opts(retain_on_delete=True),
+        )
+        # Kept like the MySQL CRD: deleting it would delete every backup record.
+        backup_crd_document = load_crd(BACKUP_CRD_FILE)
+        backup_crd = CustomResourceDefinition(
+            "backup-crd",
+            metadata=backup_crd_document["metadata"],
+            spec=backup_crd_document["spec"],
             opts=self.opts(retain_on_delete=True),
         )
         service_account = ServiceAccount(
@@ -195,7 +205,7 @@ class _Installation:
         state_volume = self._state_volume()
         state_claim = self._state_claim(namespace, state_volume)
         secret = self._passphrase(namespace, passphrase)
-        workload_needs: list[pulumi.Resource] = [crd, binding, *role_bindings, secret]
+        workload_needs: list[pulumi.Resource] = [crd, backup_crd, binding, *role_bindings, secret]
         if state_claim is not None:
             workload_needs.append(state_claim)
         deployment = Deployment(
@@ -206,6 +216,7 @@ class _Installation:
         )
         kept = [
             f"CustomResourceDefinition {self.crd_document['metadata']['name']}",
+            f"CustomResourceDefinition {backup_crd_document['metadata']['name']}",
             f"Namespace {names.namespace}",
             f"Secret {names.namespace}/{names.passphrase_secret}",
         ]
@@ -217,6 +228,7 @@ class _Installation:
             provider=self.provider,
             namespace=namespace,
             crd=crd,
+            backup_crd=backup_crd,
             service_account=service_account,
             cluster_role=cluster_role,
             cluster_role_binding=binding,

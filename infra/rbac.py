@@ -10,7 +10,8 @@ each needs, with no wildcard anywhere:
 
 1. The reconciler's own calls, all in `reconciler/kube.py` (the only module that talks to
    the Kubernetes API): list/watch/get/patch of `mysqls` (finalizers are a metadata patch
-   on the object itself), patch of `mysqls/status`; create of core `events` and reading
+   on the object itself), patch of `mysqls/status`; get and create of `mysqlbackups` and
+   patch of their status (the record of each final backup); create of core `events` and reading
    them (why a claim is Pending); get of `secrets` (a user's password Secret) and of
    `namespaces` (is it Terminating?); the instance's claims (get, list and watch to wake
    the instance, patch and delete to release them), their volumes (get and list, patch
@@ -52,6 +53,9 @@ RULES: Final[tuple[Rule, ...]] = (
     # The reconciler: the MySQL objects, their status, and events about them.
     Rule((API_GROUP,), ("mysqls",), ("get", "list", "watch", "patch")),
     Rule((API_GROUP,), ("mysqls/status",), ("patch",)),
+    # The records of final backups: created, never deleted (they outlive the instance).
+    Rule((API_GROUP,), ("mysqlbackups",), ("get", "create")),
+    Rule((API_GROUP,), ("mysqlbackups/status",), ("patch",)),
     Rule(("",), ("events",), ("create", "get", "list", "watch")),
     Rule(("",), ("namespaces",), ("get",)),
     # The stack program's objects, managed by the Kubernetes provider (and read, patched

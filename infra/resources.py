@@ -1,7 +1,7 @@
 """Pure builders: names, labels and object specs for the installation, from an `InstallConfig`.
 
 Nothing here declares a resource or reads anything but its arguments (except `load_crd`,
-which reads the one file the CRD comes from); `install.py` turns these into resources.
+which reads the files the CRDs come from); `install.py` turns these into resources.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from reconciler.settings import DEFAULT_PASSPHRASE_ENV, ENV_PREFIX
 
 APP: Final = "mysql-operator"
 CRD_FILE: Final = Path(__file__).resolve().parent.parent / "crd" / "mysql.yaml"
+BACKUP_CRD_FILE: Final = CRD_FILE.with_name("mysqlbackup.yaml")
 HTTP_PORT: Final = 8080
 STATE_MOUNT: Final = "/var/lib/mysql-operator"
 PULUMI_HOME: Final = "/var/run/pulumi"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from reconciler.backup_objects import BackupObject
 from reconciler.conditions import Reason
 from reconciler.desired import Desired
 from reconciler.live import ClaimState
@@ -76,6 +77,13 @@ class RecordJob:
 
 
 @dataclass(frozen=True)
+class WriteBackupObject:
+    """Creates the MySQLBackup record if it is absent, then writes its status."""
+
+    backup: BackupObject
+
+
+@dataclass(frozen=True)
 class Deploy:
     """An `up` of the stack with this desired state."""
 
@@ -136,6 +144,7 @@ Action = (
     | Wait
     | RecordVolumes
     | RecordJob
+    | WriteBackupObject
     | Deploy
     | PatchVolumes
     | MarkReady

@@ -62,6 +62,7 @@ class Reason(StrEnum):
     AMBIGUOUS_VOLUMES = "AmbiguousRetainedVolumes"
     CLAIM_DELETED = "ClaimDeleted"
     JOB_FAILED = "JobFailed"
+    BACKUP_RECORD_CONFLICT = "BackupRecordConflict"
     # Restored
     RESTORE_RUNNING = "RestoreRunning"
     RESTORE_SUCCEEDED = "RestoreSucceeded"

@@ -35,6 +35,7 @@ from reconciler.actions import (
     RemoveStack,
     Stall,
     Wait,
+    WriteBackupObject,
 )
 from reconciler.conditions import ConditionType, Reason, Status, find
 from reconciler.driver import Driver
@@ -264,6 +265,19 @@ class _Step:
         if isinstance(action, RecordJob):
             self._move(transitions.job_recorded(status, action.kind, action.record, self.moment))
             self._notice(action.notice)
+            return None
+        if isinstance(action, WriteBackupObject):
+            backup = action.backup
+            self.gateway.create_backup_object(self.key[0], backup.manifest)
+            self.gateway.patch_backup_status(self.key[0], backup.name, backup.status)
+            log.info(
+                "backup recorded",
+                extra={
+                    **_fields(self.key, "teardown"),
+                    "backup": backup.name,
+                    "backup_phase": backup.status["phase"],
+                },
+            )
             return None
         if isinstance(action, Deploy):
             return self._deploy(action)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler import live as parse
+from reconciler.backup_objects import backup_object_state
 from reconciler.driver import Driver
 from reconciler.kube import Gateway
 from reconciler.names import (
@@ -101,6 +102,11 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
     if not plan.deleting and server_pod is not None and server_pod.ready:
         routes = gateway.service_routes(namespace, name)
     workload = gateway.workload(namespace, instance_selector(name)) if plan.deleting else ()
+    backup_object = None
+    if plan.backup_object is not None:
+        raw_backup_object = gateway.get_backup_object(namespace, plan.backup_object)
+        if raw_backup_object is not None:
+            backup_object = backup_object_state(raw_backup_object)
     return replace(
         live,
         deployment_present=gateway.deployment_exists(namespace, name),
@@ -110,6 +116,7 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         claim_event=claim_event,
         workload_present=any(not deleting and kind != "Job" for kind, _name, deleting in workload),
         going=tuple(f"{kind}/{name}" for kind, name, deleting in workload if deleting),
+        backup_object=backup_object,
     )
 
 

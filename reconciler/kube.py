@@ -21,7 +21,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
-from reconciler.vocabulary import API_GROUP, KIND, PLURAL
+from reconciler.vocabulary import API_GROUP, BACKUP_PLURAL, KIND, PLURAL
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,9 @@ class Gateway:
         self.apps = client.AppsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        # The same API on MySQLBackup objects: a separate attribute so that the RBAC check
+        # (tests/unit/test_infra_rbac.py) can tell the two resources apart.
+        self.backup_records = client.CustomObjectsApi(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
 
     # -- lists and watches -----------------------------------------------------------------
@@ -201,6 +204,41 @@ class Gateway:
                 API_GROUP, VERSION, namespace, PLURAL, name, dict(patch), _content_type=MERGE_PATCH
             ),
             f"{namespace}/{name}",
+        )
+
+    # -- MySQLBackup records -----------------------------------------------------------------
+
+    def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._get(
+            lambda: self.backup_records.get_namespaced_custom_object(
+                API_GROUP, VERSION, namespace, BACKUP_PLURAL, name, _preload_content=False
+            )
+        )
+
+    def create_backup_object(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        """Creates the record; one that already exists is left as it is."""
+        try:
+            self.backup_records.create_namespaced_custom_object(
+                API_GROUP, VERSION, namespace, BACKUP_PLURAL, dict(manifest)
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise _unavailable(error) from None
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+
+    def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self._patch(
+            lambda: self.backup_records.patch_namespaced_custom_object_status(
+                API_GROUP,
+                VERSION,
+                namespace,
+                BACKUP_PLURAL,
+                name,
+                {"status": dict(status)},
+                _content_type=MERGE_PATCH,
+            ),
+            f"MySQLBackup {namespace}/{name}",
         )
 
     # -- events ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from reconciler.backup_objects import BackupObjectState
 from reconciler.live import ClaimState, JobState, PodState, SecretState, VolumeState
 from reconciler.spec import Instance, SpecError, parse_instance
 from reconciler.status import InstanceStatus, ToolchainVersions, parse_status
@@ -63,6 +64,8 @@ class Live:
     going: tuple[str, ...] = ()
     # The client Service has a ready endpoint (read only once the server is ready).
     service_routes: bool = True
+    # The MySQLBackup recording this lifetime's final backup (read only while deleting).
+    backup_object: BackupObjectState | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.actions import Action
+from reconciler.backup_objects import final_backup_name
 from reconciler.lifecycle import decide_lifecycle
 from reconciler.observation import Observation, Parsed
 from reconciler.policy import is_deleting, metadata_of
@@ -33,6 +34,7 @@ class GatherPlan:
     adoption_candidates: bool  # volumes an earlier lifetime left (before the first `up`)
     job: str | None  # the Job of the attempt under way
     secret: str | None  # the user's password Secret to check
+    backup_object: str | None = None  # the MySQLBackup recording the final backup
 
 
 def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
@@ -47,11 +49,18 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
     if not deleting and parsed.instance is not None:
         ref = parsed.instance.spec.password_secret_ref
         secret = ref.name if ref is not None else None
+    backup_object = None
+    if deleting and status.final_backup is not None:
+        metadata = metadata_of(obj)
+        backup_object = final_backup_name(
+            str(metadata.get("name", "")), str(metadata.get("deletionTimestamp", ""))
+        )
     return GatherPlan(
         deleting=deleting,
         adoption_candidates=not deleting and status.volumes is None,
         job=job,
         secret=secret,
+        backup_object=backup_object,
     )
 
 

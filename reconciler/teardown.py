@@ -32,7 +32,9 @@ from reconciler.actions import (
     RemoveStack,
     Stall,
     Wait,
+    WriteBackupObject,
 )
+from reconciler.backup_objects import final_backup_name, final_backup_object, in_sync
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
@@ -204,6 +206,9 @@ def _final_backup(
     record = status.final_backup
     if record is None:
         return first_attempt(instance, JobKind.FINAL_BACKUP, observation.obj)
+    recorded = _backup_object(observation, instance, record)
+    if recorded is not None:
+        return recorded
     if record.phase is JobPhase.SUCCEEDED:
         return None
     desired = desired_for(instance, Stage.FINAL_BACKUP, status)
@@ -223,6 +228,38 @@ def _final_backup(
             refresh=True,
         )
     return job_step(observation, instance, JobKind.FINAL_BACKUP, record)
+
+
+def _backup_object(
+    observation: Observation, instance: Instance, record: JobRecord
+) -> Action | None:
+    """The MySQLBackup that tells users about this final backup, kept in step with each
+    attempt, and written as Succeeded before the destroy starts."""
+    deleted_at = str(metadata_of(observation.obj).get("deletionTimestamp", ""))
+    name = final_backup_name(instance.name, deleted_at)
+    if name is None:
+        return None
+    live = observation.live.backup_object
+    if live is not None and live.instance_uid not in (None, instance.uid):
+        return Stall(
+            Reason.BACKUP_RECORD_CONFLICT,
+            f"MySQLBackup {name} records a backup of another MySQL object (uid "
+            f"{live.instance_uid}); rename or delete that record (its dump stays) so this "
+            "final backup can be recorded",
+        )
+    if in_sync(live, record):
+        return None
+    return WriteBackupObject(
+        final_backup_object(
+            namespace=instance.namespace,
+            instance=instance.name,
+            uid=instance.uid,
+            name=name,
+            started_at=deleted_at,
+            record=record,
+            now=observation.now,
+        )
+    )
 
 
 def _release_claims(

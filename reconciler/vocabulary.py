@@ -11,6 +11,9 @@ API_GROUP: Final = "otus.homework"
 API_VERSION: Final = f"{API_GROUP}/v1"
 KIND: Final = "MySQL"
 PLURAL: Final = "mysqls"
+# The record of one dump (crd/mysqlbackup.yaml).
+BACKUP_KIND: Final = "MySQLBackup"
+BACKUP_PLURAL: Final = "mysqlbackups"
 
 MANAGED_BY: Final = "mysql-operator"
 MYSQL_PORT: Final = 3306
@@ -31,6 +34,8 @@ LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 # Never on a pod: the client Service selects it while clients are cut off.
 LABEL_CUT_OFF: Final = f"{API_GROUP}/clients-cut-off"
+# On a MySQLBackup: what took it (manual, schedule, delete).
+LABEL_TRIGGER: Final = f"{API_GROUP}/backup-trigger"
 
 # Labels on the instance's PersistentVolumes, which are cluster-scoped and outlive the
 # namespace: they say whose data a volume holds, so a re-created instance finds it.

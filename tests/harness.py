@@ -33,10 +33,13 @@ from tests.support import delete_namespace_and_volumes, eventually, read_or_none
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 CRD_PATH: Final = REPO_ROOT / "crd" / "mysql.yaml"
+BACKUP_CRD_PATH: Final = REPO_ROOT / "crd" / "mysqlbackup.yaml"
 GROUP: Final = "otus.homework"
 VERSION: Final = "v1"
 PLURAL: Final = "mysqls"
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+BACKUP_PLURAL: Final = "mysqlbackups"
+BACKUP_CRD_NAME: Final = f"{BACKUP_PLURAL}.{GROUP}"
 FINALIZER: Final = "otus.homework/teardown"
 CLAIM_FINALIZER: Final = "otus.homework/data-protection"
 TEST_SESSION_LABEL: Final = "mysql-operator.dev/test-session"
@@ -49,33 +52,39 @@ RESYNC_S: Final = 3
 
 
 def ensure_crd(api_client: client.ApiClient) -> None:
-    """Creates crd/mysql.yaml, or replaces the CRD with it, and waits until it is served.
+    """Creates crd/mysql.yaml and crd/mysqlbackup.yaml, or replaces the CRDs with them, and
+    waits until they are served.
 
-    The CRD is cluster-scoped and shared by every test that needs MySQL objects, so this
-    is idempotent and never deletes it: deleting a CRD deletes every MySQL object in every
-    namespace, which would pull objects out from under other tests.
+    The CRDs are cluster-scoped and shared by every test that needs MySQL objects, so this
+    is idempotent and never deletes them: deleting a CRD deletes every object of its kind
+    in every namespace, which would pull objects out from under other tests.
     """
+    for path, name in ((CRD_PATH, CRD_NAME), (BACKUP_CRD_PATH, BACKUP_CRD_NAME)):
+        _ensure_one_crd(api_client, path, name)
+
+
+def _ensure_one_crd(api_client: client.ApiClient, path: Path, name: str) -> None:
     extensions = client.ApiextensionsV1Api(api_client)
-    manifest = yaml.safe_load(CRD_PATH.read_text())
-    assert manifest["metadata"]["name"] == CRD_NAME
+    manifest = yaml.safe_load(path.read_text())
+    assert manifest["metadata"]["name"] == name
     try:
         extensions.create_custom_resource_definition(manifest)
     except ApiException as error:
         if error.status != 409:
             raise
-        current = extensions.read_custom_resource_definition(CRD_NAME)
+        current = extensions.read_custom_resource_definition(name)
         manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
-        extensions.replace_custom_resource_definition(CRD_NAME, manifest)
+        extensions.replace_custom_resource_definition(name, manifest)
 
     def established(crd: client.V1CustomResourceDefinition) -> bool:
         conditions = crd.status.conditions or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     eventually(
-        lambda: extensions.read_custom_resource_definition(CRD_NAME),
+        lambda: extensions.read_custom_resource_definition(name),
         established,
         timeout_s=ESTABLISH_TIMEOUT_S,
-        what=f"CRD {CRD_NAME} Established",
+        what=f"CRD {name} Established",
     )
 
 

@@ -24,6 +24,7 @@ from tests.support import TEST_PASSPHRASE
 
 STACK: Final = "test"
 CRD_NAME: Final = "mysqls.otus.homework"
+BACKUP_CRD_NAME: Final = "mysqlbackups.otus.homework"
 COMMAND_TIMEOUT_S: Final = 600
 COPIED: Final = ("infra", "crd", "reconciler")
 
@@ -117,3 +118,4 @@ def remove_installation(api_client: client.ApiClient, namespace: str, *, crd: bo
     if crd:
         extensions = client.ApiextensionsV1Api(api_client)
         ignore_404(lambda: extensions.delete_custom_resource_definition(CRD_NAME))
+        ignore_404(lambda: extensions.delete_custom_resource_definition(BACKUP_CRD_NAME))

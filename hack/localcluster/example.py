@@ -1,6 +1,6 @@
 """`hack/cluster example`: the operator running on the original example, on this cluster.
 
-It installs the CRD, starts the reconciler as a process of this cluster (so `down` stops
+It installs the CRDs, starts the reconciler as a process of this cluster (so `down` stops
 it by PID), or with `in_cluster` installs the operator's image with `pulumi up`
 (hack/operator), applies examples/mysql.yaml unchanged and waits until it is Ready. The
 example's claims get volumes from the real node's default StorageClass (storage.py), as
@@ -24,7 +24,7 @@ from localcluster.layout import REPO_ROOT
 from localcluster.processes import log, start, wait_until
 
 EXAMPLE = REPO_ROOT / "examples" / "mysql.yaml"
-CRD = REPO_ROOT / "crd" / "mysql.yaml"
+CRDS = (REPO_ROOT / "crd" / "mysql.yaml", REPO_ROOT / "crd" / "mysqlbackup.yaml")
 PYTHON_ENV = REPO_ROOT / "hack" / "python-env"
 OPERATOR = REPO_ROOT / "hack" / "operator"
 EXAMPLE_NAME = "mysql-instance"
@@ -91,8 +91,16 @@ def host_path_root(ctx: Context) -> Path:
 
 
 def run_example(ctx: Context, *, in_cluster: bool = False, static_volumes: bool = False) -> None:
-    kubectl(ctx, "apply", "--server-side", "-f", str(CRD))
-    kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd/mysqls.otus.homework")
+    for crd in CRDS:
+        kubectl(ctx, "apply", "--server-side", "-f", str(crd))
+    kubectl(
+        ctx,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/mysqls.otus.homework",
+        "crd/mysqlbackups.otus.homework",
+    )
     if static_volumes:
         kubectl(ctx, "apply", "-f", "-", stdin=static_volume_manifests(ctx))
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler import live as parse
+from reconciler.backup_objects import BackupObjectState
 from reconciler.desired import ClaimBinding, Desired
 from reconciler.fingerprint import fingerprint_key
 from reconciler.names import volume_labels
@@ -419,6 +420,7 @@ def live_of(
     claim_event: str | None = None,
     workload_present: bool = False,
     going: Sequence[str] = (),
+    backup_object: BackupObjectState | None = None,
 ) -> Live:
     """`Live` parsed from API dicts, as the executor gathers it."""
     return Live(
@@ -434,6 +436,7 @@ def live_of(
         claim_event=claim_event,
         workload_present=workload_present,
         going=tuple(going),
+        backup_object=backup_object,
     )
 
 

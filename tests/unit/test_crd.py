@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ import yaml
 
 from reconciler import spec as spec_module
 from reconciler import vocabulary
+from reconciler.backup_objects import final_backup_object
 from reconciler.policy import storage_fields
 from reconciler.spec import SpecError, parse_spec
+from reconciler.status import JobPhase, JobRecord
 from tests.unit.builders import instance
 
 pytestmark = pytest.mark.unit
@@ -343,3 +346,95 @@ def test_schema_and_parser_agree(spec_schema: dict[str, Any], changes: dict[str,
     else:
         assert schema_errors, f"the parser rejects {rejected_field}, the schema accepts it"
         assert any(e.startswith(f"{rejected_field}:") for e in schema_errors), schema_errors
+
+
+# -- crd/mysqlbackup.yaml -------------------------------------------------------------------
+
+BACKUP_CRD_PATH = CRD_PATH.with_name("mysqlbackup.yaml")
+
+
+@pytest.fixture(scope="module")
+def backup_version() -> dict[str, Any]:
+    loaded = yaml.safe_load(BACKUP_CRD_PATH.read_text())
+    assert loaded["metadata"]["name"] == f"{vocabulary.BACKUP_PLURAL}.{vocabulary.API_GROUP}"
+    names = loaded["spec"]["names"]
+    assert (names["kind"], names["plural"]) == (vocabulary.BACKUP_KIND, vocabulary.BACKUP_PLURAL)
+    assert loaded["spec"]["scope"] == "Namespaced"
+    (only,) = loaded["spec"]["versions"]
+    assert isinstance(only, dict)
+    return only
+
+
+def test_backup_printer_columns(backup_version: dict[str, Any]) -> None:
+    columns = {c["name"]: c["jsonPath"] for c in backup_version["additionalPrinterColumns"]}
+    assert columns == {
+        "Instance": ".spec.instance",
+        "Phase": ".status.phase",
+        "Trigger": ".status.trigger",
+        "Size": ".status.sizeBytes",
+        "Age": ".metadata.creationTimestamp",
+    }
+
+
+def test_the_backup_schema_is_structural(backup_version: dict[str, Any]) -> None:
+    root = backup_version["schema"]["openAPIV3Schema"]
+    assert structural_problems(root, "") == []
+    assert backup_version["subresources"] == {"status": {}}
+    instance_field = root["properties"]["spec"]["properties"]["instance"]
+    assert rules(instance_field) == ["self == oldSelf"]
+
+
+def without_removals(value: Any) -> Any:
+    """A merge patch's null means "remove": what the object holds after the patch."""
+    if isinstance(value, dict):
+        return {k: without_removals(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_removals(v) for v in value]
+    return value
+
+
+def validate_with_lists(value: Any, schema: dict[str, Any], path: str) -> list[str]:
+    """`validate`, extended to the arrays of objects the status has (conditions)."""
+    if schema.get("type") == "array":
+        if not isinstance(value, list):
+            return [f"{path}: Invalid value: must be of type array"]
+        return [
+            error
+            for index, item in enumerate(value)
+            for error in validate_with_lists(item, schema["items"], f"{path}[{index}]")
+        ]
+    if schema.get("type") == "object" and isinstance(value, dict):
+        flat = {k: v for k, v in schema.items() if k not in ("properties", "required")}
+        errors = validate(
+            {k: v for k, v in value.items() if k not in schema.get("properties", {})}, flat, path
+        )
+        for required in schema.get("required", []):
+            if required not in value:
+                errors.append(f"{path}.{required}: Required value")
+        for key, item in value.items():
+            if key in schema.get("properties", {}):
+                errors.extend(validate_with_lists(item, schema["properties"][key], f"{path}.{key}"))
+        return sorted(set(errors))
+    return validate(value, schema, path)
+
+
+@pytest.mark.parametrize("phase", list(JobPhase))
+def test_what_the_operator_writes_fits_the_backup_schema(
+    backup_version: dict[str, Any], phase: JobPhase
+) -> None:
+    root = backup_version["schema"]["openAPIV3Schema"]
+    line = f"dump=dump-0000000001.sql.gz sequence=1 size=10 sha256={'0' * 64} server_version=8.0"
+    written = final_backup_object(
+        namespace="ns",
+        instance="db",
+        uid="uid-1",
+        name="db-20260101120000",
+        started_at="2026-01-01T12:00:00Z",
+        record=JobRecord(attempt=2, job="db-backup-1-2", phase=phase, message=line),
+        now=datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
+    )
+    document = without_removals({**written.manifest, "status": written.status})
+    properties = root["properties"]
+    assert validate_with_lists(document["spec"], properties["spec"], "spec") == []
+    assert validate_with_lists(document["status"], properties["status"], "status") == []
+    assert set(document["status"]) <= set(properties["status"]["properties"])

@@ -14,7 +14,15 @@ from infra import existing
 from infra.config import InstallConfig, parse_config
 from infra.install import Installed, declare
 from infra.rbac import RULES
-from infra.resources import CRD_FILE, HTTP_PORT, PASSPHRASE_KEY, STATE_MOUNT, TMP, load_crd
+from infra.resources import (
+    BACKUP_CRD_FILE,
+    CRD_FILE,
+    HTTP_PORT,
+    PASSPHRASE_KEY,
+    STATE_MOUNT,
+    TMP,
+    load_crd,
+)
 from reconciler.settings import DEFAULT_PASSPHRASE_ENV, SecretReference, parse_settings
 from tests.unit.pulumi_mocks import RecordingMonitor, Registration, plain_strings
 
@@ -43,8 +51,8 @@ class Rendered:
         self.all = registrations
         self.installed = installed
 
-    def one(self, type_: str) -> Registration:
-        found = [r for r in self.all if r.type == type_]
+    def one(self, type_: str, name: str | None = None) -> Registration:
+        found = [r for r in self.all if r.type == type_ and name in (None, r.name)]
         assert len(found) == 1, f"{type_}: {[(r.type, r.name) for r in self.all]}"
         return found[0]
 
@@ -98,6 +106,7 @@ def test_declares_every_object_once(default: Rendered) -> None:
             (PROVIDER, "kubernetes"),
             (NAMESPACE, "namespace"),
             (CRD, "crd"),
+            (CRD, "backup-crd"),
             (SERVICE_ACCOUNT, "service-account"),
             (CLUSTER_ROLE, "cluster-role"),
             (BINDING, "cluster-role-binding"),
@@ -130,13 +139,15 @@ def test_namespaced_objects_are_in_the_configured_namespace(default: Rendered) -
         assert default.one(type_).inputs["metadata"]["namespace"] == "ops", type_
 
 
-def test_the_crd_is_the_file_verbatim(default: Rendered) -> None:
-    declared = default.one(CRD).inputs
-    document = load_crd(CRD_FILE)
+def test_the_crds_are_the_files_verbatim(default: Rendered) -> None:
     assert CRD_FILE == ROOT / "crd" / "mysql.yaml"
-    assert declared["metadata"] == document["metadata"]
-    # snake_case field names such as host_path must not be translated.
-    assert declared["spec"] == document["spec"]
+    assert BACKUP_CRD_FILE == ROOT / "crd" / "mysqlbackup.yaml"
+    for name, path in (("crd", CRD_FILE), ("backup-crd", BACKUP_CRD_FILE)):
+        declared = default.one(CRD, name).inputs
+        document = load_crd(path)
+        assert declared["metadata"] == document["metadata"]
+        # snake_case field names such as host_path must not be translated.
+        assert declared["spec"] == document["spec"]
 
 
 def test_the_role_is_the_reviewed_constant_and_is_bound_to_the_account(default: Rendered) -> None:
@@ -166,7 +177,9 @@ def test_destroy_keeps_the_crd_the_state_its_passphrase_and_their_namespace(
     retained = {r.type for r in default.all if r.retain_on_delete}
     assert retained == {CRD, PVC, SECRET, NAMESPACE}
     assert not any(r.protect for r in default.all), "protect would make destroy fail"
-    assert len(default.installed.kept_on_destroy) == 4
+    assert len(default.installed.kept_on_destroy) == 5
+    kept_crds = {r.name for r in default.all if r.type == CRD and r.retain_on_delete}
+    assert kept_crds == {"crd", "backup-crd"}
 
 
 def test_a_host_path_state_volume_is_kept_and_reserved(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,8 +259,10 @@ def test_one_replica_recreated_never_two(default: Rendered) -> None:
 
 def test_the_deployment_waits_for_what_it_uses(default: Rendered) -> None:
     needs = set(default.one(DEPLOYMENT).dependencies)
-    for type_ in (CRD, BINDING, SECRET, PVC):
+    for type_ in (BINDING, SECRET, PVC):
         assert default.one(type_).urn in needs, type_
+    for name in ("crd", "backup-crd"):
+        assert default.one(CRD, name).urn in needs, name
 
 
 def test_probes_on_healthz_at_the_port_the_reconciler_listens_on(default: Rendered) -> None:

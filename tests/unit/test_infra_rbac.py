@@ -35,6 +35,9 @@ PROGRAM: Final = ROOT / "reconciler" / "program.py"
 Permission = tuple[str, str, str]
 
 MYSQLS: Final = (API_GROUP, "mysqls")
+BACKUPS: Final = (API_GROUP, "mysqlbackups")
+# kube.py keeps one CustomObjectsApi per resource; these attributes name the resource.
+CUSTOM_OBJECT_ATTRIBUTES: Final = {"custom": "mysqls", "backup_records": "mysqlbackups"}
 CLAIMS: Final = ("", "persistentvolumeclaims")
 VOLUMES: Final = ("", "persistentvolumes")
 # (API class, method) -> (apiGroup, resource, verb). A method missing here fails the test:
@@ -47,6 +50,13 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("CustomObjectsApi", "patch_namespaced_custom_object_status"): (
         API_GROUP,
         "mysqls/status",
+        "patch",
+    ),
+    ("CustomObjectsApi/mysqlbackups", "get_namespaced_custom_object"): (*BACKUPS, "get"),
+    ("CustomObjectsApi/mysqlbackups", "create_namespaced_custom_object"): (*BACKUPS, "create"),
+    ("CustomObjectsApi/mysqlbackups", "patch_namespaced_custom_object_status"): (
+        API_GROUP,
+        "mysqlbackups/status",
         "patch",
     ),
     ("CoreV1Api", "create_namespaced_event"): ("", "events", "create"),
@@ -92,7 +102,8 @@ PROVIDER_READS: Final = (("", "events"),)
 
 
 def _api_classes(tree: ast.Module) -> dict[str, str]:
-    """`self.<attr> = client.<Api>(...)` assignments: attr -> API class name."""
+    """`self.<attr> = client.<Api>(...)` assignments: attr -> API class name, with the
+    resource for the CustomObjectsApi attributes other than `custom` (the MySQL objects)."""
     found: dict[str, str] = {}
     for node in ast.walk(tree):
         if (
@@ -103,7 +114,12 @@ def _api_classes(tree: ast.Module) -> dict[str, str]:
         ):
             for target in node.targets:
                 if isinstance(target, ast.Attribute):
-                    found[target.attr] = node.value.func.attr
+                    api = node.value.func.attr
+                    if api == "CustomObjectsApi":
+                        assert target.attr in CUSTOM_OBJECT_ATTRIBUTES, target.attr
+                        if CUSTOM_OBJECT_ATTRIBUTES[target.attr] != "mysqls":
+                            api = f"{api}/{CUSTOM_OBJECT_ATTRIBUTES[target.attr]}"
+                    found[target.attr] = api
     return found
 
 
@@ -215,6 +231,8 @@ def test_the_scans_find_what_the_reconciler_is_known_to_do() -> None:
         (API_GROUP, "mysqls", "watch"),
         (API_GROUP, "mysqls", "patch"),
         (API_GROUP, "mysqls/status", "patch"),
+        (API_GROUP, "mysqlbackups", "create"),
+        (API_GROUP, "mysqlbackups/status", "patch"),
         ("", "events", "create"),
         ("", "namespaces", "get"),
         # The loops that wake an instance: its claims, pods and Jobs.

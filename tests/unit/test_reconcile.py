@@ -84,7 +84,21 @@ def test_a_deleted_object_reads_the_final_backups_job_and_nothing_to_adopt() -> 
         final_backup=JobRecord(attempt=3, job="backup-3"),
     )
     plan = plan_of(mysql_object(deleting=True, status=status))
-    assert plan == GatherPlan(deleting=True, adoption_candidates=False, job="backup-3", secret=None)
+    assert plan == GatherPlan(
+        deleting=True,
+        adoption_candidates=False,
+        job="backup-3",
+        secret=None,
+        # The MySQLBackup of the final backup, named after the deletionTimestamp.
+        backup_object=f"{NAME}-20260101120000",
+    )
+
+
+def test_no_backup_record_is_read_before_the_final_backup_is_recorded() -> None:
+    status = InstanceStatus(restore=JobRecord(attempt=1, job="restore-1"))
+    assert plan_of(mysql_object(deleting=True, status=status)).backup_object is None
+    living = InstanceStatus(final_backup=JobRecord(attempt=1, job="backup-1"))
+    assert plan_of(mysql_object(status=living)).backup_object is None
 
 
 def test_a_password_secret_ref_is_checked_while_the_object_lives() -> None:

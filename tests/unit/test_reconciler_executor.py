@@ -107,6 +107,9 @@ class GatewayPort(Protocol):
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def namespace_terminating(self, namespace: str) -> bool: ...
+    def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+    def create_backup_object(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
+    def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
 
 class DriverPort(Protocol):
@@ -150,6 +153,7 @@ class FakeGateway:
     unavailable: bool = False
     log: list[str] = field(default_factory=list)
     events: list[tuple[str, bool]] = field(default_factory=list)
+    backup_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def get_mysql(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         if self.unavailable:
@@ -246,6 +250,20 @@ class FakeGateway:
 
     def namespace_terminating(self, namespace: str) -> bool:
         return self.terminating
+
+    def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return copy.deepcopy(self.backup_objects.get(name))
+
+    def create_backup_object(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        name = manifest["metadata"]["name"]
+        if name not in self.backup_objects:
+            self.backup_objects[name] = copy.deepcopy(dict(manifest))
+            self.log.append(f"create-backup-object {name}")
+
+    def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        found = self.backup_objects[name]
+        found["status"] = merge_patch(found.get("status"), dict(status))
+        self.log.append(f"backup-object {status['phase']}")
 
 
 class FakeDriver:
@@ -366,6 +384,7 @@ FRESH = Volumes(
 RESTORE_RUNNING = JobRecord(attempt=1, job=RESTORE_JOB_1)
 RESTORED = JobRecord(attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, message="restored")
 BACKUP_LINE = "backed up dump=dump-0000000009.sql.gz sequence=9"
+BACKUP_OBJECT = f"{NAME}-20260101120000"  # the MySQLBackup of the final backup
 
 
 def applied(status: InstanceStatus, stage: Stage, key: bytes = FINGERPRINT_KEY) -> InstanceStatus:
@@ -638,7 +657,13 @@ def test_a_deploy_logs_the_engine_runs_split(caplog: pytest.LogCaptureFixture) -
 def test_deletion_backs_up_with_clients_cut_off_and_waits_for_the_job() -> None:
     gateway, driver = serving_cluster(deleting=True)
     result = executor(gateway, driver).reconcile(KEY)
-    assert writes(gateway) == ["up final-backup"]
+    # The record users see comes first, so the backup is visible while it runs.
+    assert writes(gateway) == [
+        f"create-backup-object {BACKUP_OBJECT}",
+        "backup-object Running",
+        "up final-backup",
+    ]
+    assert gateway.backup_objects[BACKUP_OBJECT]["spec"] == {"instance": NAME}
     assert driver.deployed[0].stage is Stage.FINAL_BACKUP
     assert result.outcome is Outcome.WAIT
     assert result.reason == Reason.BACKING_UP.value
@@ -659,6 +684,7 @@ def test_after_a_verified_backup_destroy_then_release_then_the_finalizer() -> No
     finish_backup(gateway)
     result = run.reconcile(KEY)
     assert writes(gateway) == [
+        "backup-object Succeeded",
         "destroy",
         f"patch-volume {DATA_PV}",
         f"claim-finalizer - {DATA_CLAIM}",
@@ -676,6 +702,10 @@ def test_after_a_verified_backup_destroy_then_release_then_the_finalizer() -> No
     assert "deletionTimestamp" not in gateway.claims[BACKUP_CLAIM]["metadata"]
     assert gateway.volumes[BACKUP_PV]["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert event_reasons(gateway)[-3:] == ["Destroyed", "DataReleased", "Deleted"]
+    # The record outlives the MySQL object and says what the backup wrote.
+    record = gateway.backup_objects[BACKUP_OBJECT]["status"]
+    assert (record["phase"], record["trigger"]) == ("Succeeded", "delete")
+    assert record["location"] == f"pvc://{BACKUP_CLAIM}/dump-0000000009.sql.gz"
 
 
 def test_the_finalizer_stays_until_the_destroyed_objects_are_gone() -> None:

@@ -24,7 +24,9 @@ from reconciler.actions import (
     RemoveStack,
     Stall,
     Wait,
+    WriteBackupObject,
 )
+from reconciler.backup_objects import BackupObjectState, final_backup_name, phase_of
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import claim_state, volume_state
@@ -55,6 +57,7 @@ from tests.unit.builders import (
     NO_STACK,
     NOW,
     RESTORE_JOB_1,
+    STAMP,
     STATIC_DATA_PV,
     TOOLCHAIN,
     UID,
@@ -82,6 +85,7 @@ RESTORED = JobRecord(attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, mes
 BACKUP_RUNNING = JobRecord(attempt=1, job=BACKUP_JOB_1)
 BACKUP_LINE = "backed up dump=dump-0000000009.sql.gz sequence=9 sha256=9f"
 BACKED_UP = replace(BACKUP_RUNNING, phase=JobPhase.SUCCEEDED, message=BACKUP_LINE)
+BACKUP_RECORD = f"{NAME}-20260101120000"
 
 
 def applied(status: InstanceStatus, stage: Stage, **spec: Any) -> InstanceStatus:
@@ -110,11 +114,19 @@ def decide(
     namespace_terminating: bool = False,
     finalizer: bool = True,
     annotations: dict[str, str] | None = None,
+    backup_recorded: bool = True,
     **spec: Any,
 ) -> Any:
+    """`backup_recorded`: the MySQLBackup of the final backup, if there is one, already
+    says what the status does (the steps that write it are tested on their own)."""
     obj = mysql_object(
         deleting=True, finalizer=finalizer, status=status, annotations=annotations, **spec
     )
+    live = live if live is not None else serving_live()
+    record = status.final_backup if status is not None else None
+    if backup_recorded and record is not None and live.backup_object is None:
+        in_step = BackupObjectState(BACKUP_RECORD, UID, phase_of(record).value, record.attempt)
+        live = replace(live, backup_object=in_step)
     return decide_teardown(
         observe(obj, live=live, stack=stack, namespace_terminating=namespace_terminating)
     )
@@ -312,6 +324,80 @@ def test_a_finished_backup_is_recorded_with_its_dump() -> None:
     assert isinstance(action, RecordJob)
     assert action.record == BACKED_UP
     assert action.record.result["dump"] == "dump-0000000009.sql.gz"
+
+
+# -- the MySQLBackup record of the final backup --------------------------------------------
+
+
+def test_the_record_is_written_running_before_the_backup_job_is_declared() -> None:
+    action = decide(replace(SERVED, final_backup=BACKUP_RUNNING), backup_recorded=False)
+    assert isinstance(action, WriteBackupObject)
+    backup = action.backup
+    assert backup.name == BACKUP_RECORD == final_backup_name(NAME, STAMP)
+    metadata = backup.manifest["metadata"]
+    assert (metadata["name"], metadata["namespace"]) == (BACKUP_RECORD, NAMESPACE)
+    # No owner reference: the record outlives the MySQL object.
+    assert "ownerReferences" not in metadata
+    assert backup.manifest["spec"] == {"instance": NAME}
+    assert backup.status["phase"] == "Running"
+    assert backup.status["trigger"] == "delete"
+    assert backup.status["startedAt"] == STAMP
+    assert backup.status["attempt"] == 1
+    assert backup.status["completedAt"] is None
+
+
+def test_the_record_says_succeeded_with_the_dump_before_the_destroy() -> None:
+    sha = "ab" * 32
+    line = f"dump=dump-0000000009.sql.gz sequence=9 size=4096 sha256={sha} server_version=5.7.44"
+    done = replace(BACKED_UP, message=line)
+    action = decide(backing_up(done), backup_recorded=False)
+    assert isinstance(action, WriteBackupObject)
+    status = action.backup.status
+    assert status["phase"] == "Succeeded"
+    assert status["location"] == f"pvc://{BACKUP_CLAIM}/dump-0000000009.sql.gz"
+    assert (status["sizeBytes"], status["sha256"], status["serverVersion"]) == (
+        4096,
+        sha,
+        "5.7.44",
+    )
+    assert status["completedAt"] == STAMP
+    assert status["conditions"][0]["reason"] == "BackupSucceeded"
+    # Once the record says so, the destroy follows.
+    assert decide(backing_up(done)) == Destroy()
+
+
+def test_a_failed_attempt_shows_on_the_record_and_so_does_the_retry() -> None:
+    failed = replace(
+        BACKUP_RUNNING,
+        phase=JobPhase.FAILED,
+        message="mysqldump: lost connection",
+        reason=Reason.JOB_FAILED.value,
+        failed_at=STAMP,
+    )
+    action = decide(backing_up(failed), backup_recorded=False)
+    assert isinstance(action, WriteBackupObject)
+    assert action.backup.status["phase"] == "Failed"
+    assert "lost connection" in action.backup.status["conditions"][0]["message"]
+    retry = replace(BACKUP_RUNNING, attempt=2, job=f"{BACKUP_JOB_1[:-2]}-2")
+    shown_failed = BackupObjectState(BACKUP_RECORD, UID, "Failed", 1)
+    action = decide(backing_up(retry), live=serving_live(backup_object=shown_failed))
+    assert isinstance(action, WriteBackupObject)
+    assert (action.backup.status["phase"], action.backup.status["attempt"]) == ("Running", 2)
+
+
+def test_a_record_of_another_instance_under_the_name_stalls() -> None:
+    other = BackupObjectState(BACKUP_RECORD, "uid-of-an-earlier-object", "Succeeded", 1)
+    action = decide(backing_up(), live=serving_live(backup_object=other))
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.BACKUP_RECORD_CONFLICT
+    assert BACKUP_RECORD in action.message
+
+
+def test_a_record_written_before_its_status_is_adopted() -> None:
+    # Created, then the reconciler died before writing the status: no annotation lost.
+    bare = BackupObjectState(BACKUP_RECORD, UID, None, None)
+    action = decide(backing_up(), live=serving_live(backup_object=bare))
+    assert isinstance(action, WriteBackupObject)
 
 
 def test_nothing_is_destroyed_while_the_backup_fails() -> None:
