@@ -477,6 +477,13 @@ class Harness:
             ),
         )
 
+    def backups(self) -> list[dict[str, Any]]:
+        """The MySQLBackup objects of the namespace."""
+        listed: Any = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, BACKUP_PLURAL
+        )
+        return list(listed["items"])
+
     # -- cleanup -------------------------------------------------------------------------
 
     def release_everything(self) -> None:

@@ -10,6 +10,7 @@ the operator did not keep it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import re
 import subprocess
@@ -227,6 +228,16 @@ def test_lost_stack_state_is_rebuilt_and_never_skips_the_final_backup(harness: H
     harness.start()
     harness.wait_gone(NAME)
     assert "FinalBackupSucceeded" in reasons(harness)
+    # Its MySQLBackup record outlives the object and describes the dump on the node.
+    (record,) = harness.backups()
+    status = record["status"]
+    assert (status["phase"], status["trigger"]) == ("Succeeded", "delete")
+    claim, dump_name = status["location"].removeprefix("pvc://").split("/")
+    assert claim == f"{NAME}-backup"
+    dump = host_dir(volume_of(harness, claim)) / dump_name
+    assert dump.stat().st_size == status["sizeBytes"] > 0
+    assert hashlib.sha256(dump.read_bytes()).hexdigest() == status["sha256"]
+    assert re.match(r"\d+\.\d+\.\d+", status["serverVersion"]), status  # SELECT VERSION()
 
     harness.create(NAME, dict(SPEC))
     harness.wait_ready(NAME, generation=1)

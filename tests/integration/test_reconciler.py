@@ -15,6 +15,7 @@ provisioner. The reconciler watches only the test's namespace.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -253,6 +254,18 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     reasons = [event.reason for event in harness.events(NAME)]
     assert reasons.index("FinalBackupSucceeded") < reasons.index("Destroyed")
     assert reasons[-1] == "Deleted"
+    # The MySQLBackup record of that backup outlives the MySQL object.
+    (record,) = harness.backups()
+    assert re.fullmatch(rf"{NAME}-\d{{14}}", record["metadata"]["name"]), record["metadata"]
+    assert "ownerReferences" not in record["metadata"]
+    assert record["spec"] == {"instance": NAME}
+    status = record["status"]
+    assert (status["phase"], status["trigger"], status["job"]) == (
+        "Succeeded",
+        "delete",
+        backup_job,
+    )
+    assert status["instanceUID"] == obj["metadata"]["uid"]
     # The stack is gone from the backend too (only its .bak remains, as Pulumi keeps it).
     stacks = harness.state_dir / ".pulumi" / "stacks"
     assert [p.name for p in stacks.rglob("*.json")] == []
@@ -327,6 +340,8 @@ def test_a_failed_final_backup_keeps_everything_and_a_new_job_retries_it(
     assert f"{NAME}-backup-{lifetime}-1" in " ".join(
         str(event.message) for event in harness.events(NAME)
     )
+    (record,) = harness.backups()
+    assert (record["status"]["phase"], record["status"]["attempt"]) == ("Succeeded", 1)
 
 
 def test_a_terminating_namespace_keeps_the_volumes_and_lets_the_namespace_go(
