@@ -10,13 +10,15 @@ each needs, with no wildcard anywhere:
 
 1. The reconciler's own calls, all in `reconciler/kube.py` (the only module that talks to
    the Kubernetes API): list/watch/get/patch of `mysqls` (finalizers are a metadata patch
-   on the object itself), patch of `mysqls/status`; get and create of `mysqlbackups` and
-   patch of their status (the record of each final backup); create of core `events` and reading
+   on the object itself), patch of `mysqls/status`; get, list, watch and create of
+   `mysqlbackups` and patch of their status (the record of each final backup, and the
+   backups people ask for); create of core `events` and reading
    them (why a claim is Pending); get of `secrets` (a user's password Secret) and of
    `namespaces` (is it Terminating?); the instance's claims (get, list and watch to wake
    the instance, patch and delete to release them), their volumes (get and list, patch
    to keep them `Retain`, delete a static one after a verified backup), pods and Jobs
-   (list and watch to wake the instance, get to read how a Job ended), and Deployments
+   (list and watch to wake the instance, get to read how a Job ended, create for the Job
+   of a requested backup), and Deployments
    and Services (is the instance's workload still there?).
 2. The per-instance stack program's Kubernetes provider (`reconciler/program.py`), which
    manages Secrets, ConfigMaps, PersistentVolumeClaims, PersistentVolumes, Deployments,
@@ -53,8 +55,9 @@ RULES: Final[tuple[Rule, ...]] = (
     # The reconciler: the MySQL objects, their status, and events about them.
     Rule((API_GROUP,), ("mysqls",), ("get", "list", "watch", "patch")),
     Rule((API_GROUP,), ("mysqls/status",), ("patch",)),
-    # The records of final backups: created, never deleted (they outlive the instance).
-    Rule((API_GROUP,), ("mysqlbackups",), ("get", "create")),
+    # Backups: the records of final backups are created, and never deleted (they outlive
+    # the instance); the ones people create are watched and their status written.
+    Rule((API_GROUP,), ("mysqlbackups",), ("get", "list", "watch", "create")),
     Rule((API_GROUP,), ("mysqlbackups/status",), ("patch",)),
     Rule(("",), ("events",), ("create", "get", "list", "watch")),
     Rule(("",), ("namespaces",), ("get",)),

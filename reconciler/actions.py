@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from reconciler.backup_objects import BackupObject
 from reconciler.conditions import Reason
@@ -84,6 +85,23 @@ class WriteBackupObject:
 
 
 @dataclass(frozen=True)
+class PatchBackupStatus:
+    """Writes the status of a MySQLBackup a person created (never creates one)."""
+
+    name: str
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StartBackup:
+    """Names the Job in the MySQLBackup's status, then creates it (if absent)."""
+
+    name: str
+    status: dict[str, Any]
+    job: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Deploy:
     """An `up` of the stack with this desired state."""
 
@@ -145,6 +163,8 @@ Action = (
     | RecordVolumes
     | RecordJob
     | WriteBackupObject
+    | PatchBackupStatus
+    | StartBackup
     | Deploy
     | PatchVolumes
     | MarkReady

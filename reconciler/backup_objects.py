@@ -1,5 +1,6 @@
-"""The MySQLBackup record of the final backup (pure): its name, the object, and the status
-that mirrors this lifetime's final-backup attempts.
+"""MySQLBackup objects (pure): the record of the final backup (its name, the object, and
+the status that mirrors this lifetime's final-backup attempts), and the backups people
+ask for by creating one (what the operator reads of them, their Job's name, their status).
 
 The record is written by the teardown before anything is deleted and carries no owner
 reference, so it outlives the MySQL object and says, after `kubectl delete mysql X`, that
@@ -127,16 +128,19 @@ def final_backup_object(
         },
         "spec": {"instance": instance},
     }
-    return BackupObject(name, manifest, final_backup_status(instance, uid, started_at, record, now))
+    status = backup_status(Trigger.DELETE, instance, uid, started_at, record, now)
+    return BackupObject(name, manifest, status)
 
 
-def final_backup_status(
-    instance: str, uid: str, started_at: str, record: JobRecord, now: datetime
+def backup_status(
+    trigger: Trigger, instance: str, uid: str, started_at: str, record: JobRecord, now: datetime
 ) -> dict[str, Any]:
+    """The status of a backup whose Job was started: the record's attempt, and once it
+    ended, how (with the dump's fields when it succeeded)."""
     phase = phase_of(record)
     status: dict[str, Any] = {
         "phase": phase.value,
-        "trigger": Trigger.DELETE.value,
+        "trigger": trigger.value,
         "instanceUID": uid,
         "attempt": record.attempt,
         "startedAt": started_at,
@@ -149,18 +153,100 @@ def final_backup_status(
     status["completedAt"] = None if phase is BackupPhase.RUNNING else timestamp(now)
     if phase is BackupPhase.SUCCEEDED:
         status.update(_dump_fields(instance, record))
-    reason, condition_status, message = _complete(phase, record)
-    status["conditions"] = [
-        {
-            "type": CONDITION_COMPLETE,
-            "status": condition_status,
-            "reason": reason.value,
-            "message": message,
-            "observedGeneration": 1,
-            "lastTransitionTime": timestamp(now),
-        }
-    ]
+    reason, condition_status, message = _complete(phase, record, trigger)
+    status["conditions"] = [_condition(condition_status, reason, message, now)]
     return status
+
+
+def _condition(status: str, reason: Reason, message: str, now: datetime) -> dict[str, Any]:
+    return {
+        "type": CONDITION_COMPLETE,
+        "status": status,
+        "reason": reason.value,
+        "message": message,
+        "observedGeneration": 1,
+        "lastTransitionTime": timestamp(now),
+    }
+
+
+# -- backups people ask for -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestedBackup:
+    """A MySQLBackup a person created to take a backup now, as the operator reads it."""
+
+    name: str
+    uid: str
+    created: str  # creationTimestamp: the oldest request runs first
+    phase: str | None
+    reason: str | None  # of its Complete condition
+    job: str | None  # set when its Job was started
+    started_at: str | None
+    instance_uid: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in (BackupPhase.SUCCEEDED.value, BackupPhase.FAILED.value)
+
+    @property
+    def started(self) -> bool:
+        return self.job is not None and not self.finished
+
+
+def requested_backup(obj: Mapping[str, Any]) -> RequestedBackup:
+    metadata = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    complete: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == CONDITION_COMPLETE), {}
+    )
+    return RequestedBackup(
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+        created=str(metadata.get("creationTimestamp", "")),
+        phase=status.get("phase"),
+        reason=complete.get("reason"),
+        job=status.get("job"),
+        started_at=status.get("startedAt"),
+        instance_uid=status.get("instanceUID"),
+    )
+
+
+def is_requested(obj: Mapping[str, Any]) -> bool:
+    """A backup a person asked for (the operator's own records carry the trigger label)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(LABEL_TRIGGER) is None
+
+
+def requested_instance(obj: Mapping[str, Any]) -> str | None:
+    instance = (obj.get("spec") or {}).get("instance")
+    return instance if isinstance(instance, str) and instance else None
+
+
+def requested_job_name(instance: str, backup_uid: str) -> str:
+    """`<instance>-manual-<8 hex of the MySQLBackup's uid>`: one Job per request, and a
+    name that a re-created request of the same name does not share."""
+    return f"{instance}-manual-{backup_uid.replace('-', '')[:8]}"
+
+
+def waiting_status(reason: Reason, message: str, now: datetime) -> dict[str, Any]:
+    """A requested backup that cannot start yet (the instance is not Ready, or absent)."""
+    return {
+        "phase": BackupPhase.PENDING.value,
+        "trigger": Trigger.MANUAL.value,
+        "conditions": [_condition("False", reason, message, now)],
+    }
+
+
+def abandoned_status(message: str, now: datetime) -> dict[str, Any]:
+    """A requested backup that can never start: its instance is being deleted."""
+    return {
+        "phase": BackupPhase.FAILED.value,
+        "trigger": Trigger.MANUAL.value,
+        "completedAt": timestamp(now),
+        "message": message,
+        "conditions": [_condition("False", Reason.BACKUP_FAILED, message, now)],
+    }
 
 
 def _dump_fields(instance: str, record: JobRecord) -> dict[str, Any]:
@@ -182,15 +268,19 @@ def _dump_fields(instance: str, record: JobRecord) -> dict[str, Any]:
     return fields
 
 
-def _complete(phase: BackupPhase, record: JobRecord) -> tuple[Reason, str, str]:
+def _complete(phase: BackupPhase, record: JobRecord, trigger: Trigger) -> tuple[Reason, str, str]:
     job = record.job or "its Job"
     if phase is BackupPhase.SUCCEEDED:
         return Reason.BACKUP_SUCCEEDED, "True", f"{job}: {record.message or 'completed'}"
     if phase is BackupPhase.FAILED:
+        after = (
+            "the MySQL object stays until a backup succeeds"
+            if trigger is Trigger.DELETE
+            else "create a new MySQLBackup to try again"
+        )
         return (
             Reason.BACKUP_FAILED,
             "False",
-            f"attempt {record.attempt} ({job}) failed: {record.message or 'no message'}; "
-            "the MySQL object stays until a backup succeeds",
+            f"attempt {record.attempt} ({job}) failed: {record.message or 'no message'}; {after}",
         )
     return Reason.BACKUP_RUNNING, "Unknown", f"{job}, attempt {record.attempt}"

@@ -72,6 +72,9 @@ class Reason(StrEnum):
     BACKUP_SUCCEEDED = "BackupSucceeded"
     BACKUP_FAILED = "BackupFailed"
     BACKUP_SKIPPED = "BackupSkipped"
+    # A requested backup (MySQLBackup) waiting for its instance
+    INSTANCE_NOT_READY = "InstanceNotReady"
+    INSTANCE_NOT_FOUND = "InstanceNotFound"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from reconciler.actions import (
     ForgetStack,
     MarkReady,
     Notice,
+    PatchBackupStatus,
     PatchVolumes,
     RecordJob,
     RecordVolumes,
@@ -34,9 +35,11 @@ from reconciler.actions import (
     RemoveFinalizer,
     RemoveStack,
     Stall,
+    StartBackup,
     Wait,
     WriteBackupObject,
 )
+from reconciler.backup_objects import requested_backup
 from reconciler.conditions import ConditionType, Reason, Status, find
 from reconciler.driver import Driver
 from reconciler.engine_events import RunTimings
@@ -46,6 +49,7 @@ from reconciler.metrics import Metrics
 from reconciler.observation import Observation
 from reconciler.policy import generation_of, metadata_of
 from reconciler.reconcile import decide
+from reconciler.requested_backups import requests_without_instance
 from reconciler.runs import FailureKind, StackError, describe_changes
 from reconciler.selectors import Selector
 from reconciler.status import InstanceStatus, ToolchainVersions
@@ -94,6 +98,7 @@ class Executor:
         selector: Selector | None = None,
         host_path_root: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        requested_backups: Callable[[Key], tuple[str, ...]] = lambda _key: (),
     ) -> None:
         self.gateway = gateway
         self.driver = driver
@@ -104,6 +109,7 @@ class Executor:
         self.selector = selector or Selector()  # None: every object
         self.host_path_root = host_path_root
         self.now = now
+        self.requested_backups = requested_backups
 
     def reconcile(self, key: Key) -> Result:
         started = time.monotonic()
@@ -154,6 +160,7 @@ class Executor:
                 fingerprint_key=self.fingerprint_key,
                 host_path_root=self.host_path_root,
                 now=self.now(),
+                requested_backups=self.requested_backups(key),
             )
             action = decide(observation)
             step = _Step(self, key, obj, observation)
@@ -177,6 +184,7 @@ class Executor:
                 namespace, name, live_objects(self.gateway, namespace, name, None), self.now()
             )
             if action is None:
+                self._requests_without_instance(key)
                 return Result(Outcome.GONE, "gone")
             if isinstance(action, PatchVolumes):
                 _patch_volumes(self.gateway, action.patches)
@@ -185,6 +193,27 @@ class Executor:
             else:
                 raise AssertionError(f"unexpected action for claims without an instance: {action}")
         return Result(Outcome.RETRY, "orphans", "loop", f"no decision after {MAX_PASSES} passes")
+
+    def _requests_without_instance(self, key: Key) -> None:
+        names = self.requested_backups(key)
+        if not names:
+            return
+        namespace, name = key
+        requests = tuple(
+            requested_backup(raw)
+            for backup in names
+            if (raw := self.gateway.get_backup_object(namespace, backup)) is not None
+        )
+        while (
+            patch := requests_without_instance(namespace, name, requests, self.now())
+        ) is not None:
+            self.gateway.patch_backup_status(namespace, patch.name, patch.status)
+            requests = tuple(
+                replace(request, reason=Reason.INSTANCE_NOT_FOUND.value)
+                if request.name == patch.name
+                else request
+                for request in requests
+            )
 
 
 def _patch_volumes(gateway: Gateway, patches: tuple[VolumePatch, ...]) -> None:
@@ -277,6 +306,28 @@ class _Step:
                     "backup": backup.name,
                     "backup_phase": backup.status["phase"],
                 },
+            )
+            return None
+        if isinstance(action, PatchBackupStatus):
+            self.gateway.patch_backup_status(self.key[0], action.name, action.status)
+            log.info(
+                "backup status",
+                extra={
+                    **_fields(self.key, "backup"),
+                    "backup": action.name,
+                    "backup_phase": action.status["phase"],
+                },
+            )
+            return None
+        if isinstance(action, StartBackup):
+            # The status names the Job first: a run killed in between creates the same Job.
+            self.gateway.patch_backup_status(self.key[0], action.name, action.status)
+            self.gateway.create_job(self.key[0], action.job)
+            self._notice(
+                Notice(
+                    "BackupStarted",
+                    f"MySQLBackup {action.name}: Job {action.job['metadata']['name']}",
+                )
             )
             return None
         if isinstance(action, Deploy):

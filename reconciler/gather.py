@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler import live as parse
-from reconciler.backup_objects import backup_object_state
+from reconciler.backup_objects import backup_object_state, requested_backup
 from reconciler.driver import Driver
 from reconciler.kube import Gateway
 from reconciler.names import (
@@ -35,12 +35,16 @@ def observe(
     fingerprint_key: bytes,
     host_path_root: str | None,
     now: datetime,
+    requested_backups: tuple[str, ...] = (),
 ) -> Observation:
-    """Everything one pass reads about `obj`, parsed once."""
+    """Everything one pass reads about `obj`, parsed once. `requested_backups`: the names
+    of the unfinished MySQLBackups that people created for it (the watch keeps them)."""
     namespace, name, _uid = identity(obj)
     parsed = parse_object(obj)
     plan = gather_plan(obj, parsed)
     live = live_objects(gateway, namespace, name, plan)
+    if requested_backups:
+        live = _with_requested_backups(gateway, namespace, live, requested_backups)
     stack = driver.stack_state(namespace, name, definite=plan.deleting)
     secret = None
     if plan.secret is not None:
@@ -118,6 +122,23 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         going=tuple(f"{kind}/{name}" for kind, name, deleting in workload if deleting),
         backup_object=backup_object,
     )
+
+
+def _with_requested_backups(
+    gateway: Gateway, namespace: str, live: Live, names: tuple[str, ...]
+) -> Live:
+    found = []
+    for backup_name in names:
+        raw = gateway.get_backup_object(namespace, backup_name)
+        if raw is not None:
+            found.append(requested_backup(raw))
+    started = next((request for request in found if request.started), None)
+    job = None
+    if started is not None and started.job is not None:
+        raw_job = gateway.get_job(namespace, started.job)
+        if raw_job is not None:
+            job = parse.job_state(raw_job, gateway.list_pods(namespace, f"job-name={started.job}"))
+    return replace(live, requested_backups=tuple(found), requested_backup_job=job)
 
 
 def _volume(gateway: Gateway, claim: parse.ClaimState | None) -> parse.VolumeState | None:

@@ -61,6 +61,7 @@ class Kind:
     wake an instance (its claims, pods and Jobs)."""
 
     MYSQL = "mysqls"
+    BACKUP = "mysqlbackups"
     CLAIM = "persistentvolumeclaims"
     POD = "pods"
     JOB = "jobs"
@@ -108,6 +109,19 @@ class Gateway:
                 VERSION,
                 namespace,
                 PLURAL,
+            )
+        if kind == Kind.BACKUP:
+            if namespace is None:
+                return self.backup_records.list_cluster_custom_object, (
+                    API_GROUP,
+                    VERSION,
+                    BACKUP_PLURAL,
+                )
+            return self.backup_records.list_namespaced_custom_object, (
+                API_GROUP,
+                VERSION,
+                namespace,
+                BACKUP_PLURAL,
             )
         namespaced: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
             Kind.CLAIM: (
@@ -386,6 +400,17 @@ class Gateway:
 
     def list_pods(self, namespace: str, label_selector: str) -> Sequence[Mapping[str, Any]]:
         return self.list(Kind.POD, namespace, label_selector).items
+
+    def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        """Creates a Job; one that already exists under the name is left as it is."""
+        try:
+            # The client serialises a dict body as it is.
+            self.batch.create_namespaced_job(namespace, dict(manifest))  # type: ignore[arg-type]
+        except ApiException as error:
+            if error.status != 409:
+                raise _unavailable(error) from None
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
 
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._get(

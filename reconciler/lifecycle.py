@@ -41,6 +41,7 @@ from reconciler.policy import (
     storage_fields,
     synced,
 )
+from reconciler.requested_backups import requested_backup_step
 from reconciler.spec import Instance
 from reconciler.status import JobPhase, VolumeRecord, Volumes
 from reconciler.vocabulary import (
@@ -56,6 +57,18 @@ SERVICE_POLL_S: Final = 2.0
 
 
 def decide_lifecycle(observation: Observation) -> Action:
+    """The instance's next step; a requested backup's write goes first, and one may start
+    only when the instance would otherwise be marked Ready."""
+    action = _instance_step(observation)
+    instance = observation.parsed_object.instance
+    if instance is None or isinstance(action, AddFinalizer):
+        return action
+    ready = isinstance(action, MarkReady)
+    backup = requested_backup_step(observation, instance, ready=ready)
+    return backup if backup is not None else action
+
+
+def _instance_step(observation: Observation) -> Action:
     obj = observation.obj
     if not has_finalizer(obj):
         return AddFinalizer()

@@ -18,6 +18,7 @@ from reconciler.job_scripts import BACKUP_SCRIPT, RESTORE_SCRIPT, job_scripts
 from reconciler.names import InstanceNames, labels_for, names_for, selector_for, volume_labels
 from reconciler.spec import ComputeResources, ResourceAmounts, quantity_value
 from reconciler.vocabulary import (
+    ANNOTATION_BACKUP,
     CLAIM_FINALIZER,
     LABEL_CUT_OFF,
     MYSQL_PORT,
@@ -442,6 +443,31 @@ def backup_job(desired: Desired) -> Manifest | None:
             {"name": "BACKUP_IDLE_TIMEOUT_SECONDS", "value": str(backup.idle_timeout_seconds)},
         ],
     )
+
+
+# A finished requested backup's Job, and its pod's log, stay this long for people to read.
+REQUESTED_JOB_TTL_S: Final = 86400
+
+
+def requested_backup_job(desired: Desired, name: str, backup: str) -> Manifest:
+    """A backup a person asked for (a MySQLBackup): taken while clients keep working, and
+    marked so that rotation never removes it. Created directly, not by the stack."""
+    spec = desired.instance.spec.backup
+    job = _job(
+        desired,
+        name,
+        Component.BACKUP,
+        BACKUP_SCRIPT,
+        [
+            {"name": "BACKUP_KEEP", "value": str(spec.keep)},
+            {"name": "BACKUP_FINAL", "value": "false"},
+            {"name": "BACKUP_TRIGGER", "value": "manual"},
+            {"name": "BACKUP_IDLE_TIMEOUT_SECONDS", "value": str(spec.idle_timeout_seconds)},
+        ],
+    )
+    job["metadata"].setdefault("annotations", {})[ANNOTATION_BACKUP] = backup
+    job["spec"]["ttlSecondsAfterFinished"] = REQUESTED_JOB_TTL_S
+    return job
 
 
 def rendered(desired: Desired) -> list[Manifest]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reconciler.backup_objects import BackupObjectState
+from reconciler.backup_objects import BackupObjectState, RequestedBackup
 from reconciler.live import ClaimState, JobState, PodState, SecretState, VolumeState
 from reconciler.spec import Instance, SpecError, parse_instance
 from reconciler.status import InstanceStatus, ToolchainVersions, parse_status
@@ -66,6 +66,10 @@ class Live:
     service_routes: bool = True
     # The MySQLBackup recording this lifetime's final backup (read only while deleting).
     backup_object: BackupObjectState | None = None
+    # MySQLBackups people created for this instance that have not finished, and the Job of
+    # the one under way.
+    requested_backups: tuple[RequestedBackup, ...] = ()
+    requested_backup_job: JobState | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from reconciler.metrics import Metrics
 from reconciler.program import ClusterAccess
 from reconciler.queue import Backoff, ShutDown, WorkQueue
 from reconciler.settings import Settings, SettingsError
-from reconciler.watch import OWNED_SELECTOR, Health, Key, WatchLoop
+from reconciler.watch import OWNED_SELECTOR, BackupIndex, Health, Key, WatchLoop
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ def run(settings: Settings) -> int:
         toolchain = driver.toolchain_versions()
         log.info("starting", extra={"phase": "start", "toolchain": toolchain.to_dict()})
         metrics = Metrics()
+        backups = BackupIndex()
         executor = Executor(
             gateway,
             driver,
@@ -154,13 +155,14 @@ def run(settings: Settings) -> int:
             fingerprint_key=fingerprint_key(passphrase),
             selector=settings.selector,
             host_path_root=settings.host_path_root,
+            requested_backups=backups.open_for,
         )
         queue: WorkQueue[Key] = WorkQueue()
         backoff: Backoff[Key] = Backoff(settings.backoff_base_s, settings.backoff_max_s)
         health = Health(stale_after_s=2 * settings.watch_timeout_s + 60)
         workers_state = Workers(settings.stuck_after_s)
         metrics.watch_queue(queue)
-        loops = _watch_loops(settings, gateway, queue, health)
+        loops = _watch_loops(settings, gateway, queue, health, backups)
 
         def healthy() -> tuple[bool, str]:
             stale, stuck = health.stale_loops(), workers_state.stuck()
@@ -206,12 +208,18 @@ def run(settings: Settings) -> int:
 
 
 def _watch_loops(
-    settings: Settings, gateway: Gateway, queue: WorkQueue[Key], health: Health
+    settings: Settings,
+    gateway: Gateway,
+    queue: WorkQueue[Key],
+    health: Health,
+    backups: BackupIndex,
 ) -> list[WatchLoop]:
     loops = []
     for namespace in settings.namespaces or (None,):
         for kind, selector, resync in (
             (Kind.MYSQL, settings.label_selector, settings.resync_period_s),
+            # Every MySQLBackup: the ones people create carry no label of the operator's.
+            (Kind.BACKUP, "", settings.resync_period_s),
             (Kind.CLAIM, OWNED_SELECTOR, OWNED_RESYNC_S),
             (Kind.POD, OWNED_SELECTOR, OWNED_RESYNC_S),
             (Kind.JOB, OWNED_SELECTOR, OWNED_RESYNC_S),
@@ -227,6 +235,7 @@ def _watch_loops(
                     backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s),
                     kind=kind,
                     label_selector=selector,
+                    backups=backups,
                 )
             )
     return loops

@@ -52,6 +52,7 @@ from reconciler.policy import (
     metadata_of,
     synced,
 )
+from reconciler.requested_backups import requested_backups_on_delete
 from reconciler.spec import DeletionPolicy, Instance
 from reconciler.status import InstanceStatus, JobPhase, JobRecord
 from reconciler.vocabulary import (
@@ -79,6 +80,10 @@ def decide_teardown(observation: Observation) -> Action:
     parsed = observation.parsed_object
     status, instance, spec_error = parsed.status, parsed.instance, parsed.spec_error or ""
     live = observation.live
+    if instance is not None:
+        requested = requested_backups_on_delete(observation, instance)
+        if requested is not None:
+            return requested
     skip = annotation(obj, ANNOTATION_SKIP_FINAL_BACKUP) == uid
     restore = status.restore
     if restore is not None and restore.phase is JobPhase.RUNNING and instance is not None:

@@ -36,6 +36,8 @@ LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_CUT_OFF: Final = f"{API_GROUP}/clients-cut-off"
 # On a MySQLBackup: what took it (manual, schedule, delete).
 LABEL_TRIGGER: Final = f"{API_GROUP}/backup-trigger"
+# On the Job of a requested backup: the MySQLBackup it serves.
+ANNOTATION_BACKUP: Final = f"{API_GROUP}/backup"
 
 # Labels on the instance's PersistentVolumes, which are cluster-scoped and outlive the
 # namespace: they say whose data a volume holds, so a re-created instance finds it.

@@ -8,10 +8,13 @@ status or adds the operator's own finalizer is dropped, so the reconciler's own 
 requeue a key (an urgent add would send an instance on its way to the back of a burst of
 new objects). Loops over the instance's claims, pods and Jobs only wake the instance they
 belong to (its labels name it) when one of them changes, so a Job that completes or a
-claim that binds is noticed at once instead of at the next poll. The queue holds keys
-only: the worker reads the objects fresh, so nothing here caches objects (only each MySQL
-object's `intent`). A watch that fails reconnects with capped exponential backoff, reset
-by every successful list; `Health` records whether each loop is alive, which /healthz reports.
+claim that binds is noticed at once instead of at the next poll. The MySQLBackup loop
+wakes the instance a backup names (`spec.instance`) and keeps `BackupIndex`, the names of
+the unfinished backups people asked for, per instance, so that a pass reads only those.
+The queue holds keys only: the worker reads the objects fresh, so nothing here caches
+objects (only each MySQL object's `intent`, and those names). A watch that fails
+reconnects with capped exponential backoff, reset by every successful list; `Health`
+records whether each loop is alive, which /healthz reports.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from reconciler.backup_objects import is_requested, requested_backup, requested_instance
 from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, key_of
 from reconciler.queue import Backoff, WorkQueue
 from reconciler.vocabulary import FINALIZER, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
@@ -63,6 +67,54 @@ class Health:
         with self._lock:
             registered = bool(self._last_ok)
         return registered and not self.stale_loops()
+
+
+class BackupIndex:
+    """Per instance, the names of the unfinished MySQLBackups people created for it."""
+
+    def __init__(self) -> None:
+        self._open: dict[Key, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def open_for(self, key: Key) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._open.get(key, ())))
+
+    def replace_namespace(
+        self, namespace: str | None, items: tuple[Mapping[str, Any], ...]
+    ) -> None:
+        """A fresh list of one namespace (None: all of them) replaces what was known."""
+        with self._lock:
+            for key in [k for k in self._open if namespace is None or k[0] == namespace]:
+                del self._open[key]
+            for obj in items:
+                self._note(obj, deleted=False)
+
+    def update(self, obj: Mapping[str, Any], *, deleted: bool) -> None:
+        with self._lock:
+            self._note(obj, deleted=deleted)
+
+    def _note(self, obj: Mapping[str, Any], *, deleted: bool) -> None:
+        key = backup_instance_key(obj)
+        if key is None:
+            return
+        name = str(obj.get("metadata", {}).get("name", ""))
+        names = self._open.setdefault(key, set())
+        if deleted or requested_backup(obj).finished:
+            names.discard(name)
+        else:
+            names.add(name)
+        if not names:
+            del self._open[key]
+
+
+def backup_instance_key(obj: Mapping[str, Any]) -> Key | None:
+    """The instance a MySQLBackup a person created names; None for the operator's own."""
+    namespace = obj.get("metadata", {}).get("namespace")
+    instance = requested_instance(obj)
+    if not is_requested(obj) or instance is None or not isinstance(namespace, str):
+        return None
+    return namespace, instance
 
 
 class Intent(NamedTuple):
@@ -130,6 +182,7 @@ class WatchLoop:
         backoff: Backoff[str],
         kind: str = Kind.MYSQL,
         label_selector: str = "",
+        backups: BackupIndex | None = None,
     ) -> None:
         self.gateway = gateway
         self.queue = queue
@@ -143,8 +196,10 @@ class WatchLoop:
         self.name = f"watch:{kind}:{namespace or '*'}"
         self.stop_event = threading.Event()
         self.intents: dict[Key, Intent] = {}
-        self._handle: Callable[[str, Mapping[str, Any]], None] = (
-            self._mysql_event if kind == Kind.MYSQL else self._owned_event
+        self.backups = backups if backups is not None else BackupIndex()
+        handlers = {Kind.MYSQL: self._mysql_event, Kind.BACKUP: self._backup_event}
+        self._handle: Callable[[str, Mapping[str, Any]], None] = handlers.get(
+            kind, self._owned_event
         )
 
     def run(self) -> None:
@@ -203,6 +258,12 @@ class WatchLoop:
             for obj in items:
                 # A resync never overrides a key's backoff or poll delay (WorkQueue.add).
                 self.queue.add(key_of(obj))
+        elif self.kind == Kind.BACKUP:
+            self.backups.replace_namespace(self.namespace, items)
+            for obj in items:
+                key = backup_instance_key(obj)
+                if key is not None and not requested_backup(obj).finished:
+                    self.queue.add(key, wake=True)
         elif self.kind == Kind.CLAIM:
             # Claims being deleted may belong to an instance that is gone: only a listed
             # claim would tell the operator to keep its volume.
@@ -222,6 +283,14 @@ class WatchLoop:
             self.intents.pop(key, None)
         else:
             self.intents[key] = intent(obj)
+
+    def _backup_event(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        self.backups.update(obj, deleted=event_type == "DELETED")
+        key = backup_instance_key(obj)
+        if key is not None and event_type == "ADDED":
+            # A new request is served like a new object; the operator's own status writes
+            # need not wake anything (the instance's pass made them).
+            self.queue.add(key, urgent=True)
 
     def _owned_event(self, _event_type: str, obj: Mapping[str, Any]) -> None:
         key = instance_key(obj)

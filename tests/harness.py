@@ -477,6 +477,37 @@ class Harness:
             ),
         )
 
+    def request_backup(self, name: str, instance: str) -> None:
+        """Creates a MySQLBackup, as a person who wants a backup now does."""
+        self.custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            BACKUP_PLURAL,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "MySQLBackup",
+                "metadata": {"name": name},
+                "spec": {"instance": instance},
+            },
+        )
+
+    def backup(self, name: str) -> dict[str, Any] | None:
+        return read_or_none(
+            lambda: self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, BACKUP_PLURAL, name
+            )
+        )
+
+    def wait_for_backup(
+        self, name: str, check: Callable[[Any], bool], what: str, timeout_s: float = 120
+    ) -> dict[str, Any]:
+        found: dict[str, Any] | None = eventually(
+            partial(self.backup, name), check, timeout_s=timeout_s, what=what
+        )
+        assert found is not None
+        return found
+
     def backups(self) -> list[dict[str, Any]]:
         """The MySQLBackup objects of the namespace."""
         listed: Any = self.custom.list_namespaced_custom_object(

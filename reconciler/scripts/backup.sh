@@ -19,12 +19,15 @@
 #   no write can be acknowledged after the dump started. Otherwise --single-transaction.
 # - Rotation keeps the newest BACKUP_KEEP verified dumps, never the one just written, and
 #   never touches unverified files or the legacy dump-<UTC stamp>-<NNN>.sql dumps.
+#   A dump a person asked for (BACKUP_TRIGGER=manual, recorded in its .meta) is never
+#   rotated away and does not count; taking one rotates nothing.
 #
 # Environment: MYSQL_HOST, MYSQL_PORT (3306), MYSQL_USER (root), MYSQL_PWD (read by the
 # clients themselves: the password is never on a command line), MYSQL_DATABASE,
 # BACKUP_DIR (/backup), BACKUP_KEEP (5), BACKUP_SCOPE (database | all), BACKUP_FINAL
-# (false), BACKUP_IDLE_TIMEOUT_SECONDS (600), INSTANCE_UID (recorded in the .meta),
-# TERMINATION_LOG (/dev/termination-log; skipped when it cannot be written).
+# (false), BACKUP_TRIGGER (delete | manual; default delete), BACKUP_IDLE_TIMEOUT_SECONDS
+# (600), INSTANCE_UID (recorded in the .meta), TERMINATION_LOG (/dev/termination-log;
+# skipped when it cannot be written).
 #
 # Exit status: 0 success, 1 the backup failed (nothing new is verified, the previous
 # dumps are untouched), 2 bad configuration.
@@ -83,6 +86,7 @@ dir=${BACKUP_DIR:-/backup}
 keep=${BACKUP_KEEP:-5}
 scope=${BACKUP_SCOPE:-database}
 final=${BACKUP_FINAL:-false}
+trigger=${BACKUP_TRIGGER:-delete}
 idle_timeout=${BACKUP_IDLE_TIMEOUT_SECONDS:-600}
 instance_uid=${INSTANCE_UID:-}
 
@@ -115,6 +119,10 @@ is_count "$idle_timeout" ||
 case $final in
   true | false) ;;
   *) bad_config "BACKUP_FINAL must be 'true' or 'false', got '$final'" ;;
+esac
+case $trigger in
+  delete | manual) ;;
+  *) bad_config "BACKUP_TRIGGER must be 'delete' or 'manual', got '$trigger'" ;;
 esac
 case $instance_uid in
   *[!A-Za-z0-9._-]*) bad_config "refusing INSTANCE_UID '$instance_uid'" ;;
@@ -355,6 +363,7 @@ meta_partial="$dir/.meta-inprogress.$sequence.$$"
   echo "server_version=$server_version"
   echo "instance_uid=$instance_uid"
   echo "final=$final"
+  echo "trigger=$trigger"
   echo "created=$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || true)"  # informational only
 } >"$meta_partial"
 sync
@@ -370,8 +379,10 @@ log "wrote $dump_file ($size bytes, sha256 $sha256)"
 verified_names=
 count=0
 for meta in "$dir"/dump-*.meta; do
+  [ "$trigger" != manual ] || break
   [ -e "$meta" ] || continue
   [ -n "$(sequence_in "$meta")" ] || continue
+  [ "$(meta_value "$meta" trigger)" != manual ] || continue
   if verified "$meta"; then
     meta_name=${meta##*/}
     verified_names="$verified_names ${meta_name%.meta}"

@@ -416,6 +416,25 @@ def test_rotation_keeps_the_newest_verified_dumps(
     }
 
 
+def test_a_manual_dump_is_never_rotated_and_rotates_nothing(
+    jobs: Jobs, mariadb: MariaDB, database: str
+) -> None:
+    create_database(mariadb, database)
+    jobs.backup(BACKUP_KEEP="1")  # 1
+    manual = jobs.backup(BACKUP_KEEP="1", BACKUP_TRIGGER="manual")  # 2
+    assert manual.message is not None
+    assert manual.message.startswith(f"dump={dump_name(2)} ")
+    assert "trigger=manual" in (jobs.backup_dir / "dump-0000000002.meta").read_text()
+    # Taking the manual dump removed nothing: 1 is still there with keep=1.
+    assert verified_dumps(jobs.backup_dir) == [dump_name(1), dump_name(2)]
+    jobs.backup(BACKUP_KEEP="1")  # 3
+    jobs.backup(BACKUP_KEEP="1")  # 4
+    # Rotation neither counts nor removes the manual dump; the newest is 4, so a restore
+    # reads 4, and the manual dump 2 stays for as long as a person wants it.
+    assert verified_dumps(jobs.backup_dir) == [dump_name(2), dump_name(4)]
+    assert "trigger=delete" in (jobs.backup_dir / "dump-0000000004.meta").read_text()
+
+
 def test_keep_one_keeps_the_dump_just_written(jobs: Jobs, mariadb: MariaDB, database: str) -> None:
     create_database(mariadb, database)
     for n in range(1, 4):
@@ -1080,6 +1099,7 @@ def test_scope_all_round_trips_schemas_users_and_grants(jobs: Jobs, mariadb: Mar
         ("backup.sh", {"BACKUP_KEEP": "0"}, "BACKUP_KEEP must be a positive integer"),
         ("backup.sh", {"BACKUP_KEEP": "two"}, "BACKUP_KEEP must be a positive integer"),
         ("backup.sh", {"BACKUP_SCOPE": "everything"}, "BACKUP_SCOPE must be"),
+        ("backup.sh", {"BACKUP_TRIGGER": "cron"}, "BACKUP_TRIGGER must be 'delete' or 'manual'"),
         ("backup.sh", {"BACKUP_DIR": "/nonexistent"}, "backup directory /nonexistent does not"),
         ("restore.sh", {"INSTANCE_UID": ""}, "INSTANCE_UID is required"),
         ("restore.sh", {"RESTORE_SOURCE": "../dump-1.sql.gz"}, "refusing RESTORE_SOURCE"),

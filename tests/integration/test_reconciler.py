@@ -271,6 +271,41 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     assert [p.name for p in stacks.rglob("*.json")] == []
 
 
+def backup_phase(phase: str) -> Callable[[Any], bool]:
+    return lambda found: found is not None and (found.get("status") or {}).get("phase") == phase
+
+
+def test_a_backup_asked_for_with_a_mysqlbackup_runs_once_the_instance_is_ready(
+    harness: Harness,
+) -> None:
+    # Asked for before the instance exists: it says so, naming the field, and waits.
+    harness.request_backup("early", NAME)
+    harness.start()
+    early = harness.wait_for_backup("early", backup_phase("Pending"), "early request Pending")
+    condition = early["status"]["conditions"][0]
+    assert condition["reason"] == "InstanceNotFound"
+    assert condition["message"].startswith("spec.instance:")
+
+    harness.create(NAME, harness.host_path_spec())
+    obj = harness.wait_ready(NAME, generation=1)
+    done = harness.wait_for_backup("early", backup_phase("Succeeded"), "early request done")
+    status = done["status"]
+    assert (status["trigger"], status["instanceUID"]) == ("manual", obj["metadata"]["uid"])
+    job = harness.batch.read_namespaced_job(status["job"], harness.namespace)
+    assert job.spec.ttl_seconds_after_finished > 0
+    env = {e.name: e for e in job.spec.template.spec.containers[0].env}
+    assert env["BACKUP_TRIGGER"].value == "manual"
+    assert env["MYSQL_PWD"].value is None  # a reference to the Secret
+
+    # Asked for while it serves: it runs, the instance stays Ready, and no engine ran.
+    engine_lines = len(deploys_of(harness, NAME))
+    harness.request_backup("later", NAME)
+    harness.wait_for_backup("later", backup_phase("Succeeded"), "later request done")
+    assert has_condition("Ready", "True")(harness.get(NAME))
+    assert len(deploys_of(harness, NAME)) == engine_lines
+    assert "BackupStarted" in [event.reason for event in harness.events(NAME)]
+
+
 def test_an_instance_whose_claim_never_binds_is_deleted_promptly_without_a_backup(
     harness: Harness,
 ) -> None:

@@ -52,6 +52,8 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
         "mysqls/status",
         "patch",
     ),
+    ("CustomObjectsApi/mysqlbackups", "list_cluster_custom_object"): (*BACKUPS, "list"),
+    ("CustomObjectsApi/mysqlbackups", "list_namespaced_custom_object"): (*BACKUPS, "list"),
     ("CustomObjectsApi/mysqlbackups", "get_namespaced_custom_object"): (*BACKUPS, "get"),
     ("CustomObjectsApi/mysqlbackups", "create_namespaced_custom_object"): (*BACKUPS, "create"),
     ("CustomObjectsApi/mysqlbackups", "patch_namespaced_custom_object_status"): (
@@ -83,6 +85,7 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("AppsV1Api", "read_namespaced_deployment"): ("apps", "deployments", "get"),
     ("AppsV1Api", "list_namespaced_deployment"): ("apps", "deployments", "list"),
     ("BatchV1Api", "read_namespaced_job"): ("batch", "jobs", "get"),
+    ("BatchV1Api", "create_namespaced_job"): ("batch", "jobs", "create"),
     ("BatchV1Api", "list_namespaced_job"): ("batch", "jobs", "list"),
     ("BatchV1Api", "list_job_for_all_namespaces"): ("batch", "jobs", "list"),
 }
@@ -232,6 +235,8 @@ def test_the_scans_find_what_the_reconciler_is_known_to_do() -> None:
         (API_GROUP, "mysqls", "patch"),
         (API_GROUP, "mysqls/status", "patch"),
         (API_GROUP, "mysqlbackups", "create"),
+        (API_GROUP, "mysqlbackups", "watch"),
+        ("batch", "jobs", "create"),
         (API_GROUP, "mysqlbackups/status", "patch"),
         ("", "events", "create"),
         ("", "namespaces", "get"),

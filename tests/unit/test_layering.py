@@ -48,6 +48,8 @@ PURE: Final = (
     "engine_events",
     "runs",
     "transitions",
+    "backup_objects",
+    "requested_backups",
 )
 
 

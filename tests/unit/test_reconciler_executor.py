@@ -108,6 +108,7 @@ class GatewayPort(Protocol):
     def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def namespace_terminating(self, namespace: str) -> bool: ...
     def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+    def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
     def create_backup_object(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
     def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
@@ -254,6 +255,12 @@ class FakeGateway:
     def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return copy.deepcopy(self.backup_objects.get(name))
 
+    def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        name = manifest["metadata"]["name"]
+        if name not in self.jobs:
+            self.jobs[name] = {**copy.deepcopy(dict(manifest)), "status": {}}
+            self.log.append(f"create-job {name}")
+
     def create_backup_object(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         name = manifest["metadata"]["name"]
         if name not in self.backup_objects:
@@ -340,6 +347,16 @@ def executor(
     clock: Clock | None = None,
     selector: str = "",
 ) -> Executor:
+    def requested(key: tuple[str, str]) -> tuple[str, ...]:
+        # What the MySQLBackup watch indexes: unfinished requests that name the instance.
+        return tuple(
+            name
+            for name, found in gateway.backup_objects.items()
+            if (found.get("spec") or {}).get("instance") == key[1]
+            and not (found["metadata"].get("labels") or {})
+            and (found.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        )
+
     return Executor(
         cast(Gateway, gateway),
         cast(Driver, driver),
@@ -349,6 +366,7 @@ def executor(
         fingerprint_key=key,
         now=clock or Clock(),
         selector=parse_selector(selector),
+        requested_backups=requested,
     )
 
 
@@ -423,6 +441,43 @@ def serving_cluster(*, deleting: bool = False, **spec: Any) -> tuple[FakeGateway
     bound_storage(gateway, kept=True)
     running_server(gateway)
     return gateway, FakeDriver(gateway, DEPLOYED)
+
+
+# -- a backup someone asked for -------------------------------------------------------------
+
+
+def test_a_requested_backup_names_its_job_then_creates_it_and_the_instance_stays_ready() -> None:
+    gateway, driver = serving_cluster()
+    request = {"metadata": {"name": "now", "uid": "9" * 8}, "spec": {"instance": NAME}}
+    gateway.backup_objects["now"] = request
+    run = executor(gateway, driver)
+    result = run.reconcile(KEY)
+    job_name = f"{NAME}-manual-99999999"
+    assert writes(gateway) == ["backup-object Running", f"create-job {job_name}"]
+    assert result.action == "ready"
+    assert driver.deployed == [], "a requested backup costs no engine run"
+    # Killed before the Job finished: the next pass finds it and waits for it quietly.
+    gateway.log.clear()
+    run.reconcile(KEY)
+    assert writes(gateway) == []
+    # Its end is recorded on the MySQLBackup, and the request is no longer open.
+    line = f"dump=dump-0000000003.sql.gz sequence=3 size=12 sha256={'d' * 64} server_version=8"
+    finish_backup(gateway, job_name, line)
+    run.reconcile(KEY)
+    assert writes(gateway) == ["backup-object Succeeded"]
+    status = gateway.backup_objects["now"]["status"]
+    assert (status["sizeBytes"], status["job"]) == (12, job_name)
+    assert "BackupStarted" in event_reasons(gateway)
+
+
+def test_a_request_for_an_instance_that_does_not_exist_says_so() -> None:
+    gateway = FakeGateway(None)
+    gateway.backup_objects["now"] = {"metadata": {"name": "now"}, "spec": {"instance": NAME}}
+    result = executor(gateway, FakeDriver(gateway)).reconcile(KEY)
+    assert result.outcome is Outcome.GONE
+    status = gateway.backup_objects["now"]["status"]
+    assert status["phase"] == "Pending"
+    assert status["conditions"][0]["reason"] == "InstanceNotFound"
 
 
 # -- a new instance -------------------------------------------------------------------------
@@ -671,9 +726,9 @@ def test_deletion_backs_up_with_clients_cut_off_and_waits_for_the_job() -> None:
     assert conditions(gateway)["BackupReady"] == ("Unknown", "BackupRunning")
 
 
-def finish_backup(gateway: FakeGateway, name: str = BACKUP_JOB_1) -> None:
+def finish_backup(gateway: FakeGateway, name: str = BACKUP_JOB_1, line: str = BACKUP_LINE) -> None:
     gateway.jobs[name] = job(name, succeeded=True)
-    gateway.pods.append(job_pod(name, exit_code=0, message=BACKUP_LINE))
+    gateway.pods.append(job_pod(name, exit_code=0, message=line))
 
 
 def test_after_a_verified_backup_destroy_then_release_then_the_finalizer() -> None:

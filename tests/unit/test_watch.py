@@ -15,9 +15,10 @@ import pytest
 
 from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, Listing, WatchEvent
 from reconciler.queue import Backoff, WorkQueue
-from reconciler.vocabulary import FINALIZER
+from reconciler.vocabulary import FINALIZER, LABEL_TRIGGER
 from reconciler.watch import (
     OWNED_SELECTOR,
+    BackupIndex,
     Health,
     WatchLoop,
     instance_key,
@@ -333,3 +334,82 @@ def test_a_status_only_change_is_not_queued_but_every_intent_change_is() -> None
     assert worth_queueing("MODIFIED", status_write, None)
     assert worth_queueing("ADDED", status_write, seen)
     assert worth_queueing("DELETED", status_write, seen)
+
+
+# -- the MySQLBackup loop -------------------------------------------------------------------
+
+
+def backup(
+    name: str, instance: str = "db", phase: str | None = None, **labels: str
+) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "metadata": {
+            "namespace": NAMESPACE,
+            "name": name,
+            "uid": f"uid-{name}",
+            "labels": labels,
+            "resourceVersion": "11",
+        },
+        "spec": {"instance": instance},
+    }
+    if phase is not None:
+        found["status"] = {"phase": phase}
+    return found
+
+
+def run_backup_loop(
+    gateway: ScriptedGateway, queue: WorkQueue[Key], index: BackupIndex
+) -> WatchLoop:
+    loop = WatchLoop(
+        cast(Gateway, gateway),
+        queue,
+        Health(stale_after_s=60),
+        namespace=NAMESPACE,
+        resync_period_s=3600,
+        watch_timeout_s=60,
+        backoff=Backoff(base_s=0, cap_s=0),
+        kind=Kind.BACKUP,
+        backups=index,
+    )
+    gateway.loop = loop
+    loop.run()
+    return loop
+
+
+def test_a_new_backup_request_wakes_the_instance_it_names_and_is_indexed() -> None:
+    queue: WorkQueue[Key] = WorkQueue()
+    index = BackupIndex()
+    gateway = ScriptedGateway(lists=[[]], watches=[[("ADDED", backup("now"))]])
+    run_backup_loop(gateway, queue, index)
+    assert drain(queue) == [(NAMESPACE, "db")]
+    assert index.open_for((NAMESPACE, "db")) == ("now",)
+
+
+def test_finished_deleted_and_operator_records_are_not_indexed() -> None:
+    queue: WorkQueue[Key] = WorkQueue()
+    index = BackupIndex()
+    listed = [
+        backup("done", phase="Succeeded"),
+        backup("failed", phase="Failed"),
+        backup("running", phase="Running"),
+        backup("pending"),
+        backup("db-20260101120000", **{LABEL_TRIGGER: "delete"}),
+        backup("other", instance="other-db"),
+    ]
+    events = [("MODIFIED", backup("running", phase="Succeeded")), ("DELETED", backup("pending"))]
+    gateway = ScriptedGateway(lists=[listed], watches=[events])
+    run_backup_loop(gateway, queue, index)
+    # The list woke each instance with an unfinished request, but not for the records.
+    assert sorted(drain(queue)) == [(NAMESPACE, "db"), (NAMESPACE, "other-db")]
+    assert index.open_for((NAMESPACE, "db")) == ()
+    assert index.open_for((NAMESPACE, "other-db")) == ("other",)
+
+
+def test_a_fresh_list_replaces_what_the_index_knew_of_its_namespace() -> None:
+    index = BackupIndex()
+    index.update(backup("gone-while-disconnected"), deleted=False)
+    elsewhere = {**backup("x"), "metadata": {**backup("x")["metadata"], "namespace": "other"}}
+    index.update(elsewhere, deleted=False)
+    index.replace_namespace(NAMESPACE, (backup("new"),))
+    assert index.open_for((NAMESPACE, "db")) == ("new",)
+    assert index.open_for(("other", "db")) == ("x",)
