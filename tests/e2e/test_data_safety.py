@@ -10,6 +10,7 @@ the operator did not keep it.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import random
 import re
@@ -576,3 +577,49 @@ def _acked_so_far(harness: Harness, job: str) -> int:
         log = harness.core.read_namespaced_pod_log(str(pods[0].metadata.name), harness.namespace)
         return len(re.findall(r"^acked \d+$", log, re.MULTILINE))
     return 0
+
+
+# 9 -----------------------------------------------------------------------------------------
+
+
+def test_a_backup_asked_for_holds_the_rows_and_outlives_the_next_ones(harness: Harness) -> None:
+    rows = random.randint(20, 200)
+    ready_with_rows(harness, rows)
+
+    # A backup now, while clients stay connected: its dump holds exactly these rows.
+    harness.request_backup("before-more", NAME)
+    done = harness.wait_for_backup(
+        "before-more",
+        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+        "the requested backup ends",
+        timeout_s=180,
+    )
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    assert has_condition("Ready", "True")(harness.get(NAME))
+    claim, dump_name = status["location"].removeprefix("pvc://").split("/")
+    backup_dir = host_dir(volume_of(harness, claim))
+    dump = backup_dir / dump_name
+    content = dump.read_bytes()
+    assert (len(content), hashlib.sha256(content).hexdigest()) == (
+        status["sizeBytes"],
+        status["sha256"],
+    )
+    assert gzip.decompress(content).count(b"'row-") == rows
+    meta = (backup_dir / dump_name.replace(".sql.gz", ".meta")).read_text()
+    assert "trigger=manual" in meta
+
+    # More rows, then the delete: its final backup is the newest, and the re-created
+    # instance gets every row back; the requested dump is still there beside it.
+    more = ",".join(f"({n},'row-{n}')" for n in range(rows + 1, rows + 11))
+    sql(harness, NAME, DATABASE, f"INSERT INTO kept VALUES {more};")
+    harness.delete(NAME)
+    harness.wait_gone(NAME)
+    triggers = sorted(
+        (found["status"]["trigger"], found["status"]["phase"]) for found in harness.backups()
+    )
+    assert triggers == [("delete", "Succeeded"), ("manual", "Succeeded")]
+    harness.create(NAME, dict(SPEC))
+    harness.wait_ready(NAME, generation=1)
+    assert count_rows(harness, NAME, DATABASE) == rows + 10
+    assert dump.read_bytes() == content

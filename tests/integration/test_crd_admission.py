@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness import CRD_NAME, GROUP, PLURAL, VERSION, ensure_crd
+from tests.harness import BACKUP_PLURAL, CRD_NAME, GROUP, PLURAL, VERSION, ensure_crd
 
 pytestmark = pytest.mark.integration
 
@@ -328,3 +328,42 @@ def test_printer_columns_show_ready_reason_image_storage_age(
     header, row = (line.split() for line in shown)
     assert header == ["NAME", "READY", "REASON", "IMAGE", "STORAGE", "AGE"]
     assert row[:5] == ["mysql-instance", "False", "BackupRunning", "mysql:5.7", "1Gi"]
+
+
+# -- MySQLBackup ----------------------------------------------------------------------------
+
+
+def backup_request(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MySQLBackup",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def test_a_backup_request_names_its_instance_and_cannot_move(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    message = rejection_message(
+        lambda: custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, BACKUP_PLURAL, backup_request("nameless", {})
+        )
+    )
+    assert "spec.instance: Required value" in message
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, BACKUP_PLURAL, backup_request("now", {"instance": "db"})
+    )
+    message = rejection_message(
+        lambda: custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, BACKUP_PLURAL, "now", {"spec": {"instance": "other"}}
+        )
+    )
+    assert "spec.instance is immutable" in message
+    # A status the operator did not write is refused by the schema too.
+    message = rejection_message(
+        lambda: custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, BACKUP_PLURAL, "now", {"status": {"phase": "Done"}}
+        )
+    )
+    assert "status.phase" in message

@@ -438,3 +438,15 @@ def test_what_the_operator_writes_fits_the_backup_schema(
     assert validate_with_lists(document["spec"], properties["spec"], "spec") == []
     assert validate_with_lists(document["status"], properties["status"], "status") == []
     assert set(document["status"]) <= set(properties["status"]["properties"])
+
+
+def test_the_backup_example_fits_the_schema_and_names_the_mysql_example(
+    backup_version: dict[str, Any],
+) -> None:
+    examples = CRD_PATH.parents[1] / "examples"
+    request = yaml.safe_load((examples / "mysqlbackup.yaml").read_text())
+    instance = yaml.safe_load((examples / "mysql.yaml").read_text())
+    assert (request["apiVersion"], request["kind"]) == ("otus.homework/v1", "MySQLBackup")
+    schema = backup_version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert validate_with_lists(request["spec"], schema, "spec") == []
+    assert request["spec"]["instance"] == instance["metadata"]["name"]
