@@ -169,6 +169,38 @@ def _condition(status: str, reason: Reason, message: str, now: datetime) -> dict
     }
 
 
+# -- a backup to restore (spec.restore_from) -------------------------------------------------
+
+_PVC_LOCATION: Final = re.compile(
+    r"^pvc://([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/(dump-[0-9]{10}\.sql\.gz)$"
+)
+
+
+@dataclass(frozen=True)
+class SourceBackup:
+    """A MySQLBackup that a new instance is asked to restore."""
+
+    name: str
+    phase: str | None
+    location: str | None
+
+    @property
+    def claim_and_dump(self) -> tuple[str, str] | None:
+        """(claim, dump file) of a dump on a backup claim; None for any other location."""
+        found = _PVC_LOCATION.match(self.location or "")
+        return (found.group(1), found.group(3)) if found is not None else None
+
+
+def source_backup(obj: Mapping[str, Any]) -> SourceBackup:
+    status = obj.get("status") or {}
+    location = status.get("location")
+    return SourceBackup(
+        name=str((obj.get("metadata") or {}).get("name", "")),
+        phase=status.get("phase"),
+        location=location if isinstance(location, str) else None,
+    )
+
+
 # -- backups people ask for -------------------------------------------------------------------
 
 

@@ -59,6 +59,7 @@ class Reason(StrEnum):
     POD_UNSCHEDULABLE = "PodUnschedulable"
     RESTORE_TARGET_NOT_EMPTY = "RestoreTargetNotEmpty"
     RESTORE_DUMP_CORRUPT = "RestoreDumpCorrupt"
+    RESTORE_SOURCE_MISSING = "RestoreSourceMissing"
     AMBIGUOUS_VOLUMES = "AmbiguousRetainedVolumes"
     CLAIM_DELETED = "ClaimDeleted"
     JOB_FAILED = "JobFailed"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.spec import Instance
+from reconciler.status import RestoreSource
 from reconciler.vocabulary import Stage
 
 
@@ -43,3 +44,6 @@ class Desired:
     # changes how later changes apply, not what is declared, so the inputs fingerprint
     # leaves it out and its change costs no `up`.
     restore_finished: bool = False
+    # The named backup the restore applies (spec.restore_from), resolved once; None: the
+    # newest dump on the instance's own backup claim.
+    restore_source: RestoreSource | None = None

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler import live as parse
-from reconciler.backup_objects import backup_object_state, requested_backup
+from reconciler.backup_objects import backup_object_state, requested_backup, source_backup
 from reconciler.driver import Driver
 from reconciler.kube import Gateway
 from reconciler.names import (
@@ -111,8 +111,18 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         raw_backup_object = gateway.get_backup_object(namespace, plan.backup_object)
         if raw_backup_object is not None:
             backup_object = backup_object_state(raw_backup_object)
+    restore_from, restore_from_claim = None, None
+    if plan.restore_from is not None:
+        raw_source = gateway.get_backup_object(namespace, plan.restore_from)
+        restore_from = source_backup(raw_source) if raw_source is not None else None
+        located = restore_from.claim_and_dump if restore_from is not None else None
+        if located is not None:
+            raw_claim = gateway.get_claim(namespace, located[0])
+            restore_from_claim = parse.claim_state(raw_claim) if raw_claim is not None else None
     return replace(
         live,
+        restore_from=restore_from,
+        restore_from_claim=restore_from_claim,
         deployment_present=gateway.deployment_exists(namespace, name),
         server_pod=server_pod,
         service_routes=routes,

@@ -8,6 +8,7 @@ the stack (an `up` only when the inputs changed or the state was lost), volumes 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 
 from reconciler.actions import (
@@ -22,6 +23,7 @@ from reconciler.actions import (
     Stall,
     Wait,
 )
+from reconciler.backup_objects import BackupPhase
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
@@ -43,7 +45,7 @@ from reconciler.policy import (
 )
 from reconciler.requested_backups import requested_backup_step
 from reconciler.spec import Instance
-from reconciler.status import JobPhase, VolumeRecord, Volumes
+from reconciler.status import JobPhase, RestoreSource, VolumeRecord, Volumes
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_RETAINED_REASON,
@@ -54,6 +56,8 @@ from reconciler.volumes import VolumePatch, adoption_candidates, adoption_patch,
 
 # A new Service's endpoints follow within a second or two; they are not watched.
 SERVICE_POLL_S: Final = 2.0
+# A named backup still running is not watched from here.
+RESTORE_SOURCE_POLL_S: Final = 10.0
 
 
 def decide_lifecycle(observation: Observation) -> Action:
@@ -102,6 +106,8 @@ def _instance_step(observation: Observation) -> Action:
         )
     restore = status.restore
     if restore is None:
+        if instance.spec.restore_from is not None:
+            return _named_restore(observation, instance)
         return first_attempt(instance, JobKind.RESTORE, obj)
     restored = restore.phase is JobPhase.SUCCEEDED
     # Gated, the server becomes ready (and so reachable by clients) through the restore
@@ -151,6 +157,42 @@ def _instance_step(observation: Observation) -> Action:
     )
 
 
+def _named_restore(observation: Observation, instance: Instance) -> Action:
+    """spec.restore_from, resolved once into the restore's record: the MySQLBackup must
+    have succeeded with a dump on a claim of this namespace. Anything else stops the
+    instance before a server starts, never an empty database served instead."""
+    named = instance.spec.restore_from
+    assert named is not None
+    field = f"spec.restore_from.backup: MySQLBackup {named.backup!r}"
+    source = observation.live.restore_from
+    if source is None:
+        return Stall(
+            Reason.RESTORE_SOURCE_MISSING,
+            f"{field} does not exist in namespace {instance.namespace}",
+        )
+    if source.phase in (None, BackupPhase.PENDING.value, BackupPhase.RUNNING.value):
+        return Wait(Reason.RESTORING, f"{field} has not finished yet", RESTORE_SOURCE_POLL_S)
+    if source.phase != BackupPhase.SUCCEEDED.value:
+        return Stall(Reason.RESTORE_SOURCE_MISSING, f"{field} is {source.phase}: it has no dump")
+    located = source.claim_and_dump
+    if located is None:
+        return Stall(
+            Reason.RESTORE_SOURCE_MISSING,
+            f"{field} is at {source.location!r}; only dumps on a backup claim can be restored",
+        )
+    claim, dump = located
+    found = observation.live.restore_from_claim
+    if found is None or not found.bound or found.deleting:
+        return Stall(
+            Reason.RESTORE_SOURCE_MISSING,
+            f"{field} is on claim {claim}, which is missing, unbound or being deleted",
+        )
+    step = first_attempt(instance, JobKind.RESTORE, observation.obj)
+    return replace(
+        step, record=replace(step.record, source=RestoreSource(named.backup, claim, dump))
+    )
+
+
 def _only_unready(observation: Observation) -> bool:
     """The server runs and only its readiness is missing."""
     pod = observation.live.server_pod
@@ -169,6 +211,17 @@ def plan_volumes(observation: Observation, instance: Instance) -> Action:
         (names.data_claim, live.data_claim, live.retained_data),
         (names.backup_claim, live.backup_claim, live.retained_backup),
     ):
+        named = instance.spec.restore_from
+        holds_data = claim is not None or adoption_candidates(candidates, instance.namespace)
+        if named is not None and claim_name == names.data_claim and holds_data:
+            what = f"claim {claim_name}" if claim is not None else "a volume"
+            return Stall(
+                Reason.RESTORE_TARGET_NOT_EMPTY,
+                f"spec.restore_from: {what} of an earlier {instance.namespace}/{instance.name} "
+                f"holds its data, and restoring MySQLBackup {named.backup} would overwrite it. "
+                "Delete that claim (or mark the volume otus.homework/released=by-hand), or "
+                "create the instance without restore_from to keep that data",
+            )
         if claim is not None:
             records.append(VolumeRecord(claim_name, preexisting=True))
             notes.append(f"claim {claim_name} exists already and is taken over")

@@ -413,15 +413,28 @@ def restore_job(desired: Desired) -> Manifest | None:
         return None
     names = names_for(desired.instance)
     idle = str(desired.instance.spec.backup.idle_timeout_seconds)
+    env = [
+        {"name": "RESTORE_WAIT_SECONDS", "value": str(RESTORE_WAIT_S)},
+        {"name": "RESTORE_IDLE_TIMEOUT_SECONDS", "value": idle},
+    ]
+    source = desired.restore_source
+    if source is None:
+        return _job(
+            desired,
+            names.restore_job(desired.restore_attempt),
+            Component.RESTORE,
+            RESTORE_SCRIPT,
+            env,
+        )
+    # A named backup: its dump, read from the claim that holds it, which is not written.
+    env.append({"name": "RESTORE_SOURCE", "value": source.dump})
     return _job(
         desired,
         names.restore_job(desired.restore_attempt),
         Component.RESTORE,
         RESTORE_SCRIPT,
-        [
-            {"name": "RESTORE_WAIT_SECONDS", "value": str(RESTORE_WAIT_S)},
-            {"name": "RESTORE_IDLE_TIMEOUT_SECONDS", "value": idle},
-        ],
+        env,
+        backup_claim=source.claim,
     )
 
 
@@ -489,10 +502,24 @@ def rendered(desired: Desired) -> list[Manifest]:
 
 
 def _job(
-    desired: Desired, name: str, component: Component, script: str, extra_env: list[Manifest]
+    desired: Desired,
+    name: str,
+    component: Component,
+    script: str,
+    extra_env: list[Manifest],
+    *,
+    backup_claim: str | None = None,
 ) -> Manifest:
+    """`backup_claim`: another claim than the instance's own, mounted read-only."""
     instance, spec = desired.instance, desired.instance.spec
     names = names_for(instance)
+    # Keys only when read-only: the manifests of every other Job stay as they were, and
+    # so do the inputs fingerprints of the instances that run them.
+    backup_mount: Manifest = {"name": "backup", "mountPath": BACKUP_MOUNT}
+    backup_source: Manifest = {"claimName": names.backup_claim}
+    if backup_claim is not None:
+        backup_mount["readOnly"] = True
+        backup_source = {"claimName": backup_claim, "readOnly": True}
     env = [
         {"name": "MYSQL_HOST", "value": names.internal_service},
         {"name": "MYSQL_PORT", "value": str(MYSQL_PORT)},
@@ -537,7 +564,7 @@ def _job(
                             "resources": _resources(JOB_RESOURCES),
                             "volumeMounts": [
                                 {"name": "scripts", "mountPath": SCRIPTS_MOUNT, "readOnly": True},
-                                {"name": "backup", "mountPath": BACKUP_MOUNT},
+                                backup_mount,
                             ],
                         }
                     ],
@@ -551,7 +578,7 @@ def _job(
                         },
                         {
                             "name": "backup",
-                            "persistentVolumeClaim": {"claimName": names.backup_claim},
+                            "persistentVolumeClaim": backup_source,
                         },
                     ],
                 },

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reconciler.backup_objects import BackupObjectState, RequestedBackup
+from reconciler.backup_objects import BackupObjectState, RequestedBackup, SourceBackup
 from reconciler.live import ClaimState, JobState, PodState, SecretState, VolumeState
 from reconciler.spec import Instance, SpecError, parse_instance
 from reconciler.status import InstanceStatus, ToolchainVersions, parse_status
@@ -70,6 +70,10 @@ class Live:
     # the one under way.
     requested_backups: tuple[RequestedBackup, ...] = ()
     requested_backup_job: JobState | None = None
+    # spec.restore_from's MySQLBackup and the claim its dump is on, read until the restore
+    # has recorded them.
+    restore_from: SourceBackup | None = None
+    restore_from_claim: ClaimState | None = None
 
 
 @dataclass(frozen=True)

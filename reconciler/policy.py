@@ -142,6 +142,7 @@ def desired_for(instance: Instance, stage: Stage, status: InstanceStatus) -> Des
         backup_binding=binding(volumes.backup if volumes else None),
         readiness_gated=status.restore is not None and status.restore.gates_readiness,
         restore_finished=status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED,
+        restore_source=status.restore.source if status.restore is not None else None,
     )
 
 

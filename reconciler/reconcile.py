@@ -35,6 +35,7 @@ class GatherPlan:
     job: str | None  # the Job of the attempt under way
     secret: str | None  # the user's password Secret to check
     backup_object: str | None = None  # the MySQLBackup recording the final backup
+    restore_from: str | None = None  # the MySQLBackup to restore, until the restore records it
 
 
 def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
@@ -55,12 +56,17 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
         backup_object = final_backup_name(
             str(metadata.get("name", "")), str(metadata.get("deletionTimestamp", ""))
         )
+    restore_from = None
+    if not deleting and status.restore is None and parsed.instance is not None:
+        named = parsed.instance.spec.restore_from
+        restore_from = named.backup if named is not None else None
     return GatherPlan(
         deleting=deleting,
         adoption_candidates=not deleting and status.volumes is None,
         job=job,
         secret=secret,
         backup_object=backup_object,
+        restore_from=restore_from,
     )
 
 

@@ -40,6 +40,7 @@ SYSTEM_SCHEMAS: Final = frozenset(
 IMAGE_PATTERN: Final = r"^\S+$"
 STORAGE_CLASS_PATTERN: Final = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
 SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 (a pattern)
+OBJECT_NAME_PATTERN: Final = SECRET_NAME_PATTERN  # a DNS subdomain, as any object's name
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 (a pattern)
 MAX_BACKUPS_KEPT: Final = 1000
 
@@ -86,6 +87,14 @@ class SecretKeyRef:
 
 
 @dataclass(frozen=True)
+class RestoreFrom:
+    """A new instance restores this MySQLBackup (same namespace) instead of the newest
+    dump of its own name."""
+
+    backup: str
+
+
+@dataclass(frozen=True)
 class ResourceAmounts:
     cpu: str | None = None
     memory: str | None = None
@@ -122,6 +131,7 @@ class MySQLSpec:
     host_path: str | None = None
     resources: ComputeResources = ComputeResources()
     deletion_policy: DeletionPolicy = DeletionPolicy.BACKUP_THEN_DELETE
+    restore_from: RestoreFrom | None = None
 
     @property
     def backs_up_on_delete(self) -> bool:
@@ -177,6 +187,7 @@ SPEC_FIELDS: Final = frozenset(
         "resources",
         "backup",
         "deletion_policy",
+        "restore_from",
     }
 )
 
@@ -200,6 +211,18 @@ def parse_spec(raw: object) -> MySQLSpec:
         resources=_resources(spec.get("resources")),
         backup=_backup(spec.get("backup"), default_size=storage_size),
         deletion_policy=_deletion_policy(spec),
+        restore_from=_restore_from(spec.get("restore_from")),
+    )
+
+
+def _restore_from(raw: object) -> RestoreFrom | None:
+    if raw is None:
+        return None
+    path = "spec.restore_from"
+    restore_from = _mapping(raw, path)
+    _reject_unknown(restore_from, frozenset({"backup"}), path)
+    return RestoreFrom(
+        _string(restore_from, "backup", path, pattern=OBJECT_NAME_PATTERN, max_length=253)
     )
 
 

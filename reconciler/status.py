@@ -97,6 +97,28 @@ class JobPhase(StrEnum):
 
 
 @dataclass(frozen=True)
+class RestoreSource:
+    """The dump a restore applies, resolved once from spec.restore_from: the MySQLBackup,
+    the claim that holds its dump (in the same namespace) and the dump's file name."""
+
+    backup: str
+    claim: str
+    dump: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"backup": self.backup, "claim": self.claim, "dump": self.dump}
+
+    @staticmethod
+    def from_dict(raw: object) -> RestoreSource | None:
+        if not isinstance(raw, Mapping):
+            return None
+        backup, claim, dump = (_optional_str(raw.get(key)) for key in ("backup", "claim", "dump"))
+        if backup is None or claim is None or dump is None:
+            return None
+        return RestoreSource(backup, claim, dump)
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """A Job this lifetime needs to succeed (the restore, or the final backup): which
     attempt, its Job, how it ended, and the script's one-line result."""
@@ -112,6 +134,9 @@ class JobRecord:
     # the client Service is declared from the first `up`. Records made before the probe
     # did lack it, and their instances keep the plain probe.
     gates_readiness: bool = False
+    # Restore only: the named backup it applies (spec.restore_from); None: the newest dump
+    # on the instance's own backup claim.
+    source: RestoreSource | None = None
 
     @property
     def result(self) -> dict[str, str]:
@@ -133,6 +158,7 @@ class JobRecord:
             "failedAt": self.failed_at,
             "retryToken": self.retry_token,
             "gatesReadiness": self.gates_readiness,
+            "source": self.source.to_dict() if self.source is not None else None,
         }
 
     @staticmethod
@@ -153,6 +179,7 @@ class JobRecord:
             failed_at=_optional_str(raw.get("failedAt")),
             retry_token=_optional_str(raw.get("retryToken")),
             gates_readiness=raw.get("gatesReadiness") is True,
+            source=RestoreSource.from_dict(raw.get("source")),
         )
 
 

@@ -356,8 +356,9 @@ restore_dump() {
 
 # -- waiting for MySQL ----------------------------------------------------------------------
 
-# Scratch space (a FIFO, the client's exit status): /tmp, or the backup volume.
-rm -rf "$dir"/.restore-work.*
+# Scratch space (a FIFO, the client's exit status): /tmp, or the backup volume. Leftovers
+# of an earlier run go if they can: a named backup's claim is mounted read-only.
+rm -rf "$dir"/.restore-work.* 2>/dev/null || true
 work=$(mktemp -d "${TMPDIR:-/tmp}/restore.XXXXXX" 2>/dev/null ||
   mktemp -d "$dir/.restore-work.XXXXXX") || fail "cannot create a temporary directory"
 

@@ -623,3 +623,40 @@ def test_a_backup_asked_for_holds_the_rows_and_outlives_the_next_ones(harness: H
     harness.wait_ready(NAME, generation=1)
     assert count_rows(harness, NAME, DATABASE) == rows + 10
     assert dump.read_bytes() == content
+
+
+def test_a_new_instance_restores_a_named_backup_of_another(harness: Harness) -> None:
+    rows = random.randint(20, 200)
+    ready_with_rows(harness, rows)
+    harness.request_backup("snapshot", NAME)
+    snapshot = harness.wait_for_backup(
+        "snapshot",
+        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+        "the snapshot ends",
+        timeout_s=180,
+    )
+    assert snapshot["status"]["phase"] == "Succeeded", snapshot["status"]
+    # Rows written after the snapshot are not in it.
+    sql(harness, NAME, DATABASE, "INSERT INTO kept VALUES (100000, 'after');")
+
+    copy = "copy"
+    harness.create(copy, {**SPEC, "restore_from": {"backup": "snapshot"}})
+    restored = harness.wait_ready(copy, generation=1)
+    assert count_rows(harness, copy, DATABASE) == rows
+    source = restored["status"]["restore"]["source"]
+    claim, dump_name = snapshot["status"]["location"].removeprefix("pvc://").split("/")
+    assert source == {"backup": "snapshot", "claim": claim, "dump": dump_name}
+    # The original is untouched, with its later row.
+    assert count_rows(harness, NAME, DATABASE) == rows + 1
+
+    # A name that does not exist stops a new instance before any server starts.
+    harness.create("nothing", {**SPEC, "restore_from": {"backup": "no-such-backup"}})
+    stalled = harness.wait_for(
+        "nothing", has_condition("Stalled", "True"), "the missing backup reported", 60
+    )
+    message = (condition(stalled, "Stalled") or {})["message"]
+    assert message.startswith("spec.restore_from.backup: MySQLBackup 'no-such-backup'")
+    assert (
+        read_or_none(lambda: harness.apps.read_namespaced_deployment("nothing", harness.namespace))
+        is None
+    )

@@ -253,6 +253,27 @@ def test_the_password_cannot_change(custom: client.CustomObjectsApi, namespace: 
     assert "cannot be changed" in message
 
 
+def test_what_to_restore_is_decided_at_creation(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    named = {**ORIGINAL_SPEC, "restore_from": {"backup": "before-upgrade"}}
+    create(custom, namespace, mysql_object("named", named), dry_run=False)
+    create(custom, namespace, mysql_object("plain", ORIGINAL_SPEC), dry_run=False)
+    changed = rejection_message(
+        lambda: custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "named", {"spec": {"restore_from": {"backup": "x"}}}
+        )
+    )
+    assert "spec.restore_from: Invalid value" in changed
+    assert "is immutable" in changed
+    added = rejection_message(
+        lambda: custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "plain", {"spec": {"restore_from": {"backup": "x"}}}
+        )
+    )
+    assert "restore_from cannot be set or unset after creation" in added
+
+
 def test_status_is_a_subresource(custom: client.CustomObjectsApi, namespace: str) -> None:
     created = create(custom, namespace, mysql_object("with-status", ORIGINAL_SPEC), dry_run=False)
     generation = created["metadata"]["generation"]

@@ -13,22 +13,32 @@ from reconciler.actions import (
     MarkReady,
     PatchBackupStatus,
     RecordJob,
+    Stall,
     StartBackup,
     Wait,
 )
-from reconciler.backup_objects import RequestedBackup, requested_job_name
+from reconciler.backup_objects import RequestedBackup, SourceBackup, requested_job_name
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.lifecycle import decide_lifecycle
-from reconciler.live import job_state
+from reconciler.live import claim_state, job_state
+from reconciler.manifests import restore_job
 from reconciler.observation import Live
 from reconciler.policy import desired_for, storage_fields
 from reconciler.requested_backups import requests_without_instance
-from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
+from reconciler.status import (
+    InstanceStatus,
+    JobPhase,
+    JobRecord,
+    RestoreSource,
+    VolumeRecord,
+    Volumes,
+)
 from reconciler.teardown import decide_teardown
 from reconciler.vocabulary import ANNOTATION_BACKUP, Stage
 from tests.unit.builders import (
     BACKUP_CLAIM,
+    BACKUP_PV,
     DATA_CLAIM,
     FINGERPRINT_KEY,
     NAME,
@@ -36,9 +46,11 @@ from tests.unit.builders import (
     STAMP,
     TOOLCHAIN,
     UID,
+    claim,
     instance,
     job,
     job_pod,
+    live_of,
     mysql_object,
     observe,
     pod,
@@ -269,3 +281,101 @@ def test_a_request_for_a_missing_instance_says_so_naming_the_field_once() -> Non
     assert condition["message"].startswith("spec.instance: there is no MySQL 'typo'")
     said = request(phase="Pending", reason=Reason.INSTANCE_NOT_FOUND.value)
     assert requests_without_instance("shop", "typo", (said,), NOW_TIME) is None
+
+
+# -- restoring a named backup (spec.restore_from) ------------------------------------------
+
+SOURCE_CLAIM = "old-db-backup"
+SOURCE_LOCATION = f"pvc://{SOURCE_CLAIM}/dump-0000000007.sql.gz"
+
+
+def new_instance(live: Live, status: InstanceStatus | None = None) -> Any:
+    """A new instance whose volumes are planned, asking for the backup `before-upgrade`."""
+    status = status or InstanceStatus(volumes=VOLUMES)
+    obj = mysql_object(status=status, restore_from={"backup": "before-upgrade"})
+    return decide_lifecycle(observe(obj, live=live))
+
+
+def source(phase: str | None = "Succeeded", location: str | None = SOURCE_LOCATION) -> Any:
+    return SourceBackup("before-upgrade", phase, location)
+
+
+def test_the_named_backup_is_resolved_once_into_the_restore_record() -> None:
+    live = replace(
+        serving_live(),
+        restore_from=source(),
+        restore_from_claim=claim_state(claim(SOURCE_CLAIM, volume="pv-old")),
+    )
+    action = new_instance(live)
+    assert isinstance(action, RecordJob)
+    assert action.kind is JobKind.RESTORE
+    assert action.record.source == RestoreSource(
+        "before-upgrade", SOURCE_CLAIM, "dump-0000000007.sql.gz"
+    )
+    assert action.record.gates_readiness
+
+
+def test_the_restore_job_reads_the_named_dump_from_its_claim_read_only() -> None:
+    named = RestoreSource("before-upgrade", SOURCE_CLAIM, "dump-0000000007.sql.gz")
+    record = JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True, source=named)
+    desired = desired_for(
+        instance(), Stage.SERVING, InstanceStatus(volumes=VOLUMES, restore=record)
+    )
+    job_manifest = restore_job(desired)
+    assert job_manifest is not None
+    pod_spec = job_manifest["spec"]["template"]["spec"]
+    env = {item["name"]: item.get("value") for item in pod_spec["containers"][0]["env"]}
+    assert env["RESTORE_SOURCE"] == "dump-0000000007.sql.gz"
+    mount = next(m for m in pod_spec["containers"][0]["volumeMounts"] if m["name"] == "backup")
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod_spec["volumes"] if v["name"] == "backup")
+    assert volume["persistentVolumeClaim"] == {"claimName": SOURCE_CLAIM, "readOnly": True}
+    # Without restore_from, the Job reads the newest dump on the instance's own claim.
+    plain = restore_job(
+        desired_for(
+            instance(),
+            Stage.SERVING,
+            InstanceStatus(volumes=VOLUMES, restore=replace(record, source=None)),
+        )
+    )
+    assert plain is not None
+    plain_spec = plain["spec"]["template"]["spec"]
+    assert "RESTORE_SOURCE" not in {e["name"] for e in plain_spec["containers"][0]["env"]}
+    plain_volume = next(v for v in plain_spec["volumes"] if v["name"] == "backup")
+    assert plain_volume["persistentVolumeClaim"] == {"claimName": BACKUP_CLAIM}
+
+
+@pytest.mark.parametrize(
+    ("found", "claim_found", "expected"),
+    [
+        (None, None, "does not exist"),
+        (source(phase="Failed"), None, "is Failed: it has no dump"),
+        (source(location="s3://bucket/key"), None, "only dumps on a backup claim"),
+        (source(), None, f"claim {SOURCE_CLAIM}, which is missing"),
+    ],
+)
+def test_a_named_backup_that_cannot_be_restored_stops_the_instance_naming_the_field(
+    found: Any, claim_found: Any, expected: str
+) -> None:
+    live = replace(serving_live(), restore_from=found, restore_from_claim=claim_found)
+    action = new_instance(live)
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.RESTORE_SOURCE_MISSING
+    assert action.message.startswith("spec.restore_from.backup: MySQLBackup 'before-upgrade'")
+    assert expected in action.message
+
+
+def test_a_named_backup_still_running_is_waited_for() -> None:
+    action = new_instance(replace(serving_live(), restore_from=source(phase="Running")))
+    assert isinstance(action, Wait)
+    assert action.reason is Reason.RESTORING
+
+
+def test_data_an_earlier_lifetime_left_is_never_overwritten_by_a_named_restore() -> None:
+    # The data claim outlived an earlier lifetime (deletion_policy Retain): it holds data.
+    live = live_of(data_claim=claim(), backup_claim=claim(BACKUP_CLAIM, volume=BACKUP_PV))
+    obj = mysql_object(restore_from={"backup": "before-upgrade"})
+    action = decide_lifecycle(observe(obj, live=live))
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.RESTORE_TARGET_NOT_EMPTY
+    assert action.message.startswith(f"spec.restore_from: claim {DATA_CLAIM}")
