@@ -121,9 +121,9 @@ def test_identity() -> None:
 
 
 def test_a_named_backup_is_read_only_until_the_restore_has_recorded_it() -> None:
-    named = {"restore_from": {"backup": "before-upgrade"}}
-    assert plan_of(mysql_object(**named)).restore_from == "before-upgrade"
+    named = {"backup": "before-upgrade"}
+    assert plan_of(mysql_object(restore_from=named)).restore_from == "before-upgrade"
     recorded = InstanceStatus(restore=JobRecord(attempt=1, job="restore-1"))
-    assert plan_of(mysql_object(status=recorded, **named)).restore_from is None
-    assert plan_of(mysql_object(deleting=True, **named)).restore_from is None
+    assert plan_of(mysql_object(status=recorded, restore_from=named)).restore_from is None
+    assert plan_of(mysql_object(deleting=True, restore_from=named)).restore_from is None
     assert plan_of(mysql_object()).restore_from is None
