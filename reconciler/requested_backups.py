@@ -76,9 +76,7 @@ def _start(observation: Observation, instance: Instance, request: RequestedBacku
     desired = desired_for(instance, Stage.SERVING, observation.parsed_object.status)
     return StartBackup(
         request.name,
-        backup_status(
-            Trigger.MANUAL, instance.name, instance.uid, started_at, record, observation.now
-        ),
+        _status(instance, started_at, record, observation.now),
         requested_backup_job(desired, job, request.name),
     )
 
@@ -109,17 +107,13 @@ def _running_step(
         phase=JobPhase.SUCCEEDED if job.succeeded else JobPhase.FAILED,
         message=job.message,
     )
-    return PatchBackupStatus(
-        request.name,
-        backup_status(
-            Trigger.MANUAL, instance.name, instance.uid, started_at, record, observation.now
-        ),
-    )
+    return PatchBackupStatus(request.name, _status(instance, started_at, record, observation.now))
 
 
 def _status(
     instance: Instance, started_at: str, record: JobRecord, now: datetime
 ) -> dict[str, Any]:
+    """The status of a request whose Job was started."""
     return backup_status(Trigger.MANUAL, instance.name, instance.uid, started_at, record, now)
 
 
