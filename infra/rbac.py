@@ -10,9 +10,10 @@ each needs, with no wildcard anywhere:
 
 1. The reconciler's own calls, all in `reconciler/kube.py` (the only module that talks to
    the Kubernetes API): list/watch/get/patch of `mysqls` (finalizers are a metadata patch
-   on the object itself), patch of `mysqls/status`; get, list, watch and create of
-   `mysqlbackups` and patch of their status (the record of each final backup, and the
-   backups people ask for); create of core `events` and reading
+   on the object itself), patch of `mysqls/status`; get, list, watch, create and delete
+   of `mysqlbackups` and patch of their status (the record of each final and scheduled
+   backup, the backups people ask for, retention of scheduled ones); create of core
+   `events` and reading
    them (why a claim is Pending); get of `secrets` (a user's password Secret) and of
    `namespaces` (is it Terminating?); the instance's claims (get, list and watch to wake
    the instance, patch and delete to release them), their volumes (get and list, patch
@@ -55,9 +56,10 @@ RULES: Final[tuple[Rule, ...]] = (
     # The reconciler: the MySQL objects, their status, and events about them.
     Rule((API_GROUP,), ("mysqls",), ("get", "list", "watch", "patch")),
     Rule((API_GROUP,), ("mysqls/status",), ("patch",)),
-    # Backups: the records of final backups are created, and never deleted (they outlive
-    # the instance); the ones people create are watched and their status written.
-    Rule((API_GROUP,), ("mysqlbackups",), ("get", "list", "watch", "create")),
+    # Backups: the records of final and scheduled backups are created (they outlive the
+    # instance); the ones people create are watched and their status written; scheduled
+    # ones beyond backup.keep are deleted, as their dumps are rotated.
+    Rule((API_GROUP,), ("mysqlbackups",), ("get", "list", "watch", "create", "delete")),
     Rule((API_GROUP,), ("mysqlbackups/status",), ("patch",)),
     Rule(("",), ("events",), ("create", "get", "list", "watch")),
     Rule(("",), ("namespaces",), ("get",)),

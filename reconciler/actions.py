@@ -85,11 +85,23 @@ class WriteBackupObject:
 
 
 @dataclass(frozen=True)
+class ScheduleBackup:
+    """A fire time of spec.backup.schedule: create its MySQLBackup (if `backup`; None when
+    the fire is skipped), then record the fire time in status."""
+
+    fire_time: str
+    backup: BackupObject | None
+    notice: Notice | None = None
+
+
+@dataclass(frozen=True)
 class PatchBackupStatus:
-    """Writes the status of a MySQLBackup a person created (never creates one)."""
+    """Writes the status of a requested or scheduled MySQLBackup (never creates one);
+    after a scheduled one succeeded, `prune_scheduled` is the retention to apply."""
 
     name: str
     status: dict[str, Any]
+    prune_scheduled: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,8 @@ class PatchVolumes:
 @dataclass(frozen=True)
 class MarkReady:
     message: str
+    # Look again then even if nothing changes (the next fire of spec.backup.schedule).
+    requeue_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,7 @@ Action = (
     | WriteBackupObject
     | PatchBackupStatus
     | StartBackup
+    | ScheduleBackup
     | Deploy
     | PatchVolumes
     | MarkReady

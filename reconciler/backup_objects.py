@@ -12,9 +12,9 @@ any two steps writes the same record again, never a second one.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -57,6 +57,7 @@ class BackupObjectState:
     instance_uid: str | None  # whose data: the annotation the operator wrote
     phase: str | None
     attempt: int | None
+    trigger: str | None = Trigger.DELETE.value  # the trigger label
 
 
 def backup_object_state(obj: Mapping[str, Any]) -> BackupObjectState:
@@ -68,6 +69,7 @@ def backup_object_state(obj: Mapping[str, Any]) -> BackupObjectState:
         instance_uid=(metadata.get("annotations") or {}).get(ANNOTATION_INSTANCE_UID),
         phase=status.get("phase"),
         attempt=attempt if isinstance(attempt, int) else None,
+        trigger=(metadata.get("labels") or {}).get(LABEL_TRIGGER),
     )
 
 
@@ -78,6 +80,65 @@ def final_backup_name(instance: str, deletion_timestamp: str) -> str | None:
     if found is None:
         return None
     return f"{instance}-{''.join(found.groups())}"
+
+
+def _record_manifest(
+    namespace: str, instance: str, uid: str, name: str, trigger: Trigger
+) -> dict[str, Any]:
+    """A MySQLBackup the operator makes: labelled with its instance and trigger, with the
+    instance's uid, and no owner reference (it outlives the instance)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": BACKUP_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                LABEL_INSTANCE: instance,
+                LABEL_MANAGED_BY: MANAGED_BY,
+                LABEL_TRIGGER: trigger.value,
+            },
+            "annotations": {ANNOTATION_INSTANCE_UID: uid},
+        },
+        "spec": {"instance": instance},
+    }
+
+
+def scheduled_backup_object(
+    *, namespace: str, instance: str, uid: str, fire_time: datetime
+) -> BackupObject:
+    """The MySQLBackup of one fire of spec.backup.schedule, named after the fire time (so
+    a repeated create is a no-op); the request machinery runs it like a manual one."""
+    name = f"{instance}-{fire_time.astimezone(UTC).strftime('%Y%m%d%H%M%S')}"
+    manifest = _record_manifest(namespace, instance, uid, name, Trigger.SCHEDULE)
+    return BackupObject(name, manifest, {})
+
+
+def scheduled_records_to_prune(items: Sequence[Mapping[str, Any]], keep: int) -> list[str]:
+    """Scheduled MySQLBackups beyond retention: all but the newest `keep` Succeeded ones
+    (by their dump's sequence, as backup.sh rotates), and the Failed ones created before
+    the oldest that is kept. Unfinished ones are left alone."""
+    succeeded: list[tuple[str, str, str]] = []  # (location, created, name)
+    failed: list[tuple[str, str]] = []  # (created, name)
+    for item in items:
+        if _trigger_label(item) != Trigger.SCHEDULE.value:
+            continue
+        metadata = item.get("metadata") or {}
+        name, created = str(metadata.get("name", "")), str(metadata.get("creationTimestamp", ""))
+        status = item.get("status") or {}
+        if status.get("phase") == BackupPhase.SUCCEEDED.value:
+            # One instance's dumps share a claim: the location sorts by sequence.
+            succeeded.append((str(status.get("location", "")), created, name))
+        elif status.get("phase") == BackupPhase.FAILED.value:
+            failed.append((created, name))
+    succeeded.sort()
+    cut = max(0, len(succeeded) - keep)
+    pruned = [name for _location, _created, name in succeeded[:cut]]
+    kept = succeeded[cut:]
+    if kept:
+        oldest_kept = min(created for _location, created, _name in kept)
+        pruned += [name for created, name in failed if created < oldest_kept]
+    return sorted(pruned)
 
 
 def phase_of(record: JobRecord) -> BackupPhase:
@@ -113,21 +174,7 @@ def final_backup_object(
     record: JobRecord,
     now: datetime,
 ) -> BackupObject:
-    manifest: dict[str, Any] = {
-        "apiVersion": API_VERSION,
-        "kind": BACKUP_KIND,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                LABEL_INSTANCE: instance,
-                LABEL_MANAGED_BY: MANAGED_BY,
-                LABEL_TRIGGER: Trigger.DELETE.value,
-            },
-            "annotations": {ANNOTATION_INSTANCE_UID: uid},
-        },
-        "spec": {"instance": instance},
-    }
+    manifest = _record_manifest(namespace, instance, uid, name, Trigger.DELETE)
     status = backup_status(Trigger.DELETE, instance, uid, started_at, record, now)
     return BackupObject(name, manifest, status)
 
@@ -216,6 +263,7 @@ class RequestedBackup:
     job: str | None  # set when its Job was started
     started_at: str | None
     instance_uid: str | None
+    trigger: Trigger = Trigger.MANUAL  # SCHEDULE for the operator's scheduled ones
 
     @property
     def finished(self) -> bool:
@@ -241,13 +289,22 @@ def requested_backup(obj: Mapping[str, Any]) -> RequestedBackup:
         job=status.get("job"),
         started_at=status.get("startedAt"),
         instance_uid=status.get("instanceUID"),
+        trigger=Trigger.SCHEDULE
+        if _trigger_label(obj) == Trigger.SCHEDULE.value
+        else Trigger.MANUAL,
     )
 
 
-def is_requested(obj: Mapping[str, Any]) -> bool:
-    """A backup a person asked for (the operator's own records carry the trigger label)."""
+def _trigger_label(obj: Mapping[str, Any]) -> str | None:
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels.get(LABEL_TRIGGER) is None
+    label = labels.get(LABEL_TRIGGER)
+    return label if isinstance(label, str) else None
+
+
+def is_requested(obj: Mapping[str, Any]) -> bool:
+    """A backup to run through the request machinery: one a person created (no trigger
+    label), or one of the schedule. The final backup's record is not."""
+    return _trigger_label(obj) in (None, Trigger.SCHEDULE.value)
 
 
 def requested_instance(obj: Mapping[str, Any]) -> str | None:
@@ -255,26 +312,30 @@ def requested_instance(obj: Mapping[str, Any]) -> str | None:
     return instance if isinstance(instance, str) and instance else None
 
 
-def requested_job_name(instance: str, backup_uid: str) -> str:
-    """`<instance>-manual-<8 hex of the MySQLBackup's uid>`: one Job per request, and a
-    name that a re-created request of the same name does not share."""
-    return f"{instance}-manual-{backup_uid.replace('-', '')[:8]}"
+def requested_job_name(instance: str, backup_uid: str, trigger: Trigger = Trigger.MANUAL) -> str:
+    """`<instance>-<manual|schedule>-<8 hex of the MySQLBackup's uid>`: one Job per
+    request, and a name that a re-created request of the same name does not share."""
+    return f"{instance}-{trigger.value}-{backup_uid.replace('-', '')[:8]}"
 
 
-def waiting_status(reason: Reason, message: str, now: datetime) -> dict[str, Any]:
+def waiting_status(
+    reason: Reason, message: str, now: datetime, trigger: Trigger = Trigger.MANUAL
+) -> dict[str, Any]:
     """A requested backup that cannot start yet (the instance is not Ready, or absent)."""
     return {
         "phase": BackupPhase.PENDING.value,
-        "trigger": Trigger.MANUAL.value,
+        "trigger": trigger.value,
         "conditions": [_condition("False", reason, message, now)],
     }
 
 
-def abandoned_status(message: str, now: datetime) -> dict[str, Any]:
+def abandoned_status(
+    message: str, now: datetime, trigger: Trigger = Trigger.MANUAL
+) -> dict[str, Any]:
     """A requested backup that can never start: its instance is being deleted."""
     return {
         "phase": BackupPhase.FAILED.value,
-        "trigger": Trigger.MANUAL.value,
+        "trigger": trigger.value,
         "completedAt": timestamp(now),
         "message": message,
         "conditions": [_condition("False", Reason.BACKUP_FAILED, message, now)],

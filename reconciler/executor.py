@@ -34,12 +34,13 @@ from reconciler.actions import (
     ReleaseClaim,
     RemoveFinalizer,
     RemoveStack,
+    ScheduleBackup,
     Stall,
     StartBackup,
     Wait,
     WriteBackupObject,
 )
-from reconciler.backup_objects import requested_backup
+from reconciler.backup_objects import Trigger, requested_backup, scheduled_records_to_prune
 from reconciler.conditions import ConditionType, Reason, Status, find
 from reconciler.driver import Driver
 from reconciler.engine_events import RunTimings
@@ -55,7 +56,7 @@ from reconciler.selectors import Selector
 from reconciler.status import InstanceStatus, ToolchainVersions
 from reconciler.teardown import decide_orphans
 from reconciler.transitions import Moment
-from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER
+from reconciler.vocabulary import CLAIM_FINALIZER, FINALIZER, LABEL_INSTANCE, LABEL_TRIGGER
 from reconciler.volumes import VolumePatch
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,8 @@ class _Step:
             return None
         if isinstance(action, PatchBackupStatus):
             self.gateway.patch_backup_status(self.key[0], action.name, action.status)
+            if action.prune_scheduled is not None:
+                self._prune_scheduled(action.prune_scheduled)
             log.info(
                 "backup status",
                 extra={
@@ -338,7 +341,13 @@ class _Step:
             return None
         if isinstance(action, MarkReady):
             self._move(transitions.ready(status, action.message, self.moment))
-            return Result(Outcome.DONE, "ready")
+            return Result(Outcome.DONE, "ready", requeue_after_s=action.requeue_after_s)
+        if isinstance(action, ScheduleBackup):
+            if action.backup is not None:
+                self.gateway.create_backup_object(self.key[0], action.backup.manifest)
+            self._move(transitions.schedule_recorded(status, action.fire_time))
+            self._notice(action.notice)
+            return None
         if isinstance(action, Destroy):
             return self._destroy()
         if isinstance(action, ReleaseClaim):
@@ -359,6 +368,19 @@ class _Step:
             self.executor.metrics.observe_instance(self.key, None, None)
             return Result(Outcome.DONE, "teardown")
         raise AssertionError(f"unhandled action {action!r}")
+
+    def _prune_scheduled(self, keep: int) -> None:
+        """Retention after a scheduled backup succeeded: its Job's rotation removed the
+        older scheduled dumps, and their records go the same way (the same rule)."""
+        namespace, name = self.key
+        selector = f"{LABEL_INSTANCE}={name},{LABEL_TRIGGER}={Trigger.SCHEDULE.value}"
+        for backup in scheduled_records_to_prune(
+            self.gateway.list_backup_objects(namespace, selector), keep
+        ):
+            self.gateway.delete_backup_object(namespace, backup)
+            log.info(
+                "backup record pruned", extra={**_fields(self.key, "backup"), "backup": backup}
+            )
 
     # -- the engine --------------------------------------------------------------------------
 

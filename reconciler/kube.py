@@ -241,6 +241,18 @@ class Gateway:
         except TransportError as error:
             raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
 
+    def list_backup_objects(
+        self, namespace: str, label_selector: str
+    ) -> Sequence[Mapping[str, Any]]:
+        return self.list(Kind.BACKUP, namespace, label_selector).items
+
+    def delete_backup_object(self, namespace: str, name: str) -> None:
+        self._delete(
+            lambda: self.backup_records.delete_namespaced_custom_object(
+                API_GROUP, VERSION, namespace, BACKUP_PLURAL, name
+            )
+        )
+
     def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self._patch(
             lambda: self.backup_records.patch_namespaced_custom_object_status(

@@ -44,6 +44,7 @@ from reconciler.policy import (
     synced,
 )
 from reconciler.requested_backups import requested_backup_step
+from reconciler.schedules import schedule_step, wake_in_s
 from reconciler.spec import Instance
 from reconciler.status import JobPhase, RestoreSource, VolumeRecord, Volumes
 from reconciler.vocabulary import (
@@ -61,15 +62,24 @@ RESTORE_SOURCE_POLL_S: Final = 10.0
 
 
 def decide_lifecycle(observation: Observation) -> Action:
-    """The instance's next step; a requested backup's write goes first, and one may start
-    only when the instance would otherwise be marked Ready."""
+    """The instance's next step. The schedule's and the requested backups' writes go
+    first; a backup may start only when the instance would otherwise be marked Ready, and
+    a Ready instance with a schedule is looked at again at its next fire."""
     action = _instance_step(observation)
     instance = observation.parsed_object.instance
     if instance is None or isinstance(action, AddFinalizer):
         return action
+    scheduled = schedule_step(observation, instance)
+    if scheduled is not None:
+        return scheduled
     ready = isinstance(action, MarkReady)
     backup = requested_backup_step(observation, instance, ready=ready)
-    return backup if backup is not None else action
+    if backup is not None:
+        return backup
+    wake = wake_in_s(instance, observation.now)
+    if isinstance(action, MarkReady) and wake is not None:
+        return replace(action, requeue_after_s=wake)
+    return action
 
 
 def _instance_step(observation: Observation) -> Action:

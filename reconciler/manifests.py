@@ -462,9 +462,12 @@ def backup_job(desired: Desired) -> Manifest | None:
 REQUESTED_JOB_TTL_S: Final = 86400
 
 
-def requested_backup_job(desired: Desired, name: str, backup: str) -> Manifest:
-    """A backup a person asked for (a MySQLBackup): taken while clients keep working, and
-    marked so that rotation never removes it. Created directly, not by the stack."""
+def requested_backup_job(
+    desired: Desired, name: str, backup: str, trigger: str = "manual"
+) -> Manifest:
+    """A backup asked for with a MySQLBackup, by a person (`manual`: rotation never removes
+    its dump) or by the schedule (`schedule`: its dumps rotate, `backup.keep` of them
+    kept). Taken while clients keep working; created directly, not by the stack."""
     spec = desired.instance.spec.backup
     job = _job(
         desired,
@@ -474,7 +477,7 @@ def requested_backup_job(desired: Desired, name: str, backup: str) -> Manifest:
         [
             {"name": "BACKUP_KEEP", "value": str(spec.keep)},
             {"name": "BACKUP_FINAL", "value": "false"},
-            {"name": "BACKUP_TRIGGER", "value": "manual"},
+            {"name": "BACKUP_TRIGGER", "value": trigger},
             {"name": "BACKUP_IDLE_TIMEOUT_SECONDS", "value": str(spec.idle_timeout_seconds)},
         ],
     )

@@ -64,20 +64,21 @@ def requested_backup_step(
                     WAITING_FOR_READY,
                     f"waiting for MySQL {instance.name} to be Ready; the backup starts then",
                     observation.now,
+                    request.trigger,
                 ),
             )
     return None
 
 
 def _start(observation: Observation, instance: Instance, request: RequestedBackup) -> Action:
-    job = requested_job_name(instance.name, request.uid)
+    job = requested_job_name(instance.name, request.uid, request.trigger)
     started_at = timestamp(observation.now)
     record = JobRecord(attempt=1, job=job)
     desired = desired_for(instance, Stage.SERVING, observation.parsed_object.status)
     return StartBackup(
         request.name,
-        _status(instance, started_at, record, observation.now),
-        requested_backup_job(desired, job, request.name),
+        _status(instance, request, started_at, record, observation.now),
+        requested_backup_job(desired, job, request.name, request.trigger.value),
     )
 
 
@@ -96,8 +97,8 @@ def _running_step(
         record = JobRecord(attempt=1, job=request.job)
         return StartBackup(
             request.name,
-            _status(instance, started_at, record, observation.now),
-            requested_backup_job(desired, request.job, request.name),
+            _status(instance, request, started_at, record, observation.now),
+            requested_backup_job(desired, request.job, request.name, request.trigger.value),
         )
     if not (job.succeeded or job.failed):
         return None  # the Job's own events wake the instance when it ends
@@ -107,14 +108,21 @@ def _running_step(
         phase=JobPhase.SUCCEEDED if job.succeeded else JobPhase.FAILED,
         message=job.message,
     )
-    return PatchBackupStatus(request.name, _status(instance, started_at, record, observation.now))
+    retention = (
+        instance.spec.backup.keep
+        if request.trigger is Trigger.SCHEDULE and record.phase is JobPhase.SUCCEEDED
+        else None
+    )
+    return PatchBackupStatus(
+        request.name, _status(instance, request, started_at, record, observation.now), retention
+    )
 
 
 def _status(
-    instance: Instance, started_at: str, record: JobRecord, now: datetime
+    instance: Instance, request: RequestedBackup, started_at: str, record: JobRecord, now: datetime
 ) -> dict[str, Any]:
     """The status of a request whose Job was started."""
-    return backup_status(Trigger.MANUAL, instance.name, instance.uid, started_at, record, now)
+    return backup_status(request.trigger, instance.name, instance.uid, started_at, record, now)
 
 
 def requested_backups_on_delete(observation: Observation, instance: Instance) -> Action | None:
@@ -154,6 +162,7 @@ def requests_without_instance(
                     f"spec.instance: there is no MySQL {name!r} in namespace {namespace}; the "
                     "backup starts once it exists and is Ready",
                     now,
+                    request.trigger,
                 ),
             )
     return None
@@ -166,5 +175,6 @@ def _abandon(request: RequestedBackup, instance: Instance, now: datetime) -> Act
             f"MySQL {instance.name} was deleted before this backup ran; its final backup "
             "is recorded as a MySQLBackup with trigger delete",
             now,
+            request.trigger,
         ),
     )

@@ -262,7 +262,7 @@ def _work(
                 queue.add_after(key, backoff.next_delay(key), backoff=True)
             else:
                 backoff.forget(key)
-                if result.outcome is Outcome.WAIT and result.requeue_after_s is not None:
+                if result.requeue_after_s is not None:
                     queue.add_after(key, result.requeue_after_s, backoff=False)
         except Exception:
             # A bug must not kill the worker; the key is retried with backoff.

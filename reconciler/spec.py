@@ -13,9 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
 
 from reconciler.vocabulary import API_VERSION
 
@@ -47,6 +51,9 @@ MAX_BACKUPS_KEPT: Final = 1000
 DEFAULT_PASSWORD_KEY: Final = "password"  # noqa: S105 (a key name, not a password)
 DEFAULT_BACKUPS_KEPT: Final = 5
 DEFAULT_IDLE_TIMEOUT_S: Final = 600
+DEFAULT_TIME_ZONE: Final = "UTC"
+MAX_SCHEDULE_LENGTH: Final = 128
+MAX_TIME_ZONE_LENGTH: Final = 64
 MIN_IDLE_TIMEOUT_S: Final = 30
 MIN_DEADLINE_S: Final = 300
 MAX_SECONDS: Final = 2**31 - 1
@@ -116,6 +123,8 @@ class BackupSpec:
     scope: BackupScope = BackupScope.DATABASE
     deadline_seconds: int | None = None  # None: scales with the data storage's size
     idle_timeout_seconds: int = DEFAULT_IDLE_TIMEOUT_S
+    schedule: str | None = None  # a 5-field cron expression, in time_zone
+    time_zone: str = DEFAULT_TIME_ZONE
 
 
 @dataclass(frozen=True)
@@ -305,6 +314,8 @@ BACKUP_FIELDS: Final = frozenset(
         "scope",
         "deadline_seconds",
         "idle_timeout_seconds",
+        "schedule",
+        "time_zone",
     }
 )
 
@@ -338,7 +349,39 @@ def _backup(raw: object, *, default_size: str) -> BackupSpec:
         scope=scopes[str(scope_text)],
         deadline_seconds=deadline,
         idle_timeout_seconds=idle if idle is not None else DEFAULT_IDLE_TIMEOUT_S,
+        schedule=_schedule(backup, path),
+        time_zone=_time_zone(backup, path),
     )
+
+
+def _schedule(backup: Mapping[str, object], path: str) -> str | None:
+    raw = backup.get("schedule")
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw.split()) != 5 or len(raw) > MAX_SCHEDULE_LENGTH:
+        raise SpecError(
+            f"{path}.schedule",
+            "must be a cron expression of 5 fields (minute hour day-of-month month "
+            f"day-of-week), such as '0 3 * * *'; got {raw!r}",
+        )
+    try:
+        CronSim(raw, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as error:
+        raise SpecError(f"{path}.schedule", f"{error} in {raw!r}") from None
+    return raw
+
+
+def _time_zone(backup: Mapping[str, object], path: str) -> str:
+    raw = backup.get("time_zone", DEFAULT_TIME_ZONE)
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_TIME_ZONE_LENGTH:
+        raise SpecError(f"{path}.time_zone", f"must be an IANA time zone name; got {raw!r}")
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SpecError(
+            f"{path}.time_zone", f"unknown time zone {raw!r} (an IANA name such as Europe/Paris)"
+        ) from None
+    return raw
 
 
 def _optional_int(

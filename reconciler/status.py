@@ -271,6 +271,9 @@ class InstanceStatus:
     restore: JobRecord | None = None
     served: bool = False  # the client Service has selected the server in this lifetime
     final_backup: JobRecord | None = None
+    # spec.backup.schedule: the last fire time acted on (a backup created, or skipped), or
+    # when the schedule was first seen; no fire at or before it is acted on again.
+    last_schedule_time: str | None = None
 
     def to_patch(self) -> dict[str, Any]:
         """A merge patch body for the status subresource; None removes a field."""
@@ -287,6 +290,7 @@ class InstanceStatus:
                 "restore": self.restore.to_dict() if self.restore else None,
                 "served": self.served,
                 "finalBackup": self.final_backup.to_dict() if self.final_backup else None,
+                "lastScheduleTime": self.last_schedule_time,
             }
         }
 
@@ -311,6 +315,7 @@ def parse_status(obj: Mapping[str, Any]) -> InstanceStatus:
         restore=JobRecord.from_dict(raw.get("restore")),
         served=raw.get("served") is True,
         final_backup=JobRecord.from_dict(raw.get("finalBackup")),
+        last_schedule_time=_optional_str(raw.get("lastScheduleTime")),
     )
 
 

@@ -34,7 +34,7 @@ from reconciler.actions import (
     Wait,
     WriteBackupObject,
 )
-from reconciler.backup_objects import final_backup_name, final_backup_object, in_sync
+from reconciler.backup_objects import Trigger, final_backup_name, final_backup_object, in_sync
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
@@ -245,12 +245,14 @@ def _backup_object(
     if name is None:
         return None
     live = observation.live.backup_object
-    if live is not None and live.instance_uid not in (None, instance.uid):
+    if live is not None and (
+        live.instance_uid not in (None, instance.uid) or live.trigger != Trigger.DELETE.value
+    ):
         return Stall(
             Reason.BACKUP_RECORD_CONFLICT,
-            f"MySQLBackup {name} records a backup of another MySQL object (uid "
-            f"{live.instance_uid}); rename or delete that record (its dump stays) so this "
-            "final backup can be recorded",
+            f"MySQLBackup {name} is another backup's (trigger {live.trigger or 'manual'}, "
+            f"instance uid {live.instance_uid or 'unknown'}); rename or delete it (its dump "
+            "stays) so this final backup can be recorded",
         )
     if in_sync(live, record):
         return None

@@ -64,6 +64,10 @@ def stalled(status: InstanceStatus, reason: Reason, message: str, moment: Moment
     return _conditions(status, marked, moment)
 
 
+def schedule_recorded(status: InstanceStatus, fire_time: str) -> InstanceStatus:
+    return replace(status, last_schedule_time=fire_time)
+
+
 def ready(status: InstanceStatus, message: str, moment: Moment) -> InstanceStatus:
     marked = mark_ready(status.conditions, message, generation=moment.generation, now=moment.now)
     return _conditions(status, marked, moment)

@@ -17,15 +17,16 @@
 # - BACKUP_FINAL=true (the last dump before the instance is deleted) first kills every
 #   other client connection, then dumps under a global read lock (--lock-all-tables), so
 #   no write can be acknowledged after the dump started. Otherwise --single-transaction.
-# - Rotation keeps the newest BACKUP_KEEP verified dumps, never the one just written, and
-#   never touches unverified files or the legacy dump-<UTC stamp>-<NNN>.sql dumps.
-#   A dump a person asked for (BACKUP_TRIGGER=manual, recorded in its .meta) is never
-#   rotated away and does not count; taking one rotates nothing.
+# - Rotation is for scheduled dumps only (BACKUP_TRIGGER=schedule, recorded in each
+#   .meta): a scheduled backup keeps the newest BACKUP_KEEP verified scheduled dumps,
+#   never the one just written. Dumps a person asked for (manual), final dumps (delete),
+#   dumps whose .meta names no trigger, unverified files and the legacy
+#   dump-<UTC stamp>-<NNN>.sql dumps are never removed and do not count.
 #
 # Environment: MYSQL_HOST, MYSQL_PORT (3306), MYSQL_USER (root), MYSQL_PWD (read by the
 # clients themselves: the password is never on a command line), MYSQL_DATABASE,
 # BACKUP_DIR (/backup), BACKUP_KEEP (5), BACKUP_SCOPE (database | all), BACKUP_FINAL
-# (false), BACKUP_TRIGGER (delete | manual; default delete), BACKUP_IDLE_TIMEOUT_SECONDS
+# (false), BACKUP_TRIGGER (delete | manual | schedule; default delete), BACKUP_IDLE_TIMEOUT_SECONDS
 # (600), INSTANCE_UID (recorded in the .meta), TERMINATION_LOG (/dev/termination-log;
 # skipped when it cannot be written).
 #
@@ -121,8 +122,8 @@ case $final in
   *) bad_config "BACKUP_FINAL must be 'true' or 'false', got '$final'" ;;
 esac
 case $trigger in
-  delete | manual) ;;
-  *) bad_config "BACKUP_TRIGGER must be 'delete' or 'manual', got '$trigger'" ;;
+  delete | manual | schedule) ;;
+  *) bad_config "BACKUP_TRIGGER must be 'delete', 'manual' or 'schedule', got '$trigger'" ;;
 esac
 case $instance_uid in
   *[!A-Za-z0-9._-]*) bad_config "refusing INSTANCE_UID '$instance_uid'" ;;
@@ -379,10 +380,10 @@ log "wrote $dump_file ($size bytes, sha256 $sha256)"
 verified_names=
 count=0
 for meta in "$dir"/dump-*.meta; do
-  [ "$trigger" != manual ] || break
+  [ "$trigger" = schedule ] || break
   [ -e "$meta" ] || continue
   [ -n "$(sequence_in "$meta")" ] || continue
-  [ "$(meta_value "$meta" trigger)" != manual ] || continue
+  [ "$(meta_value "$meta" trigger)" = schedule ] || continue
   if verified "$meta"; then
     meta_name=${meta##*/}
     verified_names="$verified_names ${meta_name%.meta}"

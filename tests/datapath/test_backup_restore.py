@@ -308,6 +308,7 @@ def test_round_trip_of_tricky_data(jobs: Jobs, mariadb: MariaDB, database: str) 
         "server_version": version,
         "instance_uid": jobs.uid,
         "final": "false",
+        "trigger": "delete",  # the default: what the operator's final backup is
     }
     assert gzip.decompress(path.read_bytes()).splitlines()[-1].startswith(b"-- Dump completed")
     assert backed_up.message == (
@@ -404,7 +405,7 @@ def test_rotation_keeps_the_newest_verified_dumps(
     legacy.write_text("-- Dump completed on 2020-01-01\n")
 
     for _ in range(4):
-        jobs.backup(BACKUP_KEEP="2")
+        jobs.backup(BACKUP_KEEP="2", BACKUP_TRIGGER="schedule")
 
     assert verified_dumps(jobs.backup_dir) == [dump_name(3), dump_name(4)]
     assert set(files(jobs.backup_dir)) == {
@@ -416,30 +417,29 @@ def test_rotation_keeps_the_newest_verified_dumps(
     }
 
 
-def test_a_manual_dump_is_never_rotated_and_rotates_nothing(
-    jobs: Jobs, mariadb: MariaDB, database: str
-) -> None:
+def test_only_scheduled_dumps_rotate(jobs: Jobs, mariadb: MariaDB, database: str) -> None:
     create_database(mariadb, database)
-    jobs.backup(BACKUP_KEEP="1")  # 1
+    jobs.backup(BACKUP_KEEP="1", BACKUP_TRIGGER="schedule")  # 1
     manual = jobs.backup(BACKUP_KEEP="1", BACKUP_TRIGGER="manual")  # 2
     assert manual.message is not None
     assert manual.message.startswith(f"dump={dump_name(2)} ")
     assert "trigger=manual" in (jobs.backup_dir / "dump-0000000002.meta").read_text()
-    # Taking the manual dump removed nothing: 1 is still there with keep=1.
-    assert verified_dumps(jobs.backup_dir) == [dump_name(1), dump_name(2)]
-    jobs.backup(BACKUP_KEEP="1")  # 3
-    jobs.backup(BACKUP_KEEP="1")  # 4
-    # Rotation neither counts nor removes the manual dump; the newest is 4, so a restore
-    # reads 4, and the manual dump 2 stays for as long as a person wants it.
-    assert verified_dumps(jobs.backup_dir) == [dump_name(2), dump_name(4)]
-    assert "trigger=delete" in (jobs.backup_dir / "dump-0000000004.meta").read_text()
+    jobs.backup(BACKUP_KEEP="1")  # 3: a final dump (trigger delete, the default)
+    # Neither the manual nor the final dump removed anything: 1 is still there.
+    assert verified_dumps(jobs.backup_dir) == [dump_name(1), dump_name(2), dump_name(3)]
+    jobs.backup(BACKUP_KEEP="1", BACKUP_TRIGGER="schedule")  # 4
+    # The scheduled rotation counts and removes scheduled dumps only: 1 goes, 2 and 3 stay,
+    # and the newest (4) is what a restore reads.
+    assert verified_dumps(jobs.backup_dir) == [dump_name(2), dump_name(3), dump_name(4)]
+    assert "trigger=delete" in (jobs.backup_dir / "dump-0000000003.meta").read_text()
+    assert "trigger=schedule" in (jobs.backup_dir / "dump-0000000004.meta").read_text()
 
 
 def test_keep_one_keeps_the_dump_just_written(jobs: Jobs, mariadb: MariaDB, database: str) -> None:
     create_database(mariadb, database)
     for n in range(1, 4):
         mariadb.sql(f"INSERT INTO orders (id, customer) VALUES ({10 + n}, 'n')", database)
-        backed_up = jobs.backup(BACKUP_KEEP="1")
+        backed_up = jobs.backup(BACKUP_KEEP="1", BACKUP_TRIGGER="schedule")
         assert backed_up.message is not None
         assert backed_up.message.startswith(f"dump={dump_name(n)} ")
         assert set(files(jobs.backup_dir)) == {dump_name(n), f"dump-{n:010d}.meta"}
@@ -454,8 +454,8 @@ def test_unverified_leftovers_are_removed_and_never_counted(
     jobs: Jobs, mariadb: MariaDB, database: str
 ) -> None:
     create_database(mariadb, database)
-    jobs.backup()
-    jobs.backup()
+    jobs.backup(BACKUP_TRIGGER="schedule")
+    jobs.backup(BACKUP_TRIGGER="schedule")
     # What interrupted runs leave: temporary files, and a dump whose .meta never came.
     (jobs.backup_dir / ".dump-inprogress.3.999").write_bytes(b"partial")
     (jobs.backup_dir / ".meta-inprogress.3.999").write_text("sequence=3\n")
@@ -464,7 +464,7 @@ def test_unverified_leftovers_are_removed_and_never_counted(
     (jobs.backup_dir / dump_name(0)).write_bytes(gzip.compress(b"-- Dump completed\n"))
     (jobs.backup_dir / "dump-0000000000.meta").write_text(f"file={dump_name(0)}\nsize=1\n")
 
-    jobs.backup(BACKUP_KEEP="2")
+    jobs.backup(BACKUP_KEEP="2", BACKUP_TRIGGER="schedule")
 
     assert verified_dumps(jobs.backup_dir) == [dump_name(2), dump_name(3)]
     assert set(files(jobs.backup_dir)) == {
@@ -516,7 +516,9 @@ def test_a_failed_dump_leaves_nothing_verified_and_the_previous_dumps_intact(
         # A view over a dropped table: mysqldump writes the tables, then fails on the view.
         mariadb.sql(BROKEN_VIEW + "DROP TABLE doomed", database)
 
-    failed = jobs.backup(expect=1, stubs=True, env=extra, BACKUP_KEEP="1")
+    failed = jobs.backup(
+        expect=1, stubs=True, env=extra, BACKUP_KEEP="1", BACKUP_TRIGGER="schedule"
+    )
 
     assert failed.message is not None
     assert failed.message.startswith("backup failed: ")
@@ -1099,7 +1101,7 @@ def test_scope_all_round_trips_schemas_users_and_grants(jobs: Jobs, mariadb: Mar
         ("backup.sh", {"BACKUP_KEEP": "0"}, "BACKUP_KEEP must be a positive integer"),
         ("backup.sh", {"BACKUP_KEEP": "two"}, "BACKUP_KEEP must be a positive integer"),
         ("backup.sh", {"BACKUP_SCOPE": "everything"}, "BACKUP_SCOPE must be"),
-        ("backup.sh", {"BACKUP_TRIGGER": "cron"}, "BACKUP_TRIGGER must be 'delete' or 'manual'"),
+        ("backup.sh", {"BACKUP_TRIGGER": "cron"}, "BACKUP_TRIGGER must be 'delete', 'manual'"),
         ("backup.sh", {"BACKUP_DIR": "/nonexistent"}, "backup directory /nonexistent does not"),
         ("restore.sh", {"INSTANCE_UID": ""}, "INSTANCE_UID is required"),
         ("restore.sh", {"RESTORE_SOURCE": "../dump-1.sql.gz"}, "refusing RESTORE_SOURCE"),

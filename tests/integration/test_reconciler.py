@@ -306,6 +306,31 @@ def test_a_backup_asked_for_with_a_mysqlbackup_runs_once_the_instance_is_ready(
     assert "BackupStarted" in [event.reason for event in harness.events(NAME)]
 
 
+def test_a_schedule_makes_backups_that_run_like_requested_ones(harness: Harness) -> None:
+    spec = harness.host_path_spec()
+    spec["backup"] = {**spec["backup"], "schedule": "* * * * *", "keep": 1}
+    harness.create(NAME, spec)
+    harness.start()
+    obj = harness.wait_ready(NAME, generation=1)
+    assert obj["status"]["lastScheduleTime"]
+
+    # Within a minute or so of the next fire: a MySQLBackup named after it, Succeeded.
+    def scheduled_done(found: list[dict[str, Any]]) -> bool:
+        return any(
+            item["metadata"]["labels"].get("otus.homework/backup-trigger") == "schedule"
+            and (item.get("status") or {}).get("phase") == "Succeeded"
+            for item in found
+        )
+
+    found = eventually(harness.backups, scheduled_done, timeout_s=150, what="a scheduled backup")
+    done = next(item for item in found if (item.get("status") or {}).get("phase") == "Succeeded")
+    assert re.fullmatch(rf"{NAME}-\d{{12}}00", done["metadata"]["name"])
+    assert done["status"]["trigger"] == "schedule"
+    assert has_condition("Ready", "True")(harness.get(NAME))
+    reasons = [event.reason for event in harness.events(NAME)]
+    assert "BackupScheduled" in reasons
+
+
 def test_an_instance_whose_claim_never_binds_is_deleted_promptly_without_a_backup(
     harness: Harness,
 ) -> None:

@@ -56,6 +56,7 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("CustomObjectsApi/mysqlbackups", "list_namespaced_custom_object"): (*BACKUPS, "list"),
     ("CustomObjectsApi/mysqlbackups", "get_namespaced_custom_object"): (*BACKUPS, "get"),
     ("CustomObjectsApi/mysqlbackups", "create_namespaced_custom_object"): (*BACKUPS, "create"),
+    ("CustomObjectsApi/mysqlbackups", "delete_namespaced_custom_object"): (*BACKUPS, "delete"),
     ("CustomObjectsApi/mysqlbackups", "patch_namespaced_custom_object_status"): (
         API_GROUP,
         "mysqlbackups/status",

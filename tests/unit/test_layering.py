@@ -50,6 +50,7 @@ PURE: Final = (
     "transitions",
     "backup_objects",
     "requested_backups",
+    "schedules",
 )
 
 

@@ -43,6 +43,8 @@ from reconciler.vocabulary import (
     ANNOTATION_RETAINED_REASON,
     CLAIM_FINALIZER,
     FINALIZER,
+    LABEL_INSTANCE,
+    LABEL_TRIGGER,
     Stage,
     VolumeRole,
 )
@@ -109,6 +111,10 @@ class GatewayPort(Protocol):
     def namespace_terminating(self, namespace: str) -> bool: ...
     def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
+    def list_backup_objects(
+        self, namespace: str, label_selector: str
+    ) -> Sequence[Mapping[str, Any]]: ...
+    def delete_backup_object(self, namespace: str, name: str) -> None: ...
     def create_backup_object(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
     def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
@@ -255,6 +261,19 @@ class FakeGateway:
     def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return copy.deepcopy(self.backup_objects.get(name))
 
+    def list_backup_objects(
+        self, namespace: str, label_selector: str
+    ) -> Sequence[Mapping[str, Any]]:
+        return [
+            copy.deepcopy(found)
+            for found in self.backup_objects.values()
+            if labels_match(found["metadata"].get("labels") or {}, label_selector)
+        ]
+
+    def delete_backup_object(self, namespace: str, name: str) -> None:
+        self.backup_objects.pop(name, None)
+        self.log.append(f"delete-backup-object {name}")
+
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         name = manifest["metadata"]["name"]
         if name not in self.jobs:
@@ -348,12 +367,12 @@ def executor(
     selector: str = "",
 ) -> Executor:
     def requested(key: tuple[str, str]) -> tuple[str, ...]:
-        # What the MySQLBackup watch indexes: unfinished requests that name the instance.
+        # What the MySQLBackup watch indexes: unfinished requests and scheduled backups.
         return tuple(
             name
             for name, found in gateway.backup_objects.items()
             if (found.get("spec") or {}).get("instance") == key[1]
-            and not (found["metadata"].get("labels") or {})
+            and (found["metadata"].get("labels") or {}).get(LABEL_TRIGGER) in (None, "schedule")
             and (found.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         )
 
@@ -468,6 +487,45 @@ def test_a_requested_backup_names_its_job_then_creates_it_and_the_instance_stays
     status = gateway.backup_objects["now"]["status"]
     assert (status["sizeBytes"], status["job"]) == (12, job_name)
     assert "BackupStarted" in event_reasons(gateway)
+
+
+def test_a_scheduled_backup_is_made_run_recorded_and_older_ones_pruned() -> None:
+    status = applied(
+        InstanceStatus(volumes=FRESH, restore=RESTORED, last_schedule_time="2025-12-31T04:00:00Z"),
+        Stage.SERVING,
+    )
+    schedule = {"storage_size": "1Gi", "schedule": "0 3 * * *", "keep": 1}
+    gateway = FakeGateway(mysql_object(status=status, backup=schedule))
+    bound_storage(gateway, kept=True)
+    running_server(gateway)
+    driver = FakeDriver(gateway, DEPLOYED)
+    gateway.backup_objects["older"] = {
+        "metadata": {"name": "older", "labels": {LABEL_INSTANCE: NAME, LABEL_TRIGGER: "schedule"}},
+        "spec": {"instance": NAME},
+        "status": {
+            "phase": "Succeeded",
+            "location": f"pvc://{BACKUP_CLAIM}/dump-0000000001.sql.gz",
+        },
+    }
+    run = executor(gateway, driver)
+    result = run.reconcile(KEY)
+    fired = f"{NAME}-20260101030000"
+    job_name = f"{NAME}-schedule-"
+    assert writes(gateway)[0] == f"create-backup-object {fired}"
+    assert status_of(gateway)["lastScheduleTime"] == "2026-01-01T03:00:00Z"
+    created_job = next(name for name in gateway.jobs if name.startswith(job_name))
+    env = gateway.jobs[created_job]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "BACKUP_TRIGGER", "value": "schedule"} in env
+    assert result.outcome is Outcome.DONE
+    assert result.requeue_after_s is not None
+    assert "BackupScheduled" in event_reasons(gateway)
+
+    line = f"dump=dump-0000000002.sql.gz sequence=2 size=9 sha256={'f' * 64} server_version=8"
+    finish_backup(gateway, created_job, line)
+    gateway.log.clear()
+    run.reconcile(KEY)
+    assert writes(gateway) == ["backup-object Succeeded", "delete-backup-object older"]
+    assert gateway.backup_objects[fired]["status"]["trigger"] == "schedule"
 
 
 def test_a_request_for_an_instance_that_does_not_exist_says_so() -> None:

@@ -393,6 +393,14 @@ def test_a_record_of_another_instance_under_the_name_stalls() -> None:
     assert BACKUP_RECORD in action.message
 
 
+def test_a_request_or_scheduled_backup_under_the_name_is_never_overwritten() -> None:
+    for trigger in (None, "schedule"):
+        other = BackupObjectState(BACKUP_RECORD, None, "Succeeded", 1, trigger)
+        action = decide(backing_up(), live=serving_live(backup_object=other))
+        assert isinstance(action, Stall), trigger
+        assert action.reason is Reason.BACKUP_RECORD_CONFLICT
+
+
 def test_a_record_written_before_its_status_is_adopted() -> None:
     # Created, then the reconciler died before writing the status: no annotation lost.
     bare = BackupObjectState(BACKUP_RECORD, UID, None, None)
