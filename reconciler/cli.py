@@ -32,7 +32,7 @@ from reconciler.runs import StackError, stack_name
 from reconciler.settings import Settings, SettingsError, add_arguments, load_settings
 from reconciler.spec import SpecError, parse_instance
 from reconciler.status import JobPhase, parse_status
-from reconciler.vocabulary import Stage
+from reconciler.vocabulary import BACKUP_KIND, Stage
 
 EXIT_NO_CHANGES: Final = 0
 EXIT_ERROR: Final = 1
@@ -126,6 +126,13 @@ def preview(settings: Settings, manifest: Path, namespace: str | None, output: s
     if not isinstance(document, dict):
         print(f"reconciler preview: {manifest} is not a MySQL object", file=sys.stderr)
         return EXIT_ERROR
+    if document.get("kind") == BACKUP_KIND:
+        # A backup is a Job the operator starts, not a change of the instance's stack.
+        print(
+            f"reconciler preview: {manifest} is a {BACKUP_KIND}: it changes no stack",
+            file=sys.stderr,
+        )
+        return EXIT_NO_CHANGES
     gateway = Gateway(load_api_client(settings.kubeconfig))
     obj, live = _as_stored(document, namespace, gateway)
     try:

@@ -660,3 +660,52 @@ def test_a_new_instance_restores_a_named_backup_of_another(harness: Harness) -> 
         read_or_none(lambda: harness.apps.read_namespaced_deployment("nothing", harness.namespace))
         is None
     )
+
+
+def test_a_schedule_of_every_minute_keeps_two_scheduled_dumps(harness: Harness) -> None:
+    spec = {**SPEC, "backup": {"schedule": "* * * * *", "keep": 2}}
+    harness.create(NAME, spec)
+    harness.wait_ready(NAME, generation=1)
+    write_rows(harness, NAME, DATABASE, 30)
+
+    def scheduled(phase: str) -> list[dict[str, Any]]:
+        return [
+            found
+            for found in harness.backups()
+            if found["metadata"]["labels"].get("otus.homework/backup-trigger") == "schedule"
+            and (found.get("status") or {}).get("phase") == phase
+        ]
+
+    # Three fires: with keep 2, retention has had to remove the first by then.
+    eventually(
+        lambda: [event.reason for event in harness.events(NAME)].count("BackupScheduled"),
+        lambda fired: fired >= 3,
+        timeout_s=270,
+        interval_s=5,
+        what="three scheduled fires",
+    )
+    backup_dir = host_dir(volume_of(harness, f"{NAME}-backup"))
+
+    def records_and_dumps() -> tuple[list[str], list[str], int]:
+        """The dumps the Succeeded scheduled records name, the scheduled dumps on the
+        node, and how many scheduled backups run right now."""
+        named = sorted(
+            found["status"]["location"].rsplit("/", 1)[1] for found in scheduled("Succeeded")
+        )
+        on_disk = sorted(
+            meta.name.replace(".meta", ".sql.gz")
+            for meta in backup_dir.glob("dump-*.meta")
+            if "trigger=schedule" in meta.read_text()
+        )
+        return named, on_disk, len(scheduled("Running"))
+
+    # Between two fires (a backup takes seconds of each minute): exactly the newest two
+    # scheduled dumps are on the node, and exactly their records are left.
+    named, on_disk, _running = eventually(
+        records_and_dumps,
+        lambda seen: len(seen[0]) == 2 and seen[0] == seen[1] and seen[2] == 0,
+        timeout_s=120,
+        what="two scheduled records and the same two dumps",
+    )
+    assert named == on_disk
+    assert has_condition("Ready", "True")(harness.get(NAME))

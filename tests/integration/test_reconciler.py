@@ -186,6 +186,10 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     )
     assert harness.get("not-yet") is None
     assert json.loads(harness.preview(same).stdout)["hasChanges"] is False  # backend unmoved
+    # A MySQLBackup beside the MySQL objects (as in examples/) changes no stack.
+    backup_preview = harness.preview(harness.source / "examples" / "mysqlbackup.yaml")
+    assert backup_preview.returncode == 0, backup_preview.stderr
+    assert "is a MySQLBackup: it changes no stack" in backup_preview.stderr
 
     # 6. An image change rolls the Deployment, and status follows the generation.
     harness.patch(NAME, {"spec": {"image": "mysql:8.0"}})
