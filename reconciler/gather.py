@@ -38,7 +38,7 @@ def observe(
     requested_backups: tuple[str, ...] = (),
 ) -> Observation:
     """Everything one pass reads about `obj`, parsed once. `requested_backups`: the names
-    of the unfinished MySQLBackups that people created for it (the watch keeps them)."""
+    of its unfinished requested and scheduled MySQLBackups (the watch keeps them)."""
     namespace, name, _uid = identity(obj)
     parsed = parse_object(obj)
     plan = gather_plan(obj, parsed)

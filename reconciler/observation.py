@@ -66,8 +66,8 @@ class Live:
     service_routes: bool = True
     # The MySQLBackup recording this lifetime's final backup (read only while deleting).
     backup_object: BackupObjectState | None = None
-    # MySQLBackups people created for this instance that have not finished, and the Job of
-    # the one under way.
+    # This instance's unfinished requested and scheduled MySQLBackups, and the Job of the
+    # one under way.
     requested_backups: tuple[RequestedBackup, ...] = ()
     requested_backup_job: JobState | None = None
     # spec.restore_from's MySQLBackup and the claim its dump is on, read until the restore

@@ -10,7 +10,8 @@ new objects). Loops over the instance's claims, pods and Jobs only wake the inst
 belong to (its labels name it) when one of them changes, so a Job that completes or a
 claim that binds is noticed at once instead of at the next poll. The MySQLBackup loop
 wakes the instance a backup names (`spec.instance`) and keeps `BackupIndex`, the names of
-the unfinished backups people asked for, per instance, so that a pass reads only those.
+the unfinished requested and scheduled backups, per instance, so that a pass reads only
+those.
 The queue holds keys only: the worker reads the objects fresh, so nothing here caches
 objects (only each MySQL object's `intent`, and those names). A watch that fails
 reconnects with capped exponential backoff, reset by every successful list; `Health`
@@ -70,7 +71,7 @@ class Health:
 
 
 class BackupIndex:
-    """Per instance, the names of the unfinished MySQLBackups people created for it."""
+    """Per instance, the names of its unfinished requested and scheduled MySQLBackups."""
 
     def __init__(self) -> None:
         self._open: dict[Key, set[str]] = {}
@@ -109,7 +110,8 @@ class BackupIndex:
 
 
 def backup_instance_key(obj: Mapping[str, Any]) -> Key | None:
-    """The instance a MySQLBackup a person created names; None for the operator's own."""
+    """The instance a requested or scheduled MySQLBackup names; None for a final-backup
+    record, which the teardown reads by name."""
     namespace = obj.get("metadata", {}).get("namespace")
     instance = requested_instance(obj)
     if not is_requested(obj) or instance is None or not isinstance(namespace, str):
