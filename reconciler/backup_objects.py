@@ -253,7 +253,8 @@ def source_backup(obj: Mapping[str, Any]) -> SourceBackup:
 
 @dataclass(frozen=True)
 class RequestedBackup:
-    """A MySQLBackup a person created to take a backup now, as the operator reads it."""
+    """A MySQLBackup that asks for a backup (a person's, or one the schedule made), as
+    the operator reads it."""
 
     name: str
     uid: str

@@ -1,5 +1,6 @@
-"""Backups people ask for by creating a MySQLBackup (pure): when each starts, how its end
-is recorded, and what becomes of them when their instance goes.
+"""Backups asked for with a MySQLBackup, by a person or by the schedule (schedules.py)
+(pure): when each starts, how its end is recorded, and what becomes of them when their
+instance goes.
 
 - One at a time per instance, the oldest request first, and only while the instance is
   Ready: a backup of a server that is still restoring would be a dump of half a database.
@@ -9,7 +10,8 @@ is recorded, and what becomes of them when their instance goes.
   and the status names the Job before the Job is created, so a reconciler killed between
   the two creates the same Job again, never a second one.
 - The Job dumps with `--single-transaction` while clients keep working, and its dump is
-  marked `trigger=manual`: rotation never removes it (backup.sh).
+  marked with its trigger: a person's (`manual`) is never rotated away; scheduled ones
+  (`schedule`) keep `backup.keep` (backup.sh), and their records follow (executor).
 - An instance being deleted finishes the request under way before its final backup
   starts (two Jobs writing the same directory would race for a sequence number); the
   requests that had not started fail, saying why.
