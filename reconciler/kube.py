@@ -231,15 +231,11 @@ class Gateway:
 
     def create_backup_object(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         """Creates the record; one that already exists is left as it is."""
-        try:
-            self.backup_records.create_namespaced_custom_object(
+        self._create(
+            lambda: self.backup_records.create_namespaced_custom_object(
                 API_GROUP, VERSION, namespace, BACKUP_PLURAL, dict(manifest)
             )
-        except ApiException as error:
-            if error.status != 409:
-                raise _unavailable(error) from None
-        except TransportError as error:
-            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+        )
 
     def list_backup_objects(
         self, namespace: str, label_selector: str
@@ -415,14 +411,10 @@ class Gateway:
 
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         """Creates a Job; one that already exists under the name is left as it is."""
-        try:
-            # The client serialises a dict body as it is.
-            self.batch.create_namespaced_job(namespace, dict(manifest))  # type: ignore[arg-type]
-        except ApiException as error:
-            if error.status != 409:
-                raise _unavailable(error) from None
-        except TransportError as error:
-            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+        # The client serialises a dict body as it is.
+        self._create(
+            lambda: self.batch.create_namespaced_job(namespace, dict(manifest))  # type: ignore[arg-type]
+        )
 
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._get(
@@ -488,6 +480,16 @@ class Gateway:
             if error.status == 409:
                 raise Conflict(f"{what} changed while patching") from None
             raise _unavailable(error) from None
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+
+    def _create(self, call: Callable[[], Any]) -> None:
+        """A create that is done when the object exists already (409): repeatable."""
+        try:
+            call()
+        except ApiException as error:
+            if error.status != 409:
+                raise _unavailable(error) from None
         except TransportError as error:
             raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
 
