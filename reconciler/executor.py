@@ -205,16 +205,8 @@ class Executor:
             for backup in names
             if (raw := self.gateway.get_backup_object(namespace, backup)) is not None
         )
-        while (
-            patch := requests_without_instance(namespace, name, requests, self.now())
-        ) is not None:
+        for patch in requests_without_instance(namespace, name, requests, self.now()):
             self.gateway.patch_backup_status(namespace, patch.name, patch.status)
-            requests = tuple(
-                replace(request, reason=Reason.INSTANCE_NOT_FOUND.value)
-                if request.name == patch.name
-                else request
-                for request in requests
-            )
 
 
 def _patch_volumes(gateway: Gateway, patches: tuple[VolumePatch, ...]) -> None:
@@ -299,28 +291,12 @@ class _Step:
         if isinstance(action, WriteBackupObject):
             backup = action.backup
             self.gateway.create_backup_object(self.key[0], backup.manifest)
-            self.gateway.patch_backup_status(self.key[0], backup.name, backup.status)
-            log.info(
-                "backup recorded",
-                extra={
-                    **_fields(self.key, "teardown"),
-                    "backup": backup.name,
-                    "backup_phase": backup.status["phase"],
-                },
-            )
+            self._backup_status(backup.name, backup.status, "teardown")
             return None
         if isinstance(action, PatchBackupStatus):
-            self.gateway.patch_backup_status(self.key[0], action.name, action.status)
+            self._backup_status(action.name, action.status, "backup")
             if action.prune_scheduled is not None:
                 self._prune_scheduled(action.prune_scheduled)
-            log.info(
-                "backup status",
-                extra={
-                    **_fields(self.key, "backup"),
-                    "backup": action.name,
-                    "backup_phase": action.status["phase"],
-                },
-            )
             return None
         if isinstance(action, StartBackup):
             # The status names the Job first: a run killed in between creates the same Job.
@@ -368,6 +344,13 @@ class _Step:
             self.executor.metrics.observe_instance(self.key, None, None)
             return Result(Outcome.DONE, "teardown")
         raise AssertionError(f"unhandled action {action!r}")
+
+    def _backup_status(self, backup: str, status: dict[str, Any], step: str) -> None:
+        self.gateway.patch_backup_status(self.key[0], backup, status)
+        log.info(
+            "backup status",
+            extra={**_fields(self.key, step), "backup": backup, "backup_phase": status["phase"]},
+        )
 
     def _prune_scheduled(self, keep: int) -> None:
         """Retention after a scheduled backup succeeded: its Job's rotation removed the

@@ -418,23 +418,16 @@ def restore_job(desired: Desired) -> Manifest | None:
         {"name": "RESTORE_IDLE_TIMEOUT_SECONDS", "value": idle},
     ]
     source = desired.restore_source
-    if source is None:
-        return _job(
-            desired,
-            names.restore_job(desired.restore_attempt),
-            Component.RESTORE,
-            RESTORE_SCRIPT,
-            env,
-        )
-    # A named backup: its dump, read from the claim that holds it, which is not written.
-    env.append({"name": "RESTORE_SOURCE", "value": source.dump})
+    if source is not None:
+        # A named backup: its dump, read from the claim that holds it, which is not written.
+        env.append({"name": "RESTORE_SOURCE", "value": source.dump})
     return _job(
         desired,
         names.restore_job(desired.restore_attempt),
         Component.RESTORE,
         RESTORE_SCRIPT,
         env,
-        backup_claim=source.claim,
+        backup_claim=source.claim if source is not None else None,
     )
 
 

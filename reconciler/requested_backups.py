@@ -72,9 +72,17 @@ def requested_backup_step(
     return None
 
 
-def _start(observation: Observation, instance: Instance, request: RequestedBackup) -> Action:
-    job = requested_job_name(instance.name, request.uid, request.trigger)
-    started_at = timestamp(observation.now)
+def _start(
+    observation: Observation,
+    instance: Instance,
+    request: RequestedBackup,
+    job: str | None = None,
+    started_at: str | None = None,
+) -> Action:
+    """Names the request's Job in its status and creates it: a new start, or (`job` and
+    `started_at` given) the same start again when the Job is missing."""
+    job = job or requested_job_name(instance.name, request.uid, request.trigger)
+    started_at = started_at or timestamp(observation.now)
     record = JobRecord(attempt=1, job=job)
     desired = desired_for(instance, Stage.SERVING, observation.parsed_object.status)
     return StartBackup(
@@ -91,17 +99,9 @@ def _running_step(
     started_at = request.started_at or timestamp(observation.now)
     assert request.job is not None
     if job is None:
-        if not ready:
-            return None
         # Named in the status, then the reconciler stopped before creating it (or the Job
         # was deleted by hand): create it again, under the same name.
-        desired = desired_for(instance, Stage.SERVING, observation.parsed_object.status)
-        record = JobRecord(attempt=1, job=request.job)
-        return StartBackup(
-            request.name,
-            _status(instance, request, started_at, record, observation.now),
-            requested_backup_job(desired, request.job, request.name, request.trigger.value),
-        )
+        return _start(observation, instance, request, request.job, started_at) if ready else None
     if not (job.succeeded or job.failed):
         return None  # the Job's own events wake the instance when it ends
     record = JobRecord(
@@ -152,22 +152,21 @@ def requested_backups_on_delete(observation: Observation, instance: Instance) ->
 
 def requests_without_instance(
     namespace: str, name: str, requests: tuple[RequestedBackup, ...], now: datetime
-) -> PatchBackupStatus | None:
+) -> tuple[PatchBackupStatus, ...]:
     """Requests that name a MySQL object that does not exist say so, once: `spec.instance`
     may be a typo, or the instance may be created later (the request then starts)."""
-    for request in requests:
-        if not request.finished and request.reason != Reason.INSTANCE_NOT_FOUND.value:
-            return PatchBackupStatus(
-                request.name,
-                waiting_status(
-                    Reason.INSTANCE_NOT_FOUND,
-                    f"spec.instance: there is no MySQL {name!r} in namespace {namespace}; the "
-                    "backup starts once it exists and is Ready",
-                    now,
-                    request.trigger,
-                ),
-            )
-    return None
+    message = (
+        f"spec.instance: there is no MySQL {name!r} in namespace {namespace}; the backup "
+        "starts once it exists and is Ready"
+    )
+    return tuple(
+        PatchBackupStatus(
+            request.name,
+            waiting_status(Reason.INSTANCE_NOT_FOUND, message, now, request.trigger),
+        )
+        for request in requests
+        if not request.finished and request.reason != Reason.INSTANCE_NOT_FOUND.value
+    )
 
 
 def _abandon(request: RequestedBackup, instance: Instance, now: datetime) -> Action:

@@ -273,14 +273,13 @@ def test_with_no_requests_left_the_teardown_goes_on() -> None:
 
 
 def test_a_request_for_a_missing_instance_says_so_naming_the_field_once() -> None:
-    patch = requests_without_instance("shop", "typo", (request(),), NOW_TIME)
-    assert patch is not None
+    (patch,) = requests_without_instance("shop", "typo", (request(),), NOW_TIME)
     assert patch.status["phase"] == "Pending"
     condition = patch.status["conditions"][0]
     assert condition["reason"] == Reason.INSTANCE_NOT_FOUND.value
     assert condition["message"].startswith("spec.instance: there is no MySQL 'typo'")
     said = request(phase="Pending", reason=Reason.INSTANCE_NOT_FOUND.value)
-    assert requests_without_instance("shop", "typo", (said,), NOW_TIME) is None
+    assert requests_without_instance("shop", "typo", (said,), NOW_TIME) == ()
 
 
 # -- restoring a named backup (spec.restore_from) ------------------------------------------
