@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler import live as parse
 from reconciler.backup_objects import BackupObjectState
 from reconciler.desired import ClaimBinding, Desired
-from reconciler.fingerprint import fingerprint_key
+from reconciler.fingerprint import fingerprint_key, inputs_fingerprint
 from reconciler.names import volume_labels
 from reconciler.observation import Live, Observation, StackState
+from reconciler.policy import desired_for, storage_fields
 from reconciler.spec import Instance, parse_instance
-from reconciler.status import InstanceStatus, ToolchainVersions
+from reconciler.status import (
+    InstanceStatus,
+    JobPhase,
+    JobRecord,
+    ToolchainVersions,
+    VolumeRecord,
+    Volumes,
+)
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_ORIGINAL_RECLAIM,
@@ -113,6 +122,25 @@ def instance(**changes: Any) -> Instance:
 
 
 NEW_VOLUME: Final = ClaimBinding()
+
+# A lifetime whose claims were planned as new, and whose restore succeeded.
+FRESH_VOLUMES: Final = Volumes(
+    data=VolumeRecord(DATA_CLAIM),
+    backup=VolumeRecord(BACKUP_CLAIM),
+    storage_fields=storage_fields(instance()),
+)
+RESTORED: Final = JobRecord(
+    attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, message="restored"
+)
+
+
+def synced_status(
+    status: InstanceStatus, stage: Stage, *, key: bytes = FINGERPRINT_KEY, **spec: Any
+) -> InstanceStatus:
+    """`status` as a successful `up` of `stage` for the spec leaves it: the inputs
+    fingerprint and the toolchain recorded."""
+    found = desired_for(instance(**spec), stage, status)
+    return replace(status, inputs_fingerprint=inputs_fingerprint(found, key), toolchain=TOOLCHAIN)
 
 
 def desired(

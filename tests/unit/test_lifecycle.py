@@ -25,7 +25,7 @@ from reconciler.fingerprint import inputs_fingerprint
 from reconciler.lifecycle import decide_lifecycle
 from reconciler.live import SecretState, volume_state
 from reconciler.observation import Live, StackState
-from reconciler.policy import desired_for, storage_fields
+from reconciler.policy import desired_for
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
 from reconciler.vocabulary import ANNOTATION_RELEASED, ANNOTATION_RETAINED_REASON, Stage
 from reconciler.volumes import adoption_patch
@@ -37,8 +37,10 @@ from tests.unit.builders import (
     DEPLOYED,
     EMPTY_STACK,
     FINGERPRINT_KEY,
+    FRESH_VOLUMES,
     NAMESPACE,
     RESTORE_JOB_1,
+    RESTORED,
     TOOLCHAIN,
     UID,
     claim,
@@ -52,29 +54,19 @@ from tests.unit.builders import (
     password_secret,
     pod,
     serving_live,
+    synced_status,
     volume,
 )
 
 pytestmark = pytest.mark.unit
 
-FRESH_VOLUMES = Volumes(
-    data=VolumeRecord(DATA_CLAIM),
-    backup=VolumeRecord(BACKUP_CLAIM),
-    storage_fields=storage_fields(instance()),
-)
 RESTORE_RUNNING = JobRecord(attempt=1, job=RESTORE_JOB_1)
-RESTORED = JobRecord(attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, message="restored")
 
 
 def applied(status: InstanceStatus, stage: Stage, **spec: Any) -> InstanceStatus:
     """`status` as it is after a successful `up` of `stage` for the spec: synced."""
-    desired = desired_for(instance(**spec), stage, status)
-    return replace(
-        status,
-        inputs_fingerprint=inputs_fingerprint(desired, FINGERPRINT_KEY),
-        toolchain=TOOLCHAIN,
-        served=status.served or stage is Stage.SERVING,
-    )
+    synced = synced_status(status, stage, **spec)
+    return replace(synced, served=status.served or stage is Stage.SERVING)
 
 
 RESTORING = applied(InstanceStatus(volumes=FRESH_VOLUMES, restore=RESTORE_RUNNING), Stage.RESTORING)

@@ -33,10 +33,10 @@ from reconciler.kube import ApiUnavailable, Gateway
 from reconciler.metrics import Metrics
 from reconciler.names import volume_labels
 from reconciler.observation import StackState
-from reconciler.policy import POLL_S, desired_for, retry_delay_s, storage_fields
+from reconciler.policy import POLL_S, retry_delay_s
 from reconciler.runs import FailureKind, RunResult, StackError
 from reconciler.selectors import parse_selector
-from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
+from reconciler.status import InstanceStatus, JobRecord
 from reconciler.teardown import GOING_POLL_S
 from reconciler.vocabulary import (
     ANNOTATION_RELEASED,
@@ -57,14 +57,15 @@ from tests.unit.builders import (
     DEPLOYED,
     EMPTY_STACK,
     FINGERPRINT_KEY,
+    FRESH_VOLUMES,
     KEY,
     NAME,
     NO_STACK,
     NOW,
     RESTORE_JOB_1,
+    RESTORED,
     TOOLCHAIN,
     claim,
-    instance,
     job,
     job_pod,
     kept_volume,
@@ -72,6 +73,7 @@ from tests.unit.builders import (
     merge_patch,
     mysql_object,
     pod,
+    synced_status,
     volume,
 )
 
@@ -413,25 +415,17 @@ def event_reasons(gateway: FakeGateway) -> list[str]:
 
 # -- cluster set-ups ------------------------------------------------------------------------
 
-FRESH = Volumes(
-    data=VolumeRecord(DATA_CLAIM),
-    backup=VolumeRecord(BACKUP_CLAIM),
-    storage_fields=storage_fields(instance()),
-)
+FRESH = FRESH_VOLUMES
 RESTORE_RUNNING = JobRecord(attempt=1, job=RESTORE_JOB_1)
-RESTORED = JobRecord(attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, message="restored")
 BACKUP_LINE = "backed up dump=dump-0000000009.sql.gz sequence=9"
 BACKUP_OBJECT = f"{NAME}-20260101120000"  # the MySQLBackup of the final backup
 
 
-def applied(status: InstanceStatus, stage: Stage, key: bytes = FINGERPRINT_KEY) -> InstanceStatus:
-    desired = desired_for(instance(), stage, status)
-    return replace(
-        status,
-        inputs_fingerprint=inputs_fingerprint(desired, key),
-        toolchain=TOOLCHAIN,
-        served=status.served or stage is Stage.SERVING,
-    )
+def applied(
+    status: InstanceStatus, stage: Stage, key: bytes = FINGERPRINT_KEY, **spec: Any
+) -> InstanceStatus:
+    synced = synced_status(status, stage, key=key, **spec)
+    return replace(synced, served=status.served or stage is Stage.SERVING)
 
 
 def bound_storage(gateway: FakeGateway, *, kept: bool) -> None:
@@ -490,11 +484,12 @@ def test_a_requested_backup_names_its_job_then_creates_it_and_the_instance_stays
 
 
 def test_a_scheduled_backup_is_made_run_recorded_and_older_ones_pruned() -> None:
+    schedule = {"storage_size": "1Gi", "schedule": "0 3 * * *", "keep": 1}
     status = applied(
         InstanceStatus(volumes=FRESH, restore=RESTORED, last_schedule_time="2025-12-31T04:00:00Z"),
         Stage.SERVING,
+        backup=schedule,
     )
-    schedule = {"storage_size": "1Gi", "schedule": "0 3 * * *", "keep": 1}
     gateway = FakeGateway(mysql_object(status=status, backup=schedule))
     bound_storage(gateway, kept=True)
     running_server(gateway)

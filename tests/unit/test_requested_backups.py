@@ -19,20 +19,16 @@ from reconciler.actions import (
 )
 from reconciler.backup_objects import RequestedBackup, SourceBackup, requested_job_name
 from reconciler.conditions import Reason
-from reconciler.fingerprint import inputs_fingerprint
 from reconciler.lifecycle import decide_lifecycle
 from reconciler.live import claim_state, job_state
 from reconciler.manifests import restore_job
 from reconciler.observation import Live
-from reconciler.policy import desired_for, storage_fields
+from reconciler.policy import desired_for
 from reconciler.requested_backups import requests_without_instance
 from reconciler.status import (
     InstanceStatus,
-    JobPhase,
     JobRecord,
     RestoreSource,
-    VolumeRecord,
-    Volumes,
 )
 from reconciler.teardown import decide_teardown
 from reconciler.vocabulary import ANNOTATION_BACKUP, Stage
@@ -40,11 +36,11 @@ from tests.unit.builders import (
     BACKUP_CLAIM,
     BACKUP_PV,
     DATA_CLAIM,
-    FINGERPRINT_KEY,
+    FRESH_VOLUMES,
     NAME,
     RESTORE_JOB_1,
+    RESTORED,
     STAMP,
-    TOOLCHAIN,
     UID,
     claim,
     instance,
@@ -55,6 +51,7 @@ from tests.unit.builders import (
     observe,
     pod,
     serving_live,
+    synced_status,
 )
 from tests.unit.builders import (
     NOW as NOW_TIME,
@@ -62,19 +59,9 @@ from tests.unit.builders import (
 
 pytestmark = pytest.mark.unit
 
-VOLUMES = Volumes(
-    data=VolumeRecord(DATA_CLAIM),
-    backup=VolumeRecord(BACKUP_CLAIM),
-    storage_fields=storage_fields(instance()),
-)
-RESTORED = JobRecord(attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, message="restored")
-_SERVING = InstanceStatus(volumes=VOLUMES, restore=RESTORED, served=True)
-SERVING = replace(
-    _SERVING,
-    inputs_fingerprint=inputs_fingerprint(
-        desired_for(instance(), Stage.SERVING, _SERVING), FINGERPRINT_KEY
-    ),
-    toolchain=TOOLCHAIN,
+VOLUMES = FRESH_VOLUMES
+SERVING = synced_status(
+    InstanceStatus(volumes=VOLUMES, restore=RESTORED, served=True), Stage.SERVING
 )
 REQUEST_UID = "7a1b2c3d-0000-1111-2222-333344445555"
 JOB = requested_job_name(NAME, REQUEST_UID)

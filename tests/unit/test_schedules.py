@@ -11,30 +11,27 @@ import pytest
 
 from reconciler.actions import MarkReady, ScheduleBackup
 from reconciler.backup_objects import RequestedBackup, Trigger, scheduled_records_to_prune
-from reconciler.fingerprint import inputs_fingerprint
 from reconciler.lifecycle import decide_lifecycle
-from reconciler.policy import desired_for, storage_fields
+from reconciler.policy import storage_fields
 from reconciler.spec import SpecError, parse_spec
-from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
+from reconciler.status import InstanceStatus, VolumeRecord, Volumes
 from reconciler.vocabulary import LABEL_TRIGGER, Stage
 from tests.unit.builders import (
     BACKUP_CLAIM,
     DATA_CLAIM,
-    FINGERPRINT_KEY,
     NAME,
     NOW,
-    RESTORE_JOB_1,
-    TOOLCHAIN,
+    RESTORED,
     instance,
     mysql_object,
     observe,
     serving_live,
+    synced_status,
 )
 
 pytestmark = pytest.mark.unit
 
 NIGHTLY = {"storage_size": "1Gi", "schedule": "0 3 * * *", "time_zone": "UTC"}
-RESTORED = JobRecord(attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, message="restored")
 
 
 def serving(last_schedule_time: str | None, **backup: Any) -> InstanceStatus:
@@ -43,14 +40,10 @@ def serving(last_schedule_time: str | None, **backup: Any) -> InstanceStatus:
         backup=VolumeRecord(BACKUP_CLAIM),
         storage_fields=storage_fields(instance(backup={**NIGHTLY, **backup})),
     )
-    status = InstanceStatus(volumes=volumes, restore=RESTORED, served=True)
-    desired = desired_for(instance(backup={**NIGHTLY, **backup}), Stage.SERVING, status)
-    return replace(
-        status,
-        inputs_fingerprint=inputs_fingerprint(desired, FINGERPRINT_KEY),
-        toolchain=TOOLCHAIN,
-        last_schedule_time=last_schedule_time,
+    status = InstanceStatus(
+        volumes=volumes, restore=RESTORED, served=True, last_schedule_time=last_schedule_time
     )
+    return synced_status(status, Stage.SERVING, backup={**NIGHTLY, **backup})
 
 
 def decide(

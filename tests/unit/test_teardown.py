@@ -31,8 +31,8 @@ from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import claim_state, volume_state
 from reconciler.observation import Live, StackState
-from reconciler.policy import desired_for, storage_fields
-from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord, Volumes
+from reconciler.policy import desired_for
+from reconciler.status import InstanceStatus, JobPhase, JobRecord, VolumeRecord
 from reconciler.teardown import GOING_POLL_S, decide_orphans, decide_teardown, holds_data
 from reconciler.vocabulary import (
     ANNOTATION_RELEASED,
@@ -52,14 +52,15 @@ from tests.unit.builders import (
     DEPLOYED,
     EMPTY_STACK,
     FINGERPRINT_KEY,
+    FRESH_VOLUMES,
     NAME,
     NAMESPACE,
     NO_STACK,
     NOW,
     RESTORE_JOB_1,
+    RESTORED,
     STAMP,
     STATIC_DATA_PV,
-    TOOLCHAIN,
     UID,
     claim,
     instance,
@@ -71,30 +72,20 @@ from tests.unit.builders import (
     mysql_object,
     observe,
     serving_live,
+    synced_status,
     volume,
 )
 
 pytestmark = pytest.mark.unit
 
-FRESH = Volumes(
-    data=VolumeRecord(DATA_CLAIM),
-    backup=VolumeRecord(BACKUP_CLAIM),
-    storage_fields=storage_fields(instance()),
-)
-RESTORED = JobRecord(attempt=1, job=RESTORE_JOB_1, phase=JobPhase.SUCCEEDED, message="restored")
+FRESH = FRESH_VOLUMES
 BACKUP_RUNNING = JobRecord(attempt=1, job=BACKUP_JOB_1)
 BACKUP_LINE = "backed up dump=dump-0000000009.sql.gz sequence=9 sha256=9f"
 BACKED_UP = replace(BACKUP_RUNNING, phase=JobPhase.SUCCEEDED, message=BACKUP_LINE)
 BACKUP_RECORD = f"{NAME}-20260101120000"
 
 
-def applied(status: InstanceStatus, stage: Stage, **spec: Any) -> InstanceStatus:
-    desired = desired_for(instance(**spec), stage, status)
-    return replace(
-        status,
-        inputs_fingerprint=inputs_fingerprint(desired, FINGERPRINT_KEY),
-        toolchain=TOOLCHAIN,
-    )
+applied = synced_status
 
 
 SERVED = applied(InstanceStatus(volumes=FRESH, restore=RESTORED, served=True), Stage.SERVING)
