@@ -100,6 +100,26 @@ def host_dir(volume: client.V1PersistentVolume) -> Path:
     return Path(source.path)
 
 
+def dump_location(status: dict[str, Any]) -> tuple[str, str]:
+    """(claim, dump file) of a MySQLBackup's `pvc://<claim>/<file>` location."""
+    claim, dump_name = status["location"].removeprefix("pvc://").split("/")
+    return claim, dump_name
+
+
+def backup_now(harness: Harness, backup: str) -> dict[str, Any]:
+    """Asks for a backup of NAME and waits until it ends; its status, Succeeded."""
+    harness.request_backup(backup, NAME)
+    done = harness.wait_for_backup(
+        backup,
+        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+        f"the backup {backup} ends",
+        timeout_s=180,
+    )
+    status: dict[str, Any] = done["status"]
+    assert status["phase"] == "Succeeded", status
+    return status
+
+
 def reasons(harness: Harness, name: str = NAME) -> list[str]:
     return [str(event.reason) for event in harness.events(name)]
 
@@ -233,7 +253,7 @@ def test_lost_stack_state_is_rebuilt_and_never_skips_the_final_backup(harness: H
     (record,) = harness.backups()
     status = record["status"]
     assert (status["phase"], status["trigger"]) == ("Succeeded", "delete")
-    claim, dump_name = status["location"].removeprefix("pvc://").split("/")
+    claim, dump_name = dump_location(status)
     assert claim == f"{NAME}-backup"
     dump = host_dir(volume_of(harness, claim)) / dump_name
     assert dump.stat().st_size == status["sizeBytes"] > 0
@@ -587,17 +607,9 @@ def test_a_backup_asked_for_holds_the_rows_and_outlives_the_next_ones(harness: H
     ready_with_rows(harness, rows)
 
     # A backup now, while clients stay connected: its dump holds exactly these rows.
-    harness.request_backup("before-more", NAME)
-    done = harness.wait_for_backup(
-        "before-more",
-        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
-        "the requested backup ends",
-        timeout_s=180,
-    )
-    status = done["status"]
-    assert status["phase"] == "Succeeded", status
+    status = backup_now(harness, "before-more")
     assert has_condition("Ready", "True")(harness.get(NAME))
-    claim, dump_name = status["location"].removeprefix("pvc://").split("/")
+    claim, dump_name = dump_location(status)
     backup_dir = host_dir(volume_of(harness, claim))
     dump = backup_dir / dump_name
     content = dump.read_bytes()
@@ -628,14 +640,7 @@ def test_a_backup_asked_for_holds_the_rows_and_outlives_the_next_ones(harness: H
 def test_a_new_instance_restores_a_named_backup_of_another(harness: Harness) -> None:
     rows = random.randint(20, 200)
     ready_with_rows(harness, rows)
-    harness.request_backup("snapshot", NAME)
-    snapshot = harness.wait_for_backup(
-        "snapshot",
-        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
-        "the snapshot ends",
-        timeout_s=180,
-    )
-    assert snapshot["status"]["phase"] == "Succeeded", snapshot["status"]
+    snapshot = backup_now(harness, "snapshot")
     # Rows written after the snapshot are not in it.
     sql(harness, NAME, DATABASE, "INSERT INTO kept VALUES (100000, 'after');")
 
@@ -644,7 +649,7 @@ def test_a_new_instance_restores_a_named_backup_of_another(harness: Harness) -> 
     restored = harness.wait_ready(copy, generation=1)
     assert count_rows(harness, copy, DATABASE) == rows
     source = restored["status"]["restore"]["source"]
-    claim, dump_name = snapshot["status"]["location"].removeprefix("pvc://").split("/")
+    claim, dump_name = dump_location(snapshot)
     assert source == {"backup": "snapshot", "claim": claim, "dump": dump_name}
     # The original is untouched, with its later row.
     assert count_rows(harness, NAME, DATABASE) == rows + 1
