@@ -1,17 +1,22 @@
 """What the driver reads straight from a directory (`file://`) state backend, without a
 CLI run: whether a stack has a checkpoint, how many Kubernetes objects it holds, whether
 it has pending operations, whether it is locked, which metadata sidecars a crash left
-unreadable. Functions of paths and checkpoint contents only; a file that cannot be read
-that way (another backend, a compressed or half-written file) answers "cannot tell", and
-the driver then asks the CLI.
+unreadable; and the files of a new, empty stack, made from those of one the CLI created.
+Functions of paths and file contents only; a file that cannot be read that way (another
+backend, a compressed or half-written file) answers "cannot tell", and the driver then
+asks the CLI.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
+
+import yaml
 
 KUBERNETES_PREFIX: Final = "kubernetes:"
 PROVIDER_TYPE_PREFIX: Final = "pulumi:providers:"
@@ -140,3 +145,76 @@ def broken_stack_sidecars(directory: Path, project: str, stack: str) -> list[Pat
 def is_locked(directory: Path, project: str, stack: str) -> bool:
     """Whether a lock file exists for the stack."""
     return any(any(found.iterdir()) for found in _lock_dirs(directory, project, stack))
+
+
+# A new stack's files: its configuration `Pulumi.<stack>.yaml` in the work directory, which
+# holds only the passphrase's salt and a value encrypted with the key derived from it, and
+# its checkpoint, whose empty latest deployment names the same salt. `pulumi stack init`
+# writes both after one key derivation (a million PBKDF2 rounds) in a CLI process of its
+# own. The salt is not secret and verifies the passphrase for any stack, so the files of a
+# stack the CLI created, with the stack's name changed, make another empty stack that the
+# CLI reads exactly as one it created.
+CHECKPOINT_VERSION: Final = 3
+SALT_KEY: Final = "encryptionsalt"
+
+
+@dataclass(frozen=True)
+class StackTemplate:
+    """A new, empty stack's files, as the CLI wrote them for one stack of this backend."""
+
+    folder: Path  # the backend layout's folder of checkpoints
+    organization_and_project: str  # the checkpoint's stack name without the stack
+    latest: Mapping[str, Any]  # the empty latest deployment: manifest and secrets provider
+    config_text: str  # the stack configuration file: the salt only
+
+
+def config_file(work_dir: Path, stack: str) -> Path:
+    return work_dir / f"Pulumi.{stack}.yaml"
+
+
+def stack_template(
+    directory: Path, project: str, stack: str, work_dir: Path
+) -> StackTemplate | None:
+    """The files of `stack`, just created by the CLI, as a template; None when they are not
+    what this module knows how to copy (other configuration, another secrets provider or
+    checkpoint version, resources already), and the CLI then creates every stack."""
+    path = checkpoint_file(directory, project, stack)
+    if path is None:
+        return None
+    try:
+        stored = json.loads(path.read_text())
+        config_text = config_file(work_dir, stack).read_text()
+        config = yaml.safe_load(config_text)
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    checkpoint = stored.get("checkpoint") if isinstance(stored, dict) else None
+    if stored.get("version") != CHECKPOINT_VERSION or not isinstance(checkpoint, dict):
+        return None
+    latest = checkpoint.get("latest")
+    qualified = str(checkpoint.get("stack", ""))
+    if not isinstance(latest, dict) or not qualified.endswith(f"/{stack}"):
+        return None
+    providers = latest.get("secrets_providers") or {}
+    if (
+        not isinstance(config, dict)
+        or set(config) != {SALT_KEY}
+        or providers.get("type") != "passphrase"
+        or (providers.get("state") or {}).get("salt") != config[SALT_KEY]
+        or latest.get("resources")
+        or latest.get("pending_operations")
+    ):
+        return None
+    return StackTemplate(
+        folder=path.parent,
+        organization_and_project=qualified.removesuffix(f"/{stack}"),
+        latest=latest,
+        config_text=config_text,
+    )
+
+
+def new_checkpoint(template: StackTemplate, stack: str, now: datetime) -> str:
+    """The checkpoint of a new, empty stack named `stack`, created at `now`."""
+    latest = dict(template.latest)
+    latest["manifest"] = {**latest.get("manifest", {}), "time": now.isoformat()}
+    checkpoint = {"stack": f"{template.organization_and_project}/{stack}", "latest": latest}
+    return json.dumps({"version": CHECKPOINT_VERSION, "checkpoint": checkpoint})

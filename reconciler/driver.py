@@ -231,6 +231,8 @@ class Driver:
         _write_project_file(config.work_dir, self._project_settings(config.backend_url))
         self._command: auto.PulumiCommand | None = None
         self._command_lock = threading.Lock()
+        self._stack_template: backend_files.StackTemplate | None = None
+        self._stack_template_sought = False
 
     def _pulumi_command(self) -> auto.PulumiCommand:
         """One CLI handle for every workspace: each new one runs `pulumi version` to check it."""
@@ -285,16 +287,48 @@ class Driver:
                 return _Stack(stack, workspace, StackInitMode.SELECT)
             if self._backend_directory is not None and self._checkpoint_file(stack) is None:
                 # A directory backend keeps a file per stack, so none means a new stack:
-                # create it without the `stack select` that would fail first.
+                # write its files, or create it without the `stack select` that would
+                # fail first.
+                if self._write_new_stack(stack):
+                    return _Stack(stack, workspace, StackInitMode.SELECT)
                 try:
-                    return _Stack(stack, workspace, StackInitMode.CREATE)
+                    created = _Stack(stack, workspace, StackInitMode.CREATE)
                 except auto.StackAlreadyExistsError:
                     pass
+                else:
+                    self._learn_stack_template(stack)
+                    return created
             return _Stack(stack, workspace, StackInitMode.CREATE_OR_SELECT)
         except auto.StackNotFoundError:
             raise
         except auto.CommandError as error:
             raise translate(error) from None
+
+    def _learn_stack_template(self, stack: str) -> None:
+        """Keeps the files of the first stack the CLI created for copying (see
+        backend_files.StackTemplate)."""
+        if self._stack_template_sought or self._backend_directory is None:
+            return
+        self._stack_template_sought = True
+        template = backend_files.stack_template(
+            self._backend_directory, self.config.project_name, stack, self.config.work_dir
+        )
+        if template is None:
+            log.info("new stacks are created by the CLI: %s's files are not a template", stack)
+        self._stack_template = template
+
+    def _write_new_stack(self, stack: str) -> bool:
+        """Writes a new, empty stack's files from the template, saving a CLI run and its key
+        derivation; False without a template. The configuration comes first: a checkpoint
+        is what makes the stack exist, so a kill in between leaves no stack, and the next
+        attempt writes both again."""
+        template = self._stack_template
+        if template is None:
+            return False
+        _replace_file(backend_files.config_file(self.config.work_dir, stack), template.config_text)
+        checkpoint = backend_files.new_checkpoint(template, stack, datetime.now(UTC))
+        _replace_file(template.folder / f"{stack}.json", checkpoint)
+        return True
 
     def _timed_run(
         self,
@@ -531,8 +565,7 @@ class Driver:
 
 
 def _write_project_file(work_dir: Path, settings: auto.ProjectSettings) -> bool:
-    """Pulumi.yaml, replaced in one step (readers see the old file or the new one) and
-    only when it differs; whether it was written."""
+    """Pulumi.yaml, replaced only when it differs; whether it was written."""
     path = work_dir / "Pulumi.yaml"
     text = yaml.safe_dump(settings.to_dict(), sort_keys=True)
     try:
@@ -540,11 +573,18 @@ def _write_project_file(work_dir: Path, settings: auto.ProjectSettings) -> bool:
             return False
     except FileNotFoundError:
         pass
-    descriptor, staged = tempfile.mkstemp(dir=work_dir, prefix=".Pulumi.yaml.")
+    _replace_file(path, text)
+    return True
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Replaces a file in one step: readers see the old file or the new one. The staging
+    name does not end in the file's suffix, so that no reader of a folder takes it for one
+    of its files."""
+    descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
     with os.fdopen(descriptor, "w") as file:
         file.write(text)
     Path(staged).replace(path)
-    return True
 
 
 def _remove_sidecars(paths: list[Path]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,8 +23,10 @@ from kubernetes import client
 from pulumi import automation as auto
 
 from reconciler.desired import Desired
-from reconciler.driver import Driver, DriverConfig
+from reconciler.driver import Driver, DriverConfig, _workspace_kwargs
+from reconciler.observation import StackState
 from reconciler.program import ClusterAccess
+from reconciler.runs import StackError
 from reconciler.spec import parse_instance
 from reconciler.vocabulary import Stage
 from tests.harness import GROUP, PLURAL, VERSION, harness_in_new_namespace
@@ -124,16 +127,9 @@ def test_an_emptied_metadata_sidecar_no_longer_blocks_the_stack(tmp_path: Path) 
     assert json.loads(sidecar.read_text())  # the next write wrote a whole one
 
 
-def test_an_up_runs_the_engine_and_nothing_else(
-    api_client: client.ApiClient,
-    kubeconfig: Path,
-    namespace_name: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Each CLI run costs a process start, and most a passphrase key derivation: an `up`
-    must not select a stack it knows, read outputs the program does not export, ask the
-    history for a summary the engine's events gave, or check the CLI's version again."""
+def record_cli_runs(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """The CLI runs from now on (their first two words that are not flags), and the CLI
+    handles made (each checks the CLI's version)."""
     runs: list[str] = []
     versions: list[str] = []
     real_run, real_init = auto.PulumiCommand.run, auto.PulumiCommand.__init__
@@ -148,6 +144,20 @@ def test_an_up_runs_the_engine_and_nothing_else(
 
     monkeypatch.setattr(auto.PulumiCommand, "run", recording_run)
     monkeypatch.setattr(auto.PulumiCommand, "__init__", recording_init)
+    return runs, versions
+
+
+def test_an_up_runs_the_engine_and_nothing_else(
+    api_client: client.ApiClient,
+    kubeconfig: Path,
+    namespace_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each CLI run costs a process start, and most a passphrase key derivation: an `up`
+    must not select a stack it knows, read outputs the program does not export, ask the
+    history for a summary the engine's events gave, or check the CLI's version again."""
+    runs, versions = record_cli_runs(monkeypatch)
     with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
         harness.create(NAME, harness.host_path_spec())
         stored: Any = harness.custom.get_namespaced_custom_object(
@@ -169,3 +179,67 @@ def test_an_up_runs_the_engine_and_nothing_else(
         assert unchanged.update_id != created.update_id
         assert runs == ["up"]
         assert versions == ["pulumi version"], "one version check per driver, not per run"
+
+
+def test_new_stacks_after_the_first_are_written_without_a_cli_run(
+    api_client: client.ApiClient,
+    kubeconfig: Path,
+    namespace_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second new stack's files are copies of the first's (backend_files.StackTemplate):
+    no `stack init` and its key derivation, and the CLI reads the stack as its own: it
+    lists it, encrypts its secrets with the passphrase, and destroys and removes it."""
+    runs, _ = record_cli_runs(monkeypatch)
+    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
+        instances = []
+        for name in ("first", "second"):
+            harness.create(name, harness.host_path_spec())
+            stored: Any = harness.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace_name, PLURAL, name
+            )
+            instances.append(parse_instance(stored))
+        driver = new_driver(kubeconfig, tmp_path)
+        first, second = (f"{namespace_name}.{instance.name}" for instance in instances)
+
+        assert driver.up(Desired(instances[0], Stage.SERVING)).result == "succeeded"
+        assert runs == ["stack init", "up"]
+        runs.clear()
+        written = driver.up(Desired(instances[1], Stage.SERVING))
+        assert written.result == "succeeded"
+        assert written.resource_changes.get("create", 0) > 0
+        assert runs == ["up"], "the second stack was created by the CLI"
+
+        work_dir = tmp_path / "workspace"
+        assert (work_dir / f"Pulumi.{second}.yaml").read_text() == (
+            work_dir / f"Pulumi.{first}.yaml"
+        ).read_text()
+        checkpoint = tmp_path / "state" / ".pulumi" / "stacks" / PROJECT / f"{second}.json"
+        state_text = checkpoint.read_text()
+        assert "otuspassword" not in state_text
+        assert "ciphertext" in state_text
+
+        workspace = auto.LocalWorkspace(**_workspace_kwargs(driver._options()))
+        assert {first, second} <= {summary.name for summary in workspace.list_stacks()}
+        decrypted = json.dumps(workspace.export_stack(second).deployment)
+        assert "otuspassword" in decrypted or "b3R1c3Bhc3N3b3Jk" in decrypted
+
+        # A work directory without the stack's configuration (a restarted pod): the salt
+        # comes from the checkpoint, and only the right passphrase opens the stack.
+        fresh = Driver(replace(driver.config, work_dir=tmp_path / "fresh"))
+        assert set(fresh.up(Desired(instances[1], Stage.SERVING)).resource_changes) == {"same"}
+        wrong = Driver(
+            replace(driver.config, work_dir=tmp_path / "wrong", passphrase=uuid.uuid4().hex)
+        )
+        with pytest.raises(StackError, match="passphrase"):
+            wrong.up(Desired(instances[1], Stage.SERVING))
+
+        destroyed = driver.destroy(namespace_name, instances[1].name)
+        assert destroyed is not None
+        assert destroyed.resource_changes.get("delete", 0) > 0
+        driver.remove_stack(namespace_name, instances[1].name)
+        assert not checkpoint.exists()
+        assert driver.stack_state(namespace_name, instances[1].name, definite=True) == (
+            StackState(False, 0)
+        )

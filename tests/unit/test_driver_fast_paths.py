@@ -477,3 +477,89 @@ def test_a_project_file_another_process_changed_is_put_back_before_the_next_run(
     subject._options()
     assert project_file.read_text() == ours
     assert "named other settings: rewritten" in caplog.text
+
+
+SALT = "v1:niLTCof4Jck=:v1:aOl60tz3FUEXGz5m:Uh5eSc3oj1JMoBN/BkJHrNzWWhxyDQ=="
+
+
+def write_cli_stack(
+    tmp_path: Path, stack: str, *, config: dict[str, Any] | None = None, **latest: Any
+) -> None:
+    """The files `pulumi stack init` writes for a new stack (as CLI v3.274 wrote them),
+    with `latest` fields replaced and `config` as the stack's configuration."""
+    folder = tmp_path / "state" / ".pulumi" / "stacks" / PROJECT
+    folder.mkdir(parents=True, exist_ok=True)
+    deployment = {
+        "manifest": {"time": "2026-12-02T05:35:52Z", "magic": "294a", "version": "v3.274.1"},
+        "secrets_providers": {"type": "passphrase", "state": {"salt": SALT}},
+        "metadata": {},
+        **latest,
+    }
+    checkpoint = {"stack": f"organization/{PROJECT}/{stack}", "latest": deployment}
+    (folder / f"{stack}.json").write_text(json.dumps({"version": 3, "checkpoint": checkpoint}))
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    text = yaml.safe_dump(config if config is not None else {"encryptionsalt": SALT})
+    (work / f"Pulumi.{stack}.yaml").write_text(text)
+
+
+def test_after_the_first_new_stack_the_next_are_written_without_the_cli(
+    tmp_path: Path,
+) -> None:
+    subject = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    write_cli_stack(tmp_path, "ns.first")  # as if this driver's `stack init` had run
+    subject._learn_stack_template("ns.first")
+    subject._command = RecordingCommand({})
+
+    stack = subject._stack("ns", "db", _no_program)
+
+    assert stack.name == STACK
+    assert subject._command.words() == [], "neither `stack init` nor `stack select`"
+    work = tmp_path / "work"
+    assert (work / f"Pulumi.{STACK}.yaml").read_text() == (
+        work / "Pulumi.ns.first.yaml"
+    ).read_text()
+    written = json.loads(
+        (tmp_path / "state/.pulumi/stacks" / PROJECT / f"{STACK}.json").read_text()
+    )
+    assert written["version"] == 3
+    assert written["checkpoint"]["stack"] == f"organization/{PROJECT}/{STACK}"
+    latest = written["checkpoint"]["latest"]
+    assert latest["secrets_providers"] == {"type": "passphrase", "state": {"salt": SALT}}
+    assert latest["manifest"]["magic"] == "294a"  # a hash of the CLI version only
+    assert latest["manifest"]["time"] != "2026-12-02T05:35:52Z"
+    assert subject.stack_state("ns", "db", definite=True) == StackState(True, 0)
+    assert not [path for path in work.iterdir() if path.name.endswith(".new")]
+
+
+def test_without_a_template_the_cli_creates_the_stack(tmp_path: Path) -> None:
+    subject = driver(f"file://{tmp_path / 'state'}", tmp_path)
+    subject._command = RecordingCommand({})
+    subject._stack("ns", "db", _no_program)
+    assert subject._command.words() == ["stack init"]
+
+
+@pytest.mark.parametrize(
+    ("config", "latest"),
+    [
+        ({"encryptionsalt": SALT, "config": {"p:key": "value"}}, {}),
+        ({"encryptionsalt": "v1:other"}, {}),
+        (None, {"resources": [{"urn": "urn:pulumi:x", "type": "pulumi:pulumi:Stack"}]}),
+        (None, {"pending_operations": [{"type": "creating"}]}),
+        (None, {"secrets_providers": {"type": "cloud", "state": {"url": "awskms://k"}}}),
+    ],
+    ids=["other configuration", "another salt", "resources", "pending", "another provider"],
+)
+def test_only_an_empty_passphrase_stack_is_a_template(
+    tmp_path: Path, config: dict[str, Any] | None, latest: dict[str, Any]
+) -> None:
+    write_cli_stack(tmp_path, "ns.first", config=config, **latest)
+    found = backend_files.stack_template(tmp_path / "state", PROJECT, "ns.first", tmp_path / "work")
+    assert found is None
+
+
+def test_a_stack_created_by_the_cli_is_a_template(tmp_path: Path) -> None:
+    write_cli_stack(tmp_path, "ns.first")
+    found = backend_files.stack_template(tmp_path / "state", PROJECT, "ns.first", tmp_path / "work")
+    assert found is not None
+    assert found.organization_and_project == f"organization/{PROJECT}"
