@@ -156,7 +156,9 @@ class Gateway:
     ) -> Iterator[WatchEvent]:
         """Events after `resource_version` until the server ends the watch; raises `Expired`."""
         lister, args = self._listers(kind, namespace)
-        watcher = watch.Watch()  # type: ignore[no-untyped-call]
+        # return_type=object: events stay the API server's JSON. A typed model (V1Pod,
+        # say) costs about 2 ms per event to build and nothing here reads it.
+        watcher = watch.Watch(return_type=object)  # type: ignore[no-untyped-call]
         try:
             for event in watcher.stream(  # type: ignore[no-untyped-call]
                 lister,

@@ -7,11 +7,13 @@ and Jobs only wake the instance their labels name."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
+from kubernetes import client
 
 from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, Listing, WatchEvent
 from reconciler.queue import Backoff, WorkQueue
@@ -413,3 +415,50 @@ def test_a_fresh_list_replaces_what_the_index_knew_of_its_namespace() -> None:
     index.replace_namespace(NAMESPACE, (backup("new"),))
     assert index.open_for((NAMESPACE, "db")) == ("new",)
     assert index.open_for(("other", "db")) == ("x",)
+
+
+class StreamedResponse:
+    """What a watch request returns: newline-separated events."""
+
+    status = 200
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.body = b"".join(json.dumps(event).encode() + b"\n" for event in events)
+
+    def stream(self, amt: int | None = None, decode_content: bool = False) -> Iterator[bytes]:
+        yield self.body
+
+    def release_conn(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_watch_events_stay_json_without_building_typed_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client builds a typed model (a V1Pod) for each event of a typed lister, about
+    2 ms each, unless told the events' type is plain `object`; the loops read only the
+    JSON."""
+    built: list[object] = []
+    real_deserialize = client.ApiClient.deserialize
+
+    def recording_deserialize(api: client.ApiClient, text: str, kind: Any, *rest: Any) -> Any:
+        built.append(kind)
+        return real_deserialize(api, text, kind, *rest)
+
+    monkeypatch.setattr(client.ApiClient, "deserialize", recording_deserialize)
+    gateway = Gateway(client.ApiClient())
+    sent = [{"type": "MODIFIED", "object": pod()}, {"type": "DELETED", "object": pod()}]
+
+    def list_pod_for_all_namespaces(**_: Any) -> client.V1PodList:
+        return cast(client.V1PodList, StreamedResponse(sent))
+
+    # The client finds the model from the lister's annotation, which must be the class.
+    list_pod_for_all_namespaces.__annotations__["return"] = client.V1PodList
+    monkeypatch.setattr(gateway.core, "list_pod_for_all_namespaces", list_pod_for_all_namespaces)
+    events = list(gateway.watch(Kind.POD, None, "1", 5))
+
+    assert events == [WatchEvent("MODIFIED", pod()), WatchEvent("DELETED", pod())]
+    assert built == [object, object]
