@@ -29,6 +29,9 @@ VERSION: Final = "v1"
 REPORTING_COMPONENT: Final = "mysql-operator"
 CONNECT_TIMEOUT_S: Final = 10
 REQUEST_TIMEOUT_S: Final = 60
+# Lists come in pages of this many objects: one response for thousands of objects
+# leaves tens of MiB resident after it is freed (the parsed objects fragment the heap).
+LIST_PAGE_SIZE: Final = 250
 MERGE_PATCH: Final = "application/merge-patch+json"
 
 
@@ -134,17 +137,42 @@ class Gateway:
         in_namespace, everywhere = namespaced[kind]
         return (everywhere, ()) if namespace is None else (in_namespace, (namespace,))
 
-    def list(self, kind: str, namespace: str | None, label_selector: str = "") -> Listing:
+    def list(
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str = "",
+        keep: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> Listing:
+        """Every object, page by page; `keep` picks from each object what the caller
+        reads, so that a page's objects are freed before the next page comes."""
         lister, args = self._listers(kind, namespace)
-        raw = self._raw(
+        items: list[Mapping[str, Any]] = []
+        token = ""
+        while True:
+            page = self._list_page(lister, args, label_selector, token)
+            found = page.get("items") or []
+            items.extend(found if keep is None else map(keep, found))
+            token = str(page["metadata"].get("continue") or "")
+            if not token:
+                return Listing(tuple(items), str(page["metadata"]["resourceVersion"]))
+
+    def _list_page(
+        self, lister: Callable[..., Any], args: tuple[str, ...], label_selector: str, token: str
+    ) -> dict[str, Any]:
+        """One page; a continue token that expired meanwhile (410) fails the whole list,
+        which the caller then starts again."""
+        options = {"_continue": token} if token else {}
+        return self._raw(
             lambda: lister(
                 *args,
                 label_selector=label_selector,
+                limit=LIST_PAGE_SIZE,
                 _request_timeout=REQUEST_TIMEOUT_S,
                 _preload_content=False,
+                **options,
             )
         )
-        return Listing(tuple(raw.get("items", [])), str(raw["metadata"]["resourceVersion"]))
 
     def watch(
         self,

@@ -169,6 +169,28 @@ def instance_key(obj: Mapping[str, Any]) -> Key | None:
     return namespace, name
 
 
+def listed_fields(kind: str) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """What a loop reads of a listed object: the metadata (the key, the intent, the
+    instance label), and for a MySQLBackup also its spec and status (BackupIndex). A list
+    of thousands of objects is then held as much less while it is handled."""
+    if kind == Kind.BACKUP:
+        return _without_managed_fields
+    return _metadata_only
+
+
+def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = obj.get("metadata") or {}
+    return {key: value for key, value in metadata.items() if key != "managedFields"}
+
+
+def _metadata_only(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {"metadata": _metadata(obj)}
+
+
+def _without_managed_fields(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {**obj, "metadata": _metadata(obj)}
+
+
 class WatchLoop:
     """One list+watch loop over one kind in one namespace, or all of them (None)."""
 
@@ -225,7 +247,9 @@ class WatchLoop:
         self.stop_event.set()
 
     def _list_and_watch(self) -> None:
-        listing = self.gateway.list(self.kind, self.namespace, self.label_selector)
+        listing = self.gateway.list(
+            self.kind, self.namespace, self.label_selector, keep=listed_fields(self.kind)
+        )
         self.health.beat(self.name)
         self._listed(listing.items)
         resource_version = listing.resource_version

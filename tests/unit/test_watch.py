@@ -8,14 +8,23 @@ and Jobs only wake the instance their labels name."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from kubernetes import client
 
-from reconciler.kube import ApiUnavailable, Expired, Gateway, Kind, Listing, WatchEvent
+from reconciler.kube import (
+    LIST_PAGE_SIZE,
+    ApiUnavailable,
+    Expired,
+    Gateway,
+    Kind,
+    Listing,
+    WatchEvent,
+)
 from reconciler.queue import Backoff, WorkQueue
 from reconciler.vocabulary import FINALIZER, LABEL_TRIGGER
 from reconciler.watch import (
@@ -25,6 +34,7 @@ from reconciler.watch import (
     WatchLoop,
     instance_key,
     intent,
+    listed_fields,
     worth_queueing,
 )
 from tests.unit.builders import NAME, NAMESPACE, claim, job, pod
@@ -46,14 +56,21 @@ class ScriptedGateway:
     selectors: list[str] = field(default_factory=list)
     loop: WatchLoop | None = None
 
-    def list(self, kind: str, namespace: str | None, label_selector: str = "") -> Listing:
+    def list(
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str = "",
+        keep: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> Listing:
         self.calls.append("list")
         self.selectors.append(label_selector)
         if not self.lists:
             assert self.loop is not None
             self.loop.stop()
             raise ApiUnavailable("script over")
-        return Listing(tuple(self.lists.pop(0)), "10")
+        items = self.lists.pop(0)
+        return Listing(tuple(map(keep, items) if keep else items), "10")
 
     def watch(
         self,
@@ -462,3 +479,59 @@ def test_watch_events_stay_json_without_building_typed_models(
 
     assert events == [WatchEvent("MODIFIED", pod()), WatchEvent("DELETED", pod())]
     assert built == [object, object]
+
+
+class PagedLister:
+    """A list endpoint that serves `pages` one per call, linked by continue tokens."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages = pages
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, *args: str, **options: Any) -> Any:
+        self.calls.append(options)
+        index = len(self.calls) - 1
+        more = index + 1 < len(self.pages)
+        metadata = {"resourceVersion": "42", **({"continue": f"token-{index + 1}"} if more else {})}
+        body = json.dumps({"items": self.pages[index], "metadata": metadata}).encode()
+        return SimpleNamespace(data=body)
+
+
+def test_a_list_comes_page_by_page_and_keeps_what_the_caller_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway = Gateway(client.ApiClient())
+    pods = [owned(pod()) for _ in range(5)]
+    for number, item in enumerate(pods):
+        item["metadata"] = {**item["metadata"], "name": f"pod-{number}"}
+    lister = PagedLister([pods[:2], pods[2:4], pods[4:]])
+    monkeypatch.setattr(gateway.core, "list_pod_for_all_namespaces", lister)
+
+    listing = gateway.list(Kind.POD, None, OWNED_SELECTOR, keep=listed_fields(Kind.POD))
+
+    assert [item["metadata"]["name"] for item in listing.items] == [
+        f"pod-{number}" for number in range(5)
+    ]
+    assert all(set(item) == {"metadata"} for item in listing.items)
+    assert listing.resource_version == "42"
+    assert [call.get("_continue") for call in lister.calls] == [None, "token-1", "token-2"]
+    assert {call["limit"] for call in lister.calls} == {LIST_PAGE_SIZE}
+    assert {call["label_selector"] for call in lister.calls} == {OWNED_SELECTOR}
+
+
+def test_listed_objects_keep_the_metadata_and_a_backup_its_spec_and_status() -> None:
+    managed = {"managedFields": [{"manager": "kubectl"}]}
+    listed = mysql("a")
+    listed["metadata"] = {**listed["metadata"], **managed}
+    kept = listed_fields(Kind.MYSQL)(listed)
+    assert kept == {
+        "metadata": {k: v for k, v in listed["metadata"].items() if k != "managedFields"}
+    }
+    assert intent(kept) == intent(listed)
+
+    record = backup("now")
+    record["metadata"] = {**record["metadata"], **managed}
+    kept_backup = listed_fields(Kind.BACKUP)(record)
+    assert kept_backup["spec"] == record["spec"]
+    assert kept_backup.get("status") == record.get("status")
+    assert "managedFields" not in kept_backup["metadata"]
