@@ -19,6 +19,9 @@ from bench.cluster import (
     pick_ports,
     port_names,
 )
+from bench.dumps import Step
+from bench.dumps import markdown as dump_page
+from bench.dumps import ratio as dump_ratio
 from bench.report import _thin, render
 from bench.runner import condition_of, manifest, ready_at
 from bench.scenarios import BROKEN, nodes_for, scale_targets
@@ -563,3 +566,50 @@ def test_a_failed_run_shows_its_error() -> None:
     page = render(_results("scale", error="Traceback ...\nTimeoutError: 3 objects\n"), "x.json")
     assert "## The run failed" in page
     assert "TimeoutError: 3 objects" in page
+
+
+def dump_step(what: str, wall_s: float, cpu_s: float = 1.0) -> Step:
+    return Step(what, wall_s, cpu_s, 100)
+
+
+def test_the_dump_ratios_are_of_the_medians_of_each_side() -> None:
+    steps = [
+        dump_step("backup.sh", 12.0),
+        dump_step("mysqldump | gzip", 10.0),
+        dump_step("backup.sh", 11.0),
+        dump_step("mysqldump | gzip", 12.0),
+        dump_step("backup.sh", 30.0),  # one slow round moves no median far
+        dump_step("mysqldump | gzip", 10.0),
+    ]
+    found = dump_ratio(steps, "backup.sh", "mysqldump | gzip")
+    assert found["ours_wall_s"] == 12.0
+    assert found["plain_wall_s"] == 10.0
+    assert found["wall_ratio"] == 1.2
+
+
+def test_the_dump_page_gives_each_verdict_and_escapes_the_pipes() -> None:
+    results: dict[str, Any] = {
+        "date": "2026-12-02T06:00:00+00:00",
+        "command": "python -m bench.dumps",
+        "machine": {
+            "code": {"commit": "abc1234"},
+            "nproc": 2,
+            "cpu_model": "AMD EPYC",
+            "mem_total_mib": 24105,
+            "kernel": "6.18",
+            "load_average_at_start": [0.1, 0.2, 0.3],
+        },
+        "load_average_at_end": [0.4, 0.5, 0.6],
+        "table": {"rows": 10, "bytes": 2**30, "load_s": 60.0},
+        "steps": [{"what": "mysqldump | gzip", "wall_s": 1.0, "cpu_s": 0.5, "dump_bytes": 9}],
+        "backup": {"ours_wall_s": 11, "plain_wall_s": 10, "wall_ratio": 1.1},
+        "restore": {"ours_wall_s": 13, "plain_wall_s": 10, "wall_ratio": 1.3},
+        "target_ratio": 1.2,
+    }
+    for side in ("backup", "restore"):
+        results[side] |= {"ours_cpu_s": 1.0, "plain_cpu_s": 1.0}
+    page = dump_page(results)
+    assert "| backup | 11 | 10 | **1.1x** | ≤ 1.2x (met)" in page
+    assert "| restore | 13 | 10 | **1.3x** | ≤ 1.2x (**missed**)" in page
+    assert "| `mysqldump \\| gzip` | 1.0 | 0.5 | 9 |" in page
+    assert "1024 MiB of table data" in page
