@@ -111,12 +111,12 @@ def load(server: MariaDB, size_bytes: int) -> int:
     )
     while True:
         server.sql(f"ANALYZE TABLE `{TABLE}`", DATABASE)
-        if table_bytes(server) >= size_bytes:
+        size = table_bytes(server)
+        if size >= size_bytes:
             break
-        missing = max(1, size_bytes - table_bytes(server))
         rows = int(server.sql(f"SELECT COUNT(*) FROM `{TABLE}`", DATABASE))
-        per_row = max(1, table_bytes(server) // max(1, rows))
-        more = min(rows, missing // per_row + 1)
+        per_row = max(1, size // max(1, rows))
+        more = min(rows, (size_bytes - size) // per_row + 1)
         server.sql(
             f"INSERT INTO `{TABLE}` ({columns}) SELECT {NEW_ROW} FROM `{TABLE}` LIMIT {more}",
             DATABASE,
@@ -176,18 +176,7 @@ class Round:
         return timed("backup.sh", command, self.env, self.backup_dir)
 
     def backup_plain(self) -> Step:
-        server = self.server
-        dump = shlex.join(
-            [
-                "mysqldump",
-                "--protocol=TCP",
-                f"--host={server.host}",
-                f"--port={server.port}",
-                f"--user={server.user}",
-                *DUMP_OPTIONS,
-                DATABASE,
-            ]
-        )
+        dump = shlex.join(self.server.over_tcp("mysqldump", *DUMP_OPTIONS, DATABASE))
         pipe = f"set -e; {dump} | gzip -c > {shlex.quote(str(self.plain))}"
         return timed("mysqldump | gzip", ["dash", "-c", pipe], self.env, self.plain)
 
@@ -204,17 +193,7 @@ class Round:
 
     def restore_plain(self) -> Step:
         self.empty()
-        server = self.server
-        client = shlex.join(
-            [
-                "mysql",
-                "--protocol=TCP",
-                f"--host={server.host}",
-                f"--port={server.port}",
-                f"--user={server.user}",
-                DATABASE,
-            ]
-        )
+        client = shlex.join(self.server.over_tcp("mysql", DATABASE))
         pipe = f"set -e; gzip -dc {shlex.quote(str(self.plain))} | {client}"
         return timed("gzip -dc | mysql", ["dash", "-c", pipe], self.env, self.plain)
 

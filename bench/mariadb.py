@@ -59,6 +59,18 @@ class MariaDB:
             command.append(f"--database={database}")
         return command
 
+    def over_tcp(self, tool: str, *args: str) -> list[str]:
+        """The command line of a client tool that connects over TCP as `user`, as the
+        Jobs' scripts do (the password comes from MYSQL_PWD, never the command line)."""
+        return [
+            tool,
+            "--protocol=TCP",
+            f"--host={self.host}",
+            f"--port={self.port}",
+            f"--user={self.user}",
+            *args,
+        ]
+
     def sql(
         self, statement: str, database: str | None = None, timeout_s: float = SQL_TIMEOUT_S
     ) -> str:
