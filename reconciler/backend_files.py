@@ -187,8 +187,10 @@ def stack_template(
         config = yaml.safe_load(config_text)
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    checkpoint = stored.get("checkpoint") if isinstance(stored, dict) else None
-    if stored.get("version") != CHECKPOINT_VERSION or not isinstance(checkpoint, dict):
+    if not isinstance(stored, dict) or stored.get("version") != CHECKPOINT_VERSION:
+        return None
+    checkpoint = stored.get("checkpoint")
+    if not isinstance(checkpoint, dict):
         return None
     latest = checkpoint.get("latest")
     qualified = str(checkpoint.get("stack", ""))
