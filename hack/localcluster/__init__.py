@@ -12,7 +12,7 @@ StorageClass (local-path-provisioner), as host processes of the cluster.
 
 Modules: processes (start/stop by PID), layout (the state directory), pki (certificates),
 control_plane (etcd, apiserver, controller-manager, scheduler), kwok_node, real_node,
-storage (the default StorageClass), object_store (MinIO, its Service and Secret), sigv4
-(S3 request signing on the standard library), host_snapshot (what `down --check`
+storage (the default StorageClass), object_store (MinIO, its Service and Secret, signing its
+requests with reconciler/s3.py), host_snapshot (what `down --check`
 compares), example (the operator on examples/mysql.yaml), cli (the commands).
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from localcluster.control_plane import Component, Context, http_ok, kubectl
 from localcluster.layout import CLUSTER_DOMAIN, Layout, NodeKind
-from localcluster.sigv4 import Credentials, S3Client
+from reconciler.s3 import Credentials, S3Client
 
 NAME = "minio"
 NAMESPACE = "local-s3"

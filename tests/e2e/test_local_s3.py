@@ -9,8 +9,8 @@ import base64
 import pytest
 from kubernetes import client
 from localcluster import object_store
-from localcluster.sigv4 import Credentials, S3Client
 
+from reconciler.s3 import Credentials, S3Client
 from tests.e2e.conftest import RealNode
 from tests.support import eventually
 

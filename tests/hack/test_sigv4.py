@@ -1,4 +1,4 @@
-"""The local S3 store's request signing (hack/localcluster/sigv4.py) against the worked
+"""S3 request signing (reconciler/s3.py) against the worked
 examples of AWS's Signature Version 4 documentation for S3, which use these credentials,
 this bucket and this instant."""
 
@@ -8,7 +8,8 @@ import datetime
 import hashlib
 
 import pytest
-from localcluster.sigv4 import (
+
+from reconciler.s3 import (
     EMPTY_SHA256,
     Credentials,
     authorization_headers,

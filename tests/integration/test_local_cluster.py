@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 from localcluster import object_store
 from localcluster.layout import Layout
-from localcluster.sigv4 import Credentials, S3Client
 
+from reconciler.s3 import Credentials, S3Client
 from tests.conftest import CLUSTER
 from tests.support import api_client_for
 from tests.toolchain_pins import go_requirement

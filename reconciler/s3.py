@@ -1,11 +1,16 @@
 """AWS Signature Version 4 for S3, and a small S3 client on the standard library.
 
-Enough for the local object store (object_store.py): create buckets, put, get and list
-objects, and presign a URL that a pod without credentials can use. Path-style requests
-only (http://HOST:PORT/BUCKET/KEY), which is what MinIO serves without DNS tricks.
-The signing follows the AWS documentation's "Signature Calculations for the
+The operator's backup Jobs use it to put a dump into a bucket and read it back
+(transfer.py), and the local cluster's scripts to set up their object store; both run
+where only the standard library can be counted on. Path-style requests only
+(http(s)://HOST:PORT/BUCKET/KEY), which every S3-compatible store serves without DNS
+tricks. The signing follows the AWS documentation's "Signature Calculations for the
 Authorization Header" and "Authenticating Requests: Using Query Parameters"; the unit
 tests check it against the worked examples there.
+
+An upload signs the SHA-256 of its payload (not UNSIGNED-PAYLOAD): the store recomputes it
+and refuses a body that does not match, so a dump that was damaged on the way is never
+stored under its name.
 """
 
 from __future__ import annotations
@@ -15,8 +20,13 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import os
+import ssl
 import urllib.parse
-from collections.abc import Mapping
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -105,12 +115,14 @@ def authorization_headers(
     body: bytes,
     now: datetime.datetime,
     extra_headers: Mapping[str, str] | None = None,
+    payload_hash: str | None = None,
 ) -> dict[str, str]:
-    """The headers that sign a request in the Authorization header, payload hashed."""
+    """The headers that sign a request in the Authorization header, payload hashed
+    (`payload_hash`: the hash of a body sent from a file rather than `body`)."""
     timestamp = amz_date(now)
     headers = {
         "host": host,
-        "x-amz-content-sha256": hashlib.sha256(body).hexdigest(),
+        "x-amz-content-sha256": payload_hash or hashlib.sha256(body).hexdigest(),
         "x-amz-date": timestamp,
         **{name.lower(): value for name, value in (extra_headers or {}).items()},
     }
@@ -167,23 +179,76 @@ def presigned_query(
 class Response:
     status: int
     body: bytes
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class S3Error(RuntimeError):
     pass
 
 
+CHUNK_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
 @dataclasses.dataclass(frozen=True)
 class S3Client:
-    """Path-style S3 over plain HTTP, for the local store on this machine."""
+    """Path-style S3 over HTTP or HTTPS (`ca_file`: the CA bundle that signs the store's
+    certificate, when it is not one the system trusts)."""
 
-    endpoint: str  # http://HOST:PORT
+    endpoint: str  # http(s)://HOST[:PORT]
     credentials: Credentials
     timeout_s: float = 10.0
+    ca_file: str | None = None
 
     @property
     def host(self) -> str:
         return str(urllib.parse.urlsplit(self.endpoint).netloc)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if urllib.parse.urlsplit(self.endpoint).scheme == "https":
+            context = ssl.create_default_context(cafile=self.ca_file)
+            return http.client.HTTPSConnection(self.host, timeout=self.timeout_s, context=context)
+        return http.client.HTTPConnection(self.host, timeout=self.timeout_s)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: bytes | BinaryIO = b"",
+        payload_hash: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> http.client.HTTPResponse:
+        """Sends one signed request; the caller reads and closes the response. A file
+        body needs its `payload_hash` and a content-length in `extra_headers`."""
+        query = dict(query or {})
+        headers = authorization_headers(
+            self.credentials,
+            method=method,
+            host=self.host,
+            path=path,
+            query=query,
+            body=body if isinstance(body, bytes) else b"",
+            now=datetime.datetime.now(datetime.UTC),
+            extra_headers=extra_headers,
+            payload_hash=payload_hash,
+        )
+        target = uri_encode(path, keep_slash=True)
+        if query:
+            target += f"?{canonical_query(query)}"
+        connection = self._connection()
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            return connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
 
     def request(
         self,
@@ -193,26 +258,11 @@ class S3Client:
         query: Mapping[str, str] | None = None,
         body: bytes = b"",
     ) -> Response:
-        query = dict(query or {})
-        headers = authorization_headers(
-            self.credentials,
-            method=method,
-            host=self.host,
-            path=path,
-            query=query,
-            body=body,
-            now=datetime.datetime.now(datetime.UTC),
-        )
-        target = uri_encode(path, keep_slash=True)
-        if query:
-            target += f"?{canonical_query(query)}"
-        connection = http.client.HTTPConnection(self.host, timeout=self.timeout_s)
+        response = self._send(method, path, query=query, body=body)
         try:
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-            return Response(response.status, response.read())
+            return Response(response.status, response.read(), dict(response.getheaders()))
         finally:
-            connection.close()
+            response.close()
 
     def ensure_bucket(self, bucket: str) -> bool:
         """Creates the bucket; False if this account already owned it."""
@@ -261,3 +311,87 @@ class S3Client:
             expires_s=expires_s,
         )
         return f"{endpoint}{uri_encode(path, keep_slash=True)}?{canonical_query(query)}"
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's size; None when there is no such object."""
+        response = self.request("HEAD", f"/{bucket}/{key}")
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise S3Error(f"HEAD /{bucket}/{key}: {response.status}")
+        length = {name.lower(): value for name, value in response.headers.items()}.get(
+            "content-length", ""
+        )
+        if not length.isdigit():
+            raise S3Error(f"HEAD /{bucket}/{key}: no content-length")
+        return ObjectInfo(key, int(length))
+
+    def put_file(self, bucket: str, key: str, path: Path, sha256: str) -> None:
+        """Uploads a file whose SHA-256 the caller computed: the store checks the body
+        against it and stores nothing if they differ."""
+        size = path.stat().st_size
+        with path.open("rb") as body:
+            response = self._send(
+                "PUT",
+                f"/{bucket}/{key}",
+                body=body,
+                payload_hash=sha256,
+                extra_headers={"content-length": str(size)},
+            )
+            try:
+                content = response.read()
+            finally:
+                response.close()
+        if response.status != 200:
+            raise S3Error(f"PUT /{bucket}/{key}: {response.status} {_error_code(content)}")
+
+    def get_file(self, bucket: str, key: str, target: Path) -> str:
+        """Downloads an object into `target`, synced; returns the SHA-256 of what was
+        written. A missing object is an S3Error naming the key."""
+        response = self._send("GET", f"/{bucket}/{key}")
+        try:
+            if response.status != 200:
+                raise S3Error(
+                    f"GET /{bucket}/{key}: {response.status} {_error_code(response.read())}"
+                )
+            digest = hashlib.sha256()
+            with target.open("wb") as out:
+                while chunk := response.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            return digest.hexdigest()
+        finally:
+            response.close()
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under `prefix` (ListObjectsV2, page by page), in key order."""
+        token: str | None = None
+        while True:
+            query = {"list-type": "2", "prefix": prefix}
+            if token is not None:
+                query["continuation-token"] = token
+            response = self.request("GET", f"/{bucket}", query=query)
+            if response.status != 200:
+                raise S3Error(f"LIST /{bucket}/{prefix}: {response.status}")
+            root = ElementTree.fromstring(response.body)  # noqa: S314 (our own store's reply)
+            namespace = root.tag.partition("}")[0] + "}" if root.tag.startswith("{") else ""
+            for item in root.iter(f"{namespace}Contents"):
+                key = item.findtext(f"{namespace}Key") or ""
+                size = item.findtext(f"{namespace}Size") or "0"
+                yield ObjectInfo(key, int(size))
+            if root.findtext(f"{namespace}IsTruncated") != "true":
+                return
+            token = root.findtext(f"{namespace}NextContinuationToken")
+            if not token:
+                return
+
+
+def _error_code(body: bytes) -> str:
+    """The <Code> of an S3 error reply (e.g. XAmzContentSHA256Mismatch), or its start."""
+    text = body.decode(errors="replace")
+    start, end = text.find("<Code>"), text.find("</Code>")
+    if 0 <= start < end:
+        return text[start + len("<Code>") : end]
+    return text[:200]
