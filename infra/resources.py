@@ -199,6 +199,9 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
         # Probes come from the kubelet, so listen on the pod's address, not loopback.
         setting("HTTP_ADDRESS", f"0.0.0.0:{HTTP_PORT}"),
         setting("LOG_LEVEL", config.log_level.value),
+        # Backup and restore Jobs of instances with spec.backup.s3 run this same image to
+        # move their dumps (python3 -m reconciler.transfer).
+        setting("TRANSFER_IMAGE", config.image),
     ]
     if config.watched_namespaces:
         env.append(setting("NAMESPACES", ",".join(config.watched_namespaces)))

@@ -90,6 +90,9 @@ class Settings:
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
     watch_timeout_s: int = 240  # server-side watch timeout; the watch reconnects after it
+    # The image whose Python moves dumps to and from S3 in backup and restore Jobs (the
+    # reconciler's own); None: instances with spec.backup.s3 are Stalled, saying so.
+    transfer_image: str | None = None
 
     @property
     def watches_all_namespaces(self) -> bool:
@@ -132,6 +135,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host-path-root",
         help="allow spec host paths only under this directory (default: none allowed)",
+    )
+    parser.add_argument(
+        "--transfer-image",
+        help="image that moves dumps to and from S3 in Jobs (the reconciler's own image); "
+        "without it, spec.backup.s3 cannot be used",
     )
     parser.add_argument(
         "--stuck-after",
@@ -196,6 +204,7 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
             "--stuck-after",
             DEFAULT_STUCK_AFTER_S,
         ),
+        transfer_image=_image(pick(getattr(args, "transfer_image", None), "TRANSFER_IMAGE")),
     )
 
 
@@ -251,6 +260,14 @@ def _host_path_root(text: str | None) -> str | None:
     if not text.startswith("/") or ".." in text.split("/") or text.rstrip("/") == "":
         raise SettingsError(f"--host-path-root: an absolute directory other than /: {text!r}")
     return text.rstrip("/")
+
+
+def _image(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not text.strip() or any(c.isspace() for c in text):
+        raise SettingsError(f"--transfer-image: an image reference without spaces: {text!r}")
+    return text
 
 
 def _http_address(text: str) -> HttpAddress:

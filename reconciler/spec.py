@@ -46,6 +46,14 @@ STORAGE_CLASS_PATTERN: Final = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
 SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 (a pattern)
 OBJECT_NAME_PATTERN: Final = SECRET_NAME_PATTERN  # a DNS subdomain, as any object's name
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 (a pattern)
+# An S3 endpoint: scheme, host and optional port, nothing after (requests are path-style).
+S3_ENDPOINT_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
+S3_BUCKET_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# Slash-separated segments of the characters S3 calls safe; no empty or `..` segment.
+S3_PREFIX_PATTERN: Final = r"^([A-Za-z0-9!_.*()-]+(/[A-Za-z0-9!_.*()-]+)*)?$"
+S3_REGION_PATTERN: Final = r"^[a-z0-9-]+$"
+DEFAULT_S3_REGION: Final = "us-east-1"
+DEFAULT_CA_KEY: Final = "ca.crt"
 MAX_BACKUPS_KEPT: Final = 1000
 
 DEFAULT_PASSWORD_KEY: Final = "password"  # noqa: S105 (a key name, not a password)
@@ -94,6 +102,52 @@ class SecretKeyRef:
 
 
 @dataclass(frozen=True)
+class S3Store:
+    """Where requested and scheduled dumps go instead of the backup volume: a bucket of
+    an S3-compatible store, reached path-style, with the keys of a Secret in the
+    instance's namespace (`access_key_id`, `secret_access_key`)."""
+
+    endpoint: str
+    bucket: str
+    credentials_secret: str
+    prefix: str = ""
+    region: str = DEFAULT_S3_REGION
+    ca_secret_ref: SecretKeyRef | None = None  # a CA bundle for an https endpoint
+
+    def key_for(self, namespace: str, instance: str, backup: str) -> str:
+        """The object key of one backup's dump."""
+        parts = [self.prefix] if self.prefix else []
+        return "/".join([*parts, namespace, instance, f"{backup}.sql.gz"])
+
+    def url_for(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def to_spec(self) -> dict[str, object]:
+        """The store as spec.backup.s3 states it; `parse_s3_store` reads it back."""
+        found: dict[str, object] = {
+            "endpoint": self.endpoint,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "region": self.region,
+            "credentials_secret_ref": {"name": self.credentials_secret},
+        }
+        if self.ca_secret_ref is not None:
+            found["ca_secret_ref"] = {
+                "name": self.ca_secret_ref.name,
+                "key": self.ca_secret_ref.key,
+            }
+        return found
+
+
+def parse_s3_store(raw: object) -> S3Store | None:
+    """A store recorded with `S3Store.to_spec`; None when it is missing or invalid."""
+    try:
+        return _s3(raw, "store")
+    except SpecError:
+        return None
+
+
+@dataclass(frozen=True)
 class RestoreFrom:
     """A new instance restores this MySQLBackup (same namespace) instead of the newest
     dump of its own name."""
@@ -125,6 +179,7 @@ class BackupSpec:
     idle_timeout_seconds: int = DEFAULT_IDLE_TIMEOUT_S
     schedule: str | None = None  # a 5-field cron expression, in time_zone
     time_zone: str = DEFAULT_TIME_ZONE
+    s3: S3Store | None = None
 
 
 @dataclass(frozen=True)
@@ -316,6 +371,7 @@ BACKUP_FIELDS: Final = frozenset(
         "idle_timeout_seconds",
         "schedule",
         "time_zone",
+        "s3",
     }
 )
 
@@ -351,6 +407,55 @@ def _backup(raw: object, *, default_size: str) -> BackupSpec:
         idle_timeout_seconds=idle if idle is not None else DEFAULT_IDLE_TIMEOUT_S,
         schedule=_schedule(backup, path),
         time_zone=_time_zone(backup, path),
+        s3=_s3(backup.get("s3"), f"{path}.s3"),
+    )
+
+
+S3_FIELDS: Final = frozenset(
+    {"endpoint", "bucket", "prefix", "region", "credentials_secret_ref", "ca_secret_ref"}
+)
+
+
+def _s3(raw: object, path: str) -> S3Store | None:
+    if raw is None:
+        return None
+    s3 = _mapping(raw, path)
+    _reject_unknown(s3, S3_FIELDS, path)
+    credentials = _mapping(s3.get("credentials_secret_ref"), f"{path}.credentials_secret_ref")
+    _reject_unknown(credentials, frozenset({"name"}), f"{path}.credentials_secret_ref")
+    ca_secret_ref = None
+    if s3.get("ca_secret_ref") is not None:
+        ca_path = f"{path}.ca_secret_ref"
+        ca = _mapping(s3["ca_secret_ref"], ca_path)
+        _reject_unknown(ca, frozenset({"name", "key"}), ca_path)
+        ca_secret_ref = SecretKeyRef(
+            _string(ca, "name", ca_path, pattern=SECRET_NAME_PATTERN, max_length=253),
+            _string(ca, "key", ca_path, pattern=SECRET_KEY_PATTERN, max_length=253)
+            if ca.get("key") is not None
+            else DEFAULT_CA_KEY,
+        )
+    endpoint = _string(s3, "endpoint", path, pattern=S3_ENDPOINT_PATTERN, max_length=512)
+    if ca_secret_ref is not None and not endpoint.startswith("https://"):
+        raise SpecError(f"{path}.ca_secret_ref", "needs an https:// endpoint")
+    return S3Store(
+        endpoint=endpoint.rstrip("/"),
+        bucket=_string(s3, "bucket", path, pattern=S3_BUCKET_PATTERN, max_length=63),
+        credentials_secret=_string(
+            credentials,
+            "name",
+            f"{path}.credentials_secret_ref",
+            pattern=SECRET_NAME_PATTERN,
+            max_length=253,
+        ),
+        prefix=_string(
+            s3, "prefix", path, pattern=S3_PREFIX_PATTERN, max_length=512, allow_empty=True
+        )
+        if s3.get("prefix") is not None
+        else "",
+        region=_string(s3, "region", path, pattern=S3_REGION_PATTERN, max_length=64)
+        if s3.get("region") is not None
+        else DEFAULT_S3_REGION,
+        ca_secret_ref=ca_secret_ref,
     )
 
 

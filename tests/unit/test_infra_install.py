@@ -374,6 +374,8 @@ def test_the_host_path_root_and_the_label_selector_reach_the_reconciler() -> Non
     env = {var.name: var.value for var in operator_env(config, names_for(config))}
     assert env["MYSQL_OPERATOR_HOST_PATH_ROOT"] == "/srv/mysql"
     assert env["MYSQL_OPERATOR_LABEL_SELECTOR"] == "!shard"
+    # Jobs that move dumps to S3 run the operator's own image.
+    assert env["MYSQL_OPERATOR_TRANSFER_IMAGE"] == "op:1"
     plain = {var.name for var in operator_env(parse_config({"image": "op:1"}), names_for(config))}
     assert "MYSQL_OPERATOR_HOST_PATH_ROOT" not in plain
 

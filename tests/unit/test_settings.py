@@ -139,3 +139,12 @@ def test_no_host_path_is_allowed_unless_a_root_is_given() -> None:
 def test_a_host_path_root_must_be_an_absolute_directory_other_than_slash(root: str) -> None:
     with pytest.raises(SettingsError, match="--host-path-root"):
         parse_settings([f"--host-path-root={root}"], HOME)
+
+
+def test_the_transfer_image_comes_from_the_environment_or_a_flag() -> None:
+    assert parse_settings([], HOME).transfer_image is None
+    env = {**HOME, "MYSQL_OPERATOR_TRANSFER_IMAGE": "registry/op:1"}
+    assert parse_settings([], env).transfer_image == "registry/op:1"
+    assert parse_settings(["--transfer-image=op:2"], env).transfer_image == "op:2"
+    with pytest.raises(SettingsError, match="--transfer-image"):
+        parse_settings(["--transfer-image=op 2"], HOME)
