@@ -221,6 +221,12 @@ def _condition(status: str, reason: Reason, message: str, now: datetime) -> dict
 _PVC_LOCATION: Final = re.compile(
     r"^pvc://([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/(dump-[0-9]{10}\.sql\.gz)$"
 )
+# s3://<bucket>/<key>; the key's characters are those spec.backup.s3.prefix and object
+# names allow.
+_S3_LOCATION: Final = re.compile(
+    r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([A-Za-z0-9!_.*()/-]+)$"
+)
+_DUMP_NAME: Final = re.compile(r"^dump-[0-9]{10}\.sql\.gz$")
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,9 @@ class SourceBackup:
     name: str
     phase: str | None
     location: str | None
+    size: int | None = None
+    sha256: str | None = None
+    dump: str | None = None  # the dump's file name, as backup.sh named it
 
     @property
     def claim_and_dump(self) -> tuple[str, str] | None:
@@ -237,14 +246,25 @@ class SourceBackup:
         found = _PVC_LOCATION.match(self.location or "")
         return (found.group(1), found.group(3)) if found is not None else None
 
+    @property
+    def bucket(self) -> str | None:
+        """The bucket of a dump in S3; None for any other location."""
+        found = _S3_LOCATION.match(self.location or "")
+        return found.group(1) if found is not None else None
+
 
 def source_backup(obj: Mapping[str, Any]) -> SourceBackup:
     status = obj.get("status") or {}
-    location = status.get("location")
+    location, size, sha256, dump = (
+        status.get(key) for key in ("location", "sizeBytes", "sha256", "dump")
+    )
     return SourceBackup(
         name=str((obj.get("metadata") or {}).get("name", "")),
         phase=status.get("phase"),
         location=location if isinstance(location, str) else None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        sha256=sha256 if isinstance(sha256, str) and _SHA256.match(sha256) else None,
+        dump=dump if isinstance(dump, str) and _DUMP_NAME.match(dump) else None,
     )
 
 
@@ -331,15 +351,19 @@ def waiting_status(
 
 
 def abandoned_status(
-    message: str, now: datetime, trigger: Trigger = Trigger.MANUAL
+    message: str,
+    now: datetime,
+    trigger: Trigger = Trigger.MANUAL,
+    reason: Reason = Reason.BACKUP_FAILED,
 ) -> dict[str, Any]:
-    """A requested backup that can never start: its instance is being deleted."""
+    """A requested backup that can never start: its instance is being deleted, or its
+    S3 store cannot be used."""
     return {
         "phase": BackupPhase.FAILED.value,
         "trigger": trigger.value,
         "completedAt": timestamp(now),
         "message": message,
-        "conditions": [_condition("False", Reason.BACKUP_FAILED, message, now)],
+        "conditions": [_condition("False", reason, message, now)],
     }
 
 
@@ -347,8 +371,11 @@ def _dump_fields(instance: str, record: JobRecord) -> dict[str, Any]:
     """What the script's result line says of the dump: where, how big, its sha256."""
     result = record.result
     fields: dict[str, Any] = {}
-    dump = result.get("dump")
-    if dump:
+    dump, location = result.get("dump"), result.get("location", "")
+    if _S3_LOCATION.match(location) and dump and _DUMP_NAME.match(dump):
+        # The staged file's name goes with it: a restore stages it under that name again.
+        fields["location"], fields["dump"] = location, dump
+    elif dump:
         fields["location"] = f"pvc://{backup_claim_name(instance)}/{dump}"
     size = result.get("size", "")
     if size.isdigit():

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     RESTORE_TARGET_NOT_EMPTY = "RestoreTargetNotEmpty"
     RESTORE_DUMP_CORRUPT = "RestoreDumpCorrupt"
     RESTORE_SOURCE_MISSING = "RestoreSourceMissing"
+    BACKUP_STORE_UNUSABLE = "BackupStoreUnusable"  # spec.backup.s3 cannot be used
     AMBIGUOUS_VOLUMES = "AmbiguousRetainedVolumes"
     CLAIM_DELETED = "ClaimDeleted"
     JOB_FAILED = "JobFailed"

@@ -98,6 +98,7 @@ class Executor:
         fingerprint_key: bytes,
         selector: Selector | None = None,
         host_path_root: str | None = None,
+        transfer_image: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         requested_backups: Callable[[Key], tuple[str, ...]] = lambda _key: (),
     ) -> None:
@@ -109,6 +110,7 @@ class Executor:
         self.fingerprint_key = fingerprint_key
         self.selector = selector or Selector()  # None: every object
         self.host_path_root = host_path_root
+        self.transfer_image = transfer_image
         self.now = now
         self.requested_backups = requested_backups
 
@@ -160,6 +162,7 @@ class Executor:
                 toolchain=self.toolchain,
                 fingerprint_key=self.fingerprint_key,
                 host_path_root=self.host_path_root,
+                transfer_image=self.transfer_image,
                 now=self.now(),
                 requested_backups=self.requested_backups(key),
             )

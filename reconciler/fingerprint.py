@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from typing import Final
+from typing import Any, Final
 
 from reconciler.desired import Desired
 from reconciler.job_scripts import job_scripts
@@ -30,10 +30,32 @@ def fingerprint_key(passphrase: str) -> bytes:
     return hashlib.sha256(b"mysql-operator/fingerprint\0" + passphrase.encode()).digest()
 
 
+# Fields added after instances were deployed, left out while unset: an operator upgrade
+# then changes no fingerprint, and costs no `up`, for instances that do not use them.
+UNSET_ADDITIONS: Final = (
+    ("instance", "spec", "backup", "s3"),
+    ("restore_source", "url"),
+    ("restore_source", "size"),
+    ("restore_source", "sha256"),
+    ("restore_source", "transfer_image"),
+    ("restore_source", "store"),
+)
+
+
+def _drop_unset_additions(rendered: dict[str, Any]) -> None:
+    for *parents, leaf in UNSET_ADDITIONS:
+        node: Any = rendered
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] is None:
+            del node[leaf]
+
+
 def inputs_fingerprint(desired: Desired, key: bytes) -> str:
     """`sha256:<hex>`; equal for equal inputs (and key) across processes."""
     rendered = dataclasses.asdict(desired)
     del rendered["restore_finished"]  # how later changes apply, not what is declared
+    _drop_unset_additions(rendered)
     password = desired.instance.spec.password
     rendered["instance"]["spec"]["password"] = (
         None if password is None else hmac.new(key, password.encode(), hashlib.sha256).hexdigest()

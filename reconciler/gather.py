@@ -36,6 +36,7 @@ def observe(
     host_path_root: str | None,
     now: datetime,
     requested_backups: tuple[str, ...] = (),
+    transfer_image: str | None = None,
 ) -> Observation:
     """Everything one pass reads about `obj`, parsed once. `requested_backups`: the names
     of its unfinished requested and scheduled MySQLBackups (the watch keeps them)."""
@@ -50,6 +51,10 @@ def observe(
     if plan.secret is not None:
         raw = gateway.secret_metadata(namespace, plan.secret)
         secret = parse.secret_state(raw) if raw is not None else None
+    s3_secret = None
+    if plan.s3_secret is not None and (requested_backups or plan.restore_from is not None):
+        raw = gateway.secret_metadata(namespace, plan.s3_secret)
+        s3_secret = parse.secret_state(raw) if raw is not None else None
     return Observation(
         obj=obj,
         toolchain=toolchain,
@@ -61,6 +66,8 @@ def observe(
         and gateway.namespace_terminating(namespace),
         password_secret=secret,
         host_path_root=host_path_root,
+        transfer_image=transfer_image,
+        s3_secret=s3_secret,
         parsed=parsed,
     )
 

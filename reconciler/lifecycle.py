@@ -23,7 +23,7 @@ from reconciler.actions import (
     Stall,
     Wait,
 )
-from reconciler.backup_objects import BackupPhase
+from reconciler.backup_objects import BackupPhase, SourceBackup
 from reconciler.conditions import Reason
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
@@ -39,6 +39,7 @@ from reconciler.policy import (
     host_path_problem,
     job_step,
     password_secret_problem,
+    s3_problem,
     server_problem,
     storage_fields,
     synced,
@@ -185,10 +186,13 @@ def _named_restore(observation: Observation, instance: Instance) -> Action:
     if source.phase != BackupPhase.SUCCEEDED.value:
         return Stall(Reason.RESTORE_SOURCE_MISSING, f"{field} is {source.phase}: it has no dump")
     located = source.claim_and_dump
+    if located is None and source.bucket is not None:
+        return _restore_from_s3(observation, instance, source, field)
     if located is None:
         return Stall(
             Reason.RESTORE_SOURCE_MISSING,
-            f"{field} is at {source.location!r}; only dumps on a backup claim can be restored",
+            f"{field} is at {source.location!r}; only dumps on a backup claim or in S3 can "
+            "be restored",
         )
     claim, dump = located
     found = observation.live.restore_from_claim
@@ -201,6 +205,42 @@ def _named_restore(observation: Observation, instance: Instance) -> Action:
     return replace(
         step, record=replace(step.record, source=RestoreSource(named.backup, claim, dump))
     )
+
+
+def _restore_from_s3(
+    observation: Observation, instance: Instance, source: SourceBackup, field: str
+) -> Action:
+    """A named backup in S3 is read through this instance's own spec.backup.s3 (its
+    endpoint and credentials), which must name the same bucket."""
+    s3 = instance.spec.backup.s3
+    if s3 is None or s3.bucket != source.bucket:
+        return Stall(
+            Reason.RESTORE_SOURCE_MISSING,
+            f"{field} is in S3 bucket {source.bucket}: set spec.backup.s3 to that bucket "
+            "(its endpoint and credentials) to restore it",
+        )
+    if source.size is None or source.sha256 is None or source.dump is None:
+        return Stall(
+            Reason.RESTORE_SOURCE_MISSING,
+            f"{field} records no size, sha256 or dump name: it cannot be verified",
+        )
+    problem = s3_problem(instance, observation)
+    if problem is not None:
+        return Stall(Reason.BACKUP_STORE_UNUSABLE, problem)
+    assert source.location is not None
+    assert observation.transfer_image is not None
+    named = RestoreSource(
+        source.name,
+        None,
+        source.dump,
+        url=source.location,
+        size=source.size,
+        sha256=source.sha256,
+        transfer_image=observation.transfer_image,
+        store=s3,
+    )
+    step = first_attempt(instance, JobKind.RESTORE, observation.obj)
+    return replace(step, record=replace(step.record, source=named))
 
 
 def _only_unready(observation: Observation) -> bool:

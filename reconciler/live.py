@@ -92,7 +92,9 @@ class PodState:
     unschedulable: str | None  # the scheduler's message
     waiting_reason: str | None  # the first container that is waiting
     waiting_message: str | None
-    terminated_exit_code: int | None  # the first container that terminated
+    # The first container that failed, or else the last that terminated (a Job's upload
+    # runs after its dump, and its result line is the one to read).
+    terminated_exit_code: int | None
     terminated_message: str | None
     last_termination_reason: str | None  # of a container that restarted
     last_termination_message: str | None
@@ -127,7 +129,7 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
             waiting_reason = waiting.get("reason")
             waiting_message = waiting.get("message")
         terminated = state.get("terminated")
-        if terminated and terminated_code is None:
+        if terminated and terminated_code in (None, 0):
             terminated_code = int(terminated.get("exitCode", 0))
             terminated_message = terminated.get("message") or terminated.get("reason")
         last = (container.get("lastState") or {}).get("terminated")

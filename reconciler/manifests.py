@@ -17,6 +17,7 @@ from reconciler.desired import ClaimBinding, Desired
 from reconciler.job_scripts import BACKUP_SCRIPT, RESTORE_SCRIPT, job_scripts
 from reconciler.names import InstanceNames, labels_for, names_for, selector_for, volume_labels
 from reconciler.spec import ComputeResources, ResourceAmounts, quantity_value
+from reconciler.transfer_jobs import downloading, instance_prefix, uploading
 from reconciler.vocabulary import (
     ANNOTATION_BACKUP,
     CLAIM_FINALIZER,
@@ -419,16 +420,20 @@ def restore_job(desired: Desired) -> Manifest | None:
     ]
     source = desired.restore_source
     if source is not None:
-        # A named backup: its dump, read from the claim that holds it, which is not written.
+        # A named backup: its dump, read from the claim that holds it, which is not written,
+        # or downloaded from S3 into the Job's own staging directory.
         env.append({"name": "RESTORE_SOURCE", "value": source.dump})
-    return _job(
+    job = _job(
         desired,
         names.restore_job(desired.restore_attempt),
         Component.RESTORE,
         RESTORE_SCRIPT,
         env,
-        backup_claim=source.claim if source is not None else None,
+        backup_claim=source.claim if source is not None and source.url is None else None,
     )
+    if source is None or source.url is None:
+        return job
+    return downloading(job, source=source, staging_mount=BACKUP_MOUNT)
 
 
 def backup_job(desired: Desired) -> Manifest | None:
@@ -456,11 +461,16 @@ REQUESTED_JOB_TTL_S: Final = 86400
 
 
 def requested_backup_job(
-    desired: Desired, name: str, backup: str, trigger: str = "manual"
+    desired: Desired,
+    name: str,
+    backup: str,
+    trigger: str = "manual",
+    transfer_image: str | None = None,
 ) -> Manifest:
     """A backup asked for with a MySQLBackup, by a person (`manual`: rotation never removes
     its dump) or by the schedule (`schedule`: its dumps rotate, `backup.keep` of them
-    kept). Taken while clients keep working; created directly, not by the stack."""
+    kept). Taken while clients keep working; created directly, not by the stack. With
+    spec.backup.s3 the dump goes to the bucket, moved there by `transfer_image`."""
     spec = desired.instance.spec.backup
     job = _job(
         desired,
@@ -476,7 +486,20 @@ def requested_backup_job(
     )
     job["metadata"].setdefault("annotations", {})[ANNOTATION_BACKUP] = backup
     job["spec"]["ttlSecondsAfterFinished"] = REQUESTED_JOB_TTL_S
-    return job
+    if spec.s3 is None:
+        return job
+    assert transfer_image is not None, "checked before the Job is built"
+    instance = desired.instance
+    return uploading(
+        job,
+        s3=spec.s3,
+        key=spec.s3.key_for(instance.namespace, instance.name, backup),
+        image=transfer_image,
+        trigger=trigger,
+        keep=spec.keep,
+        prefix=instance_prefix(spec.s3, instance.namespace, instance.name),
+        staging_mount=BACKUP_MOUNT,
+    )
 
 
 def rendered(desired: Desired) -> list[Manifest]:

@@ -89,6 +89,11 @@ class Observation:
     password_secret: SecretState | None = None
     # Directories under which spec host paths may be (None: host paths are not allowed).
     host_path_root: str | None = None
+    # The image that moves dumps to and from S3 in Jobs (None: the operator has none).
+    transfer_image: str | None = None
+    # spec.backup.s3's credentials Secret (its keys only), read when a Job is to use it;
+    # None when it does not exist or was not read.
+    s3_secret: SecretState | None = None
     # The object parsed; made from `obj` when not given.
     parsed: Parsed | None = None
 

@@ -17,7 +17,14 @@ from reconciler.names import names_for
 from reconciler.observation import Observation, StackState
 from reconciler.spec import Instance
 from reconciler.status import InstanceStatus, JobPhase, JobRecord, ToolchainVersions, VolumeRecord
-from reconciler.vocabulary import ANNOTATION_RETRY, FINALIZER, LABEL_PASSWORD_SECRET, Stage
+from reconciler.transfer_jobs import CREDENTIAL_KEYS
+from reconciler.vocabulary import (
+    ANNOTATION_RETRY,
+    FINALIZER,
+    LABEL_PASSWORD_SECRET,
+    LABEL_S3_CREDENTIALS,
+    Stage,
+)
 
 # A failed Job's next attempt waits 10 s, then 20 s, 40 s ... up to 10 minutes.
 RETRY_BASE_S: Final = 10.0
@@ -100,6 +107,32 @@ def password_secret_problem(
         )
     if ref.key not in secret.keys:
         return Reason.SECRET_MISSING, f"{field}: Secret {ref.name!r} has no key {ref.key!r}"
+    return None
+
+
+def s3_problem(instance: Instance, observation: Observation) -> str | None:
+    """Why a Job cannot move a dump to or from spec.backup.s3, or None when it can."""
+    s3 = instance.spec.backup.s3
+    if s3 is None:
+        return "spec.backup.s3 is not set"
+    if observation.transfer_image is None:
+        return (
+            "spec.backup.s3: this operator runs without a transfer image (--transfer-image), "
+            "so its Jobs cannot reach S3"
+        )
+    field, secret = "spec.backup.s3.credentials_secret_ref", observation.s3_secret
+    if secret is None:
+        return (
+            f"{field}: Secret {s3.credentials_secret!r} not found in namespace {instance.namespace}"
+        )
+    if secret.labels.get(LABEL_S3_CREDENTIALS) != "true":
+        return (
+            f"{field}: Secret {s3.credentials_secret!r} does not carry the label "
+            f"{LABEL_S3_CREDENTIALS}=true; its owner adds it to let MySQL objects use it"
+        )
+    missing = [key for key in CREDENTIAL_KEYS if key not in secret.keys]
+    if missing:
+        return f"{field}: Secret {s3.credentials_secret!r} has no key {', '.join(missing)}"
     return None
 
 

@@ -36,6 +36,7 @@ class GatherPlan:
     secret: str | None  # the user's password Secret to check
     backup_object: str | None = None  # the MySQLBackup recording the final backup
     restore_from: str | None = None  # the MySQLBackup to restore, until the restore records it
+    s3_secret: str | None = None  # spec.backup.s3's credentials Secret, when a Job may need it
 
 
 def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
@@ -60,6 +61,7 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
     if not deleting and status.restore is None and parsed.instance is not None:
         named = parsed.instance.spec.restore_from
         restore_from = named.backup if named is not None else None
+    s3 = parsed.instance.spec.backup.s3 if parsed.instance is not None else None
     return GatherPlan(
         deleting=deleting,
         adoption_candidates=not deleting and status.volumes is None,
@@ -67,6 +69,7 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
         secret=secret,
         backup_object=backup_object,
         restore_from=restore_from,
+        s3_secret=s3.credentials_secret if s3 is not None and not deleting else None,
     )
 
 

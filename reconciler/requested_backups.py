@@ -34,7 +34,7 @@ from reconciler.backup_objects import (
 from reconciler.conditions import Reason, timestamp
 from reconciler.manifests import requested_backup_job
 from reconciler.observation import Observation
-from reconciler.policy import desired_for
+from reconciler.policy import desired_for, s3_problem
 from reconciler.spec import Instance
 from reconciler.status import JobPhase, JobRecord
 from reconciler.vocabulary import Stage
@@ -81,6 +81,16 @@ def _start(
 ) -> Action:
     """Names the request's Job in its status and creates it: a new start, or (`job` and
     `started_at` given) the same start again when the Job is missing."""
+    if instance.spec.backup.s3 is not None:
+        problem = s3_problem(instance, observation)
+        if problem is not None:
+            # Nothing was started: the request fails at once, naming the field to fix.
+            return PatchBackupStatus(
+                request.name,
+                abandoned_status(
+                    problem, observation.now, request.trigger, Reason.BACKUP_STORE_UNUSABLE
+                ),
+            )
     job = job or requested_job_name(instance.name, request.uid, request.trigger)
     started_at = started_at or timestamp(observation.now)
     record = JobRecord(attempt=1, job=job)
@@ -88,7 +98,9 @@ def _start(
     return StartBackup(
         request.name,
         _status(instance, request, started_at, record, observation.now),
-        requested_backup_job(desired, job, request.name, request.trigger.value),
+        requested_backup_job(
+            desired, job, request.name, request.trigger.value, observation.transfer_image
+        ),
     )
 
 

@@ -155,6 +155,7 @@ def run(settings: Settings) -> int:
             fingerprint_key=fingerprint_key(passphrase),
             selector=settings.selector,
             host_path_root=settings.host_path_root,
+            transfer_image=settings.transfer_image,
             requested_backups=backups.open_for,
         )
         queue: WorkQueue[Key] = WorkQueue()

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.conditions import Condition, parse_conditions
+from reconciler.spec import S3Store, parse_s3_store
 
 
 @dataclass(frozen=True)
@@ -98,22 +99,52 @@ class JobPhase(StrEnum):
 
 @dataclass(frozen=True)
 class RestoreSource:
-    """The dump a restore applies, resolved once from spec.restore_from: the MySQLBackup,
-    the claim that holds its dump (in the same namespace) and the dump's file name."""
+    """The dump a restore applies, resolved once from spec.restore_from: the MySQLBackup
+    and either the claim that holds its dump (in the same namespace) and the dump's file
+    name, or (`url`) the S3 object it was uploaded to, with the size and SHA-256 the
+    backup recorded and the image that downloads it."""
 
     backup: str
-    claim: str
+    claim: str | None
     dump: str
+    url: str | None = None  # s3://bucket/key
+    size: int | None = None
+    sha256: str | None = None
+    transfer_image: str | None = None
+    # The store as the instance named it when the source was resolved: the restore Job
+    # does not change when spec.backup.s3 does.
+    store: S3Store | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"backup": self.backup, "claim": self.claim, "dump": self.dump}
+    def to_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"backup": self.backup, "dump": self.dump}
+        if self.url is None:
+            found["claim"] = self.claim
+        else:
+            found.update(
+                url=self.url,
+                sizeBytes=self.size,
+                sha256=self.sha256,
+                transferImage=self.transfer_image,
+                store=self.store.to_spec() if self.store is not None else None,
+            )
+        return found
 
     @staticmethod
     def from_dict(raw: object) -> RestoreSource | None:
         if not isinstance(raw, Mapping):
             return None
         backup, claim, dump = (_optional_str(raw.get(key)) for key in ("backup", "claim", "dump"))
-        if backup is None or claim is None or dump is None:
+        url, sha256, image = (
+            _optional_str(raw.get(key)) for key in ("url", "sha256", "transferImage")
+        )
+        size, store = raw.get("sizeBytes"), parse_s3_store(raw.get("store"))
+        if backup is None or dump is None:
+            return None
+        if url is not None:
+            if sha256 is None or image is None or store is None or not isinstance(size, int):
+                return None
+            return RestoreSource(backup, None, dump, url, size, sha256, image, store)
+        if claim is None:
             return None
         return RestoreSource(backup, claim, dump)
 

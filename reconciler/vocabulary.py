@@ -59,6 +59,9 @@ ANNOTATION_ADOPTED_BY: Final = f"{API_GROUP}/adopted-by"
 # Without it the operator refuses the reference: a user who may create MySQL objects must
 # not read, through a server of theirs, a Secret they cannot read themselves.
 LABEL_PASSWORD_SECRET: Final = f"{API_GROUP}/mysql-password"
+# On a Secret: its owner lets MySQL objects of the namespace use it as
+# spec.backup.s3.credentials_secret_ref, for the same reason.
+LABEL_S3_CREDENTIALS: Final = f"{API_GROUP}/s3-credentials"
 
 # Annotations a person sets on the MySQL object.
 # Any new value retries a failed backup or restore Job at once.

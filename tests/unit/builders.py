@@ -499,6 +499,8 @@ def observe(
     namespace_terminating: bool = False,
     password_secret: parse.SecretState | None = None,
     host_path_root: str | None = None,
+    transfer_image: str | None = None,
+    s3_secret: parse.SecretState | None = None,
 ) -> Observation:
     return Observation(
         obj=obj,
@@ -510,6 +512,8 @@ def observe(
         namespace_terminating=namespace_terminating,
         password_secret=password_secret,
         host_path_root=host_path_root,
+        transfer_image=transfer_image,
+        s3_secret=s3_secret,
     )
 
 

@@ -51,6 +51,7 @@ PURE: Final = (
     "backup_objects",
     "requested_backups",
     "schedules",
+    "transfer_jobs",
 )
 
 

@@ -336,7 +336,8 @@ def test_the_restore_job_reads_the_named_dump_from_its_claim_read_only() -> None
     [
         (None, None, "does not exist"),
         (source(phase="Failed"), None, "is Failed: it has no dump"),
-        (source(location="s3://bucket/key"), None, "only dumps on a backup claim"),
+        (source(location="s3://bucket/key"), None, "is in S3 bucket bucket: set spec.backup.s3"),
+        (source(location="nfs://server/dump"), None, "only dumps on a backup claim or in S3"),
         (source(), None, f"claim {SOURCE_CLAIM}, which is missing"),
     ],
 )

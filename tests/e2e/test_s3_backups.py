@@ -1,0 +1,148 @@
+"""Backups in S3 on the real node, against the cluster's MinIO: a backup asked for lands in
+the bucket with the checksum its MySQLBackup records and holds exactly the rows written
+before it; a new instance restores it by name; the same dump truncated in the bucket stops
+a new instance with the backup's name in the message, and no server is ever Ready with
+an empty database.
+
+The Jobs' transfer container runs the reconciler image, as an installed operator's does
+(--transfer-image)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from kubernetes import client
+from localcluster import object_store
+
+from reconciler.vocabulary import LABEL_S3_CREDENTIALS
+from tests.e2e.conftest import RealNode
+from tests.e2e.sql_client import count_rows, sql, write_rows
+from tests.e2e.test_local_s3 import host_client
+from tests.harness import Harness, condition, harness_in_new_namespace, has_condition
+
+pytestmark = pytest.mark.e2e
+
+NAME: Final = "keeper"
+DATABASE: Final = "otus-database"
+CREDENTIALS: Final = "backup-store"
+BUCKET: Final = object_store.BUCKETS[0]
+
+
+def spec(namespace_prefix: str, **changes: Any) -> dict[str, Any]:
+    """The original example's spec, with its backups in the cluster's bucket."""
+    return {
+        "image": "mysql:5.7",
+        "database": DATABASE,
+        "password": "otuspassword",
+        "storage_size": "1Gi",
+        "backup": {
+            "s3": {
+                "endpoint": object_store.IN_CLUSTER_ENDPOINT,
+                "bucket": BUCKET,
+                "prefix": namespace_prefix,
+                "credentials_secret_ref": {"name": CREDENTIALS},
+            }
+        },
+        **changes,
+    }
+
+
+@pytest.fixture
+def harness(real_node: RealNode, reconciler_image: str, tmp_path: Path) -> Iterator[Harness]:
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    with harness_in_new_namespace(
+        real_node.api(),
+        real_node.kubeconfig,
+        namespace,
+        tmp_path,
+        extra_flags=(f"--transfer-image={reconciler_image}",),
+    ) as h:
+        # The store's credentials, copied into the namespace, and allowed for MySQL objects.
+        published = h.core.read_namespaced_secret(object_store.SECRET, object_store.NAMESPACE)
+        h.core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(
+                    name=CREDENTIALS, labels={LABEL_S3_CREDENTIALS: "true"}
+                ),
+                data=published.data,
+            ),
+        )
+        h.start()
+        yield h
+
+
+def backup_now(harness: Harness, backup: str) -> dict[str, Any]:
+    harness.request_backup(backup, NAME)
+    done = harness.wait_for_backup(
+        backup,
+        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+        f"the backup {backup} ends",
+        timeout_s=240,
+    )
+    status: dict[str, Any] = done["status"]
+    assert status["phase"] == "Succeeded", status
+    return status
+
+
+def test_a_backup_in_s3_is_verified_restored_by_name_and_refused_when_truncated(
+    harness: Harness,
+) -> None:
+    prefix = f"e2e/{uuid.uuid4().hex[:8]}"
+    store = host_client(harness.api_client)
+    rows = random.randint(20, 200)
+    harness.create(NAME, spec(prefix))
+    harness.wait_ready(NAME, generation=1)
+    write_rows(harness, NAME, DATABASE, rows)
+
+    # The dump is in the bucket, under the documented key, with the recorded size and
+    # checksum, and holds exactly the rows written before it.
+    status = backup_now(harness, "to-s3")
+    key = f"{prefix}/{harness.namespace}/{NAME}/to-s3.sql.gz"
+    assert status["location"] == f"s3://{BUCKET}/{key}"
+    content = store.get_object(BUCKET, key)
+    assert (len(content), hashlib.sha256(content).hexdigest()) == (
+        status["sizeBytes"],
+        status["sha256"],
+    )
+    assert gzip.decompress(content).count(b"'row-") == rows
+    assert has_condition("Ready", "True")(harness.get(NAME))
+    # Nothing of the store's secret key in the Job's spec or the MySQLBackup.
+    secret_key = base64.b64decode(
+        harness.core.read_namespaced_secret(CREDENTIALS, harness.namespace).data[
+            "secret_access_key"
+        ]
+    ).decode()
+    jobs = harness.batch.list_namespaced_job(harness.namespace).items
+    assert jobs
+    assert all(secret_key not in str(job.to_dict()) for job in jobs)
+    assert secret_key not in str(harness.backup("to-s3"))
+
+    # Rows written after the backup are not in a new instance restored from it.
+    sql(harness, NAME, DATABASE, "INSERT INTO kept VALUES (100000, 'after');")
+    harness.create("copy", spec(prefix, restore_from={"backup": "to-s3"}))
+    restored = harness.wait_ready("copy", generation=1)
+    assert count_rows(harness, "copy", DATABASE) == rows
+    assert restored["status"]["restore"]["source"]["url"] == f"s3://{BUCKET}/{key}"
+    assert count_rows(harness, NAME, DATABASE) == rows + 1
+
+    # The same dump, truncated in the bucket: a new instance stops, naming the backup,
+    # and never serves.
+    store.put_object(BUCKET, key, content[: len(content) // 2])
+    harness.create("broken", spec(prefix, restore_from={"backup": "to-s3"}))
+    stalled = harness.wait_for(
+        "broken", has_condition("Stalled", "True"), "the truncated dump reported", 240
+    )
+    found = condition(stalled, "Stalled") or {}
+    assert found["reason"] == "RestoreDumpCorrupt", found
+    assert "MySQLBackup to-s3" in found["message"], found
+    assert "is corrupt" in found["message"], found
+    assert not has_condition("Ready", "True")(harness.get("broken"))

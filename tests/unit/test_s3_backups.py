@@ -1,0 +1,372 @@
+"""Dumps in S3 (spec.backup.s3), the pure parts: the spec, the Jobs that stage a dump and
+move it, when the operator refuses to start them, and how a named backup in a bucket is
+resolved into a restore."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Final
+
+import pytest
+
+from reconciler.actions import JobKind, PatchBackupStatus, RecordJob, Stall, StartBackup
+from reconciler.backup_objects import SourceBackup, backup_status, source_backup
+from reconciler.conditions import Reason
+from reconciler.fingerprint import inputs_fingerprint
+from reconciler.lifecycle import decide_lifecycle
+from reconciler.live import SecretState, pod_state
+from reconciler.manifests import restore_job
+from reconciler.policy import desired_for
+from reconciler.spec import S3Store, SpecError, parse_s3_store, parse_spec
+from reconciler.status import InstanceStatus, JobPhase, JobRecord, RestoreSource
+from reconciler.vocabulary import LABEL_S3_CREDENTIALS, Stage
+from tests.unit.builders import (
+    FINGERPRINT_KEY,
+    NAME,
+    NAMESPACE,
+    NOW,
+    RESTORE_JOB_1,
+    RESTORED,
+    instance,
+    mysql_object,
+    observe,
+    serving_live,
+    synced_status,
+)
+from tests.unit.test_requested_backups import SERVING, VOLUMES, request, with_requests
+
+pytestmark = pytest.mark.unit
+
+S3_SPEC: Final = {
+    "endpoint": "http://minio.local-s3.svc.cluster.local:9000",
+    "bucket": "mysql-backups",
+    "prefix": "team-a/prod",
+    "credentials_secret_ref": {"name": "backup-store"},
+}
+BACKUP: Final = {"s3": S3_SPEC}
+IMAGE: Final = "localhost/mysql-operator/reconciler:dev"
+GOOD_SECRET: Final = SecretState(
+    "backup-store",
+    {LABEL_S3_CREDENTIALS: "true"},
+    frozenset({"access_key_id", "secret_access_key"}),
+)
+SHA: Final = "d" * 64
+STORE: Final = S3Store(
+    endpoint="http://minio.local-s3.svc.cluster.local:9000",
+    bucket="mysql-backups",
+    credentials_secret="backup-store",
+    prefix="team-a/prod",
+)
+URL: Final = f"s3://mysql-backups/team-a/prod/{NAMESPACE}/source/nightly.sql.gz"
+
+
+def spec_with(s3: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "image": "mysql:5.7",
+        "database": "otus-database",
+        "password": "otuspassword",
+        "storage_size": "1Gi",
+        "backup": {"s3": s3},
+    }
+
+
+# -- the spec ----------------------------------------------------------------------------------
+
+
+def test_the_store_is_parsed_with_its_defaults_and_keys_dumps_by_namespace_and_instance() -> None:
+    s3 = parse_spec(spec_with(S3_SPEC)).backup.s3
+    assert s3 == STORE
+    assert parse_s3_store(STORE.to_spec()) == STORE
+    assert (
+        s3.key_for("ns", "db", "db-20261201000000") == "team-a/prod/ns/db/db-20261201000000.sql.gz"
+    )
+    assert replace(s3, prefix="").key_for("ns", "db", "b") == "ns/db/b.sql.gz"
+    # Without s3 nothing changes.
+    assert parse_spec({**spec_with(S3_SPEC), "backup": {}}).backup.s3 is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"endpoint": "ftp://store"}, "spec.backup.s3.endpoint"),
+        ({"endpoint": "http://store/path"}, "spec.backup.s3.endpoint"),
+        ({"bucket": "Bad_Bucket"}, "spec.backup.s3.bucket"),
+        ({"prefix": "/leading"}, "spec.backup.s3.prefix"),
+        ({"prefix": "a//b"}, "spec.backup.s3.prefix"),
+        ({"credentials_secret_ref": None}, "spec.backup.s3.credentials_secret_ref"),
+        ({"ca_secret_ref": {"name": "ca"}}, "spec.backup.s3.ca_secret_ref"),
+        ({"acl": "public"}, "spec.backup.s3.acl"),
+    ],
+)
+def test_a_bad_store_names_its_field(change: dict[str, Any], field: str) -> None:
+    s3 = {key: value for key, value in {**S3_SPEC, **change}.items() if value is not None}
+    with pytest.raises(SpecError) as raised:
+        parse_spec(spec_with(s3))
+    assert raised.value.field_path == field
+
+
+def test_a_ca_bundle_is_accepted_for_an_https_endpoint() -> None:
+    s3 = parse_spec(
+        spec_with(
+            {**S3_SPEC, "endpoint": "https://s3.example:443", "ca_secret_ref": {"name": "ca"}}
+        )
+    ).backup.s3
+    assert s3 is not None
+    assert s3.ca_secret_ref is not None
+    assert (s3.ca_secret_ref.name, s3.ca_secret_ref.key) == ("ca", "ca.crt")
+
+
+# -- the backup Job ----------------------------------------------------------------------------
+
+
+def start(**observed: Any) -> Any:
+    status = synced_status(
+        InstanceStatus(volumes=VOLUMES, restore=RESTORED, served=True), Stage.SERVING, backup=BACKUP
+    )
+    obj = mysql_object(status=status, backup=BACKUP)
+    live = with_requests(serving_live(), request("nightly"))
+    return decide_lifecycle(observe(obj, live=live, **observed))
+
+
+def test_a_backup_to_s3_dumps_into_a_staging_directory_then_uploads_with_the_secret() -> None:
+    action = start(transfer_image=IMAGE, s3_secret=GOOD_SECRET)
+    assert isinstance(action, StartBackup)
+    pod = action.job["spec"]["template"]["spec"]
+    (dump,) = pod["initContainers"]
+    (upload,) = pod["containers"]
+    # The dump is taken as on a volume, by the instance's image, into an empty directory
+    # that only this pod has: the backup claim is not mounted.
+    assert dump["image"] == "mysql:5.7"
+    assert dump["command"][-1].endswith("backup.sh")
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["backup"] == {"name": "backup", "emptyDir": {}}
+    assert not any("persistentVolumeClaim" in volume for volume in pod["volumes"])
+    # The upload runs the operator's image, with the Secret's keys by reference only.
+    assert upload["image"] == IMAGE
+    assert upload["command"] == ["python3", "-m", "reconciler.transfer", "upload"]
+    env = {item["name"]: item for item in upload["env"]}
+    assert env["S3_KEY"]["value"] == f"team-a/prod/{NAMESPACE}/{NAME}/nightly.sql.gz"
+    assert env["S3_ROTATE_PREFIX"]["value"] == f"team-a/prod/{NAMESPACE}/{NAME}/"
+    assert env["BACKUP_TRIGGER"]["value"] == "manual"
+    assert env["AWS_SECRET_ACCESS_KEY"] == {
+        "name": "AWS_SECRET_ACCESS_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "backup-store", "key": "secret_access_key"}},
+    }
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["key"] == "access_key_id"
+    # The instance's image never sees the store's credentials.
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & {e["name"] for e in dump["env"]}
+    assert upload["securityContext"] == dump["securityContext"]
+
+
+@pytest.mark.parametrize(
+    ("observed", "expected"),
+    [
+        ({"s3_secret": GOOD_SECRET}, "runs without a transfer image (--transfer-image)"),
+        ({"transfer_image": IMAGE}, "Secret 'backup-store' not found in namespace"),
+        (
+            {"transfer_image": IMAGE, "s3_secret": replace(GOOD_SECRET, labels={})},
+            f"does not carry the label {LABEL_S3_CREDENTIALS}=true",
+        ),
+        (
+            {"transfer_image": IMAGE, "s3_secret": replace(GOOD_SECRET, keys=frozenset())},
+            "has no key access_key_id, secret_access_key",
+        ),
+    ],
+)
+def test_a_store_that_cannot_be_used_fails_the_backup_at_once_naming_the_field(
+    observed: dict[str, Any], expected: str
+) -> None:
+    action = start(**observed)
+    assert isinstance(action, PatchBackupStatus)
+    assert action.status["phase"] == "Failed"
+    condition = action.status["conditions"][0]
+    assert condition["reason"] == Reason.BACKUP_STORE_UNUSABLE.value
+    assert condition["message"].startswith("spec.backup.s3")
+    assert expected in condition["message"]
+
+
+def test_the_upload_result_records_the_object_and_the_staged_file_name() -> None:
+    line = (
+        f"dump=dump-0000000001.sql.gz sequence=1 size=1234 sha256={SHA} "
+        f"server_version=5.7.44 location={URL}"
+    )
+    record = JobRecord(job="j", phase=JobPhase.SUCCEEDED, message=line)
+    status = backup_status(request().trigger, NAME, "uid", "2026-12-01T00:00:00Z", record, NOW)
+    assert status["location"] == URL
+    assert status["dump"] == "dump-0000000001.sql.gz"
+    assert (status["sizeBytes"], status["sha256"]) == (1234, SHA)
+
+
+def test_a_job_reports_its_upload_after_a_successful_dump_and_its_dump_when_that_failed() -> None:
+    def two_containers(first: tuple[int, str], second: tuple[int, str] | None) -> Any:
+        def status(name: str, ended: tuple[int, str] | None) -> dict[str, Any]:
+            state = (
+                {"terminated": {"exitCode": ended[0], "message": ended[1]}}
+                if ended
+                else {"running": {}}
+            )
+            return {"name": name, "state": state}
+
+        return pod_state(
+            {
+                "metadata": {"name": "p"},
+                "status": {
+                    "phase": "Failed",
+                    "initContainerStatuses": [status("backup", first)],
+                    "containerStatuses": [status("upload", second)],
+                },
+            }
+        )
+
+    uploaded = two_containers((0, "dump=dump-1"), (0, "dump=dump-1 location=s3://b/k"))
+    assert (uploaded.terminated_exit_code, uploaded.terminated_message) == (
+        0,
+        "dump=dump-1 location=s3://b/k",
+    )
+    upload_failed = two_containers((0, "dump=dump-1"), (1, "PUT /b/k: 403 AccessDenied"))
+    assert (upload_failed.terminated_exit_code, upload_failed.terminated_message) == (
+        1,
+        "PUT /b/k: 403 AccessDenied",
+    )
+    dump_failed = two_containers((1, "mysqldump failed"), None)
+    assert dump_failed.terminated_exit_code == 1
+    # Still running after the dump: the dump's result is what there is so far.
+    assert two_containers((0, "dump=dump-1"), None).terminated_exit_code == 0
+
+
+# -- restoring a named backup from S3 ----------------------------------------------------------
+
+
+def s3_source(**changes: Any) -> SourceBackup:
+    found = source_backup(
+        {
+            "metadata": {"name": "nightly"},
+            "status": {
+                "phase": "Succeeded",
+                "location": URL,
+                "sizeBytes": 1234,
+                "sha256": SHA,
+                "dump": "dump-0000000001.sql.gz",
+            },
+        }
+    )
+    return replace(found, **changes)
+
+
+def new_instance(found: SourceBackup, backup: Any = BACKUP, **observed: Any) -> Any:
+    obj = mysql_object(
+        status=InstanceStatus(volumes=VOLUMES), restore_from={"backup": "nightly"}, backup=backup
+    )
+    return decide_lifecycle(
+        observe(obj, live=replace(serving_live(), restore_from=found), **observed)
+    )
+
+
+def test_a_named_backup_in_the_bucket_is_resolved_with_its_checksum_and_downloader() -> None:
+    action = new_instance(s3_source(), transfer_image=IMAGE, s3_secret=GOOD_SECRET)
+    assert isinstance(action, RecordJob)
+    assert action.kind is JobKind.RESTORE
+    assert action.record.source == RestoreSource(
+        "nightly",
+        None,
+        "dump-0000000001.sql.gz",
+        url=URL,
+        size=1234,
+        sha256=SHA,
+        transfer_image=IMAGE,
+        store=STORE,
+    )
+    # The record survives the status round trip.
+    assert RestoreSource.from_dict(action.record.source.to_dict()) == action.record.source
+
+
+@pytest.mark.parametrize(
+    ("found", "backup", "observed", "reason", "expected"),
+    [
+        (
+            s3_source(),
+            None,
+            {"transfer_image": IMAGE, "s3_secret": GOOD_SECRET},
+            Reason.RESTORE_SOURCE_MISSING,
+            "is in S3 bucket mysql-backups: set spec.backup.s3",
+        ),
+        (
+            s3_source(),
+            {"s3": {**S3_SPEC, "bucket": "other-bucket"}},
+            {"transfer_image": IMAGE, "s3_secret": GOOD_SECRET},
+            Reason.RESTORE_SOURCE_MISSING,
+            "is in S3 bucket mysql-backups",
+        ),
+        (
+            s3_source(sha256=None),
+            BACKUP,
+            {"transfer_image": IMAGE, "s3_secret": GOOD_SECRET},
+            Reason.RESTORE_SOURCE_MISSING,
+            "it cannot be verified",
+        ),
+        (
+            s3_source(),
+            BACKUP,
+            {"transfer_image": IMAGE},
+            Reason.BACKUP_STORE_UNUSABLE,
+            "Secret 'backup-store' not found",
+        ),
+    ],
+)
+def test_a_named_backup_in_s3_that_cannot_be_read_stops_the_instance(
+    found: SourceBackup, backup: Any, observed: dict[str, Any], reason: Reason, expected: str
+) -> None:
+    action = new_instance(found, backup, **observed)
+    assert isinstance(action, Stall)
+    assert action.reason is reason
+    assert expected in action.message
+
+
+def test_the_restore_job_downloads_and_checks_the_dump_before_restore_sh_reads_it() -> None:
+    named = RestoreSource("nightly", None, "dump-0000000001.sql.gz", URL, 1234, SHA, IMAGE, STORE)
+    record = JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True, source=named)
+    # The store recorded with the source is used, whatever spec.backup.s3 says now.
+    desired = desired_for(
+        instance(), Stage.SERVING, InstanceStatus(volumes=VOLUMES, restore=record)
+    )
+    manifest = restore_job(desired)
+    assert manifest is not None
+    pod = manifest["spec"]["template"]["spec"]
+    (download,) = pod["initContainers"]
+    (restore,) = pod["containers"]
+    assert download["image"] == IMAGE
+    assert download["command"][-1] == "download"
+    env = {item["name"]: item.get("value") for item in download["env"]}
+    assert (env["S3_BUCKET"], env["S3_KEY"]) == (
+        "mysql-backups",
+        f"team-a/prod/{NAMESPACE}/source/nightly.sql.gz",
+    )
+    assert (env["EXPECTED_SIZE"], env["EXPECTED_SHA256"]) == ("1234", SHA)
+    assert (env["RESTORE_SOURCE"], env["RESTORE_BACKUP"]) == ("dump-0000000001.sql.gz", "nightly")
+    restore_env = {item["name"]: item.get("value") for item in restore["env"]}
+    assert restore_env["RESTORE_SOURCE"] == "dump-0000000001.sql.gz"
+    # Both read and write the pod's own staging directory, not a claim.
+    assert {"name": "backup", "emptyDir": {}} in pod["volumes"]
+    assert all(mount.get("readOnly") is not True for mount in restore["volumeMounts"][1:])
+
+
+# Fingerprints of the builders' instance as the operator computed them before spec.backup.s3
+# existed: unchanged, so an upgrade runs no `up` for instances that do not use S3.
+PLAIN_FINGERPRINT: Final = "sha256:e2bab74d5e7921068991ac2e072d4e0b3a0141cd45d522943d4cc804b3f8839b"
+NAMED_CLAIM_FINGERPRINT: Final = (
+    "sha256:7009e56042166a9d698849e7f0fdea10e303e14d14b9a0040a626f6d8d5029c7"
+)
+
+
+def test_instances_without_s3_keep_the_fingerprint_they_had_before_it_existed() -> None:
+    plain = desired_for(instance(), Stage.SERVING, SERVING)
+    assert inputs_fingerprint(plain, FINGERPRINT_KEY) == PLAIN_FINGERPRINT
+    named = RestoreSource("before-upgrade", "old-db-backup", "dump-0000000007.sql.gz")
+    record = JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True, source=named)
+    from_claim = desired_for(
+        instance(), Stage.SERVING, InstanceStatus(volumes=VOLUMES, restore=record)
+    )
+    assert inputs_fingerprint(from_claim, FINGERPRINT_KEY) == NAMED_CLAIM_FINGERPRINT
+    # The store is an input once it is set.
+    with_store = desired_for(instance(backup=BACKUP), Stage.SERVING, SERVING)
+    assert inputs_fingerprint(with_store, FINGERPRINT_KEY) != PLAIN_FINGERPRINT
