@@ -9,7 +9,11 @@ A throwaway server on loopback (bench/mariadb.py) gets one database of about
   check the trailer, fsync, sha256, .meta) against `mysqldump | gzip -c > file` with the
   same dump options;
 - restore: `restore.sh` of that dump into the emptied database (size, sha256 and trailer
-  checked before applying, provenance rows) against `gzip -dc file | mysql`.
+  checked before applying, provenance rows) against `gzip -dc file | mysql`;
+- with `--s3`, the same against a MinIO on loopback (bench/minio.py), as the Jobs of an
+  instance with spec.backup.s3 run them: backup.sh into a staging directory, then
+  `python -m reconciler.transfer upload`; `transfer download` (size and sha256 checked),
+  then restore.sh. The plain pipes stay the baseline: what a dump costs without any of it.
 
 Every restore is checked: the table's row count and checksum must equal the original's.
 Wall time and the CPU of the processes (the client side; the server's CPU is the same
@@ -22,6 +26,7 @@ work for both) are reported per step, and the ratio of medians is the result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -40,9 +45,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.mariadb import MariaDB, running_server
+from bench.minio import MinIO, running_store
 from bench.runner import describe_machine, load_average
 
 SCRIPTS: Final = resources.files("reconciler").joinpath("scripts")
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+BACKUP_TO_S3: Final = "backup.sh + transfer upload"
+RESTORE_FROM_S3: Final = "transfer download + restore.sh"
 DATABASE: Final = "otus-database"
 TABLE: Final = "orders"
 ROOT_PASSWORD: Final = "bench-dumps-root-pw"  # noqa: S105 (a throwaway loopback server)
@@ -89,6 +98,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="rounds (default 2)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-dumps.json"))
     parser.add_argument("--work-dir", type=Path, help="default: a new temp dir")
+    parser.add_argument(
+        "--s3", action="store_true", help="also back up to and restore from a loopback MinIO"
+    )
     return parser.parse_args(argv)
 
 
@@ -155,8 +167,10 @@ def _dump_file(path: Path) -> Path:
 class Round:
     """One backup and restore each way, into a backup directory of its own."""
 
-    def __init__(self, server: MariaDB, work: Path) -> None:
+    def __init__(self, server: MariaDB, work: Path, store: MinIO | None = None) -> None:
         self.server = server
+        self.store = store
+        self.work = work
         self.backup_dir = work / "backup"
         self.backup_dir.mkdir(parents=True)
         self.plain = work / "plain.sql.gz"
@@ -191,6 +205,51 @@ class Round:
         command = ["dash", str(SCRIPTS.joinpath("restore.sh"))]
         return timed("restore.sh", command, env, self.ours())
 
+    def backup_to_s3(self) -> Step:
+        assert self.store is not None
+        staging = self.work / "s3-staging"
+        staging.mkdir()
+        env = {
+            **self.env,
+            **self.store.transfer_env(self.s3_key),
+            "PYTHONPATH": str(REPO_ROOT),
+            "BACKUP_DIR": str(staging),
+            "STAGING_DIR": str(staging),
+            "S3_ROTATE_PREFIX": self.s3_key.rpartition("/")[0] + "/",
+            "BACKUP_KEEP": "5",
+        }
+        script = shlex.join(["dash", str(SCRIPTS.joinpath("backup.sh"))])
+        upload = shlex.join([sys.executable, "-m", "reconciler.transfer", "upload"])
+        return timed(BACKUP_TO_S3, ["dash", "-c", f"{script} && {upload}"], env, staging)
+
+    def restore_from_s3(self) -> Step:
+        assert self.store is not None
+        self.empty()
+        staged = _dump_file(self.work / "s3-staging")
+        meta = staged.with_suffix("").with_suffix(".meta").read_text()
+        fields = dict(line.split("=", 1) for line in meta.splitlines() if "=" in line)
+        target = self.work / "s3-restore"
+        target.mkdir()
+        env = {
+            **self.env,
+            **self.store.transfer_env(self.s3_key),
+            "PYTHONPATH": str(REPO_ROOT),
+            "INSTANCE_UID": str(uuid.uuid4()),
+            "BACKUP_DIR": str(target),
+            "STAGING_DIR": str(target),
+            "RESTORE_SOURCE": staged.name,
+            "RESTORE_BACKUP": "bench",
+            "EXPECTED_SIZE": fields["size"],
+            "EXPECTED_SHA256": fields["sha256"],
+        }
+        download = shlex.join([sys.executable, "-m", "reconciler.transfer", "download"])
+        script = shlex.join(["dash", str(SCRIPTS.joinpath("restore.sh"))])
+        return timed(RESTORE_FROM_S3, ["dash", "-c", f"{download} && {script}"], env, target)
+
+    @property
+    def s3_key(self) -> str:
+        return f"bench/{self.work.name}/dump.sql.gz"
+
     def restore_plain(self) -> Step:
         self.empty()
         client = shlex.join(self.server.over_tcp("mysql", DATABASE))
@@ -216,7 +275,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     started = datetime.now(UTC)
     load_at_start = load_average()
     steps: list[Step] = []
-    with running_server(work / "server", ROOT_PASSWORD) as server:
+    with contextlib.ExitStack() as running:
+        server = running.enter_context(running_server(work / "server", ROOT_PASSWORD))
+        store = running.enter_context(running_store(work / "minio")) if args.s3 else None
         loading = time.monotonic()
         rows = load(server, args.size_mib * 1024 * 1024)
         loaded_s = time.monotonic() - loading
@@ -224,11 +285,16 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         original = fingerprint(server)
         print(f"loaded {rows} rows, {size / 2**20:.0f} MiB in {loaded_s:.0f}s", flush=True)
         for number in range(args.rounds):
-            one = Round(server, work / f"round-{number}")
+            one = Round(server, work / f"round-{number}", store)
             pairs = [
                 (one.backup_script, one.backup_plain),
                 (one.restore_script, one.restore_plain),
             ]
+            if store is not None:
+                pairs += [
+                    (one.backup_to_s3, one.backup_plain),
+                    (one.restore_from_s3, one.restore_plain),
+                ]
             for ours, plain in pairs:
                 for step in (ours, plain) if number % 2 == 0 else (plain, ours):
                     done = step()
@@ -248,6 +314,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "steps": [asdict(step) for step in steps],
         "backup": ratio(steps, "backup.sh", "mysqldump | gzip"),
         "restore": ratio(steps, "restore.sh", "gzip -dc | mysql"),
+        **(
+            {
+                "backup_s3": ratio(steps, BACKUP_TO_S3, "mysqldump | gzip"),
+                "restore_s3": ratio(steps, RESTORE_FROM_S3, "gzip -dc | mysql"),
+            }
+            if args.s3
+            else {}
+        ),
         "target_ratio": TARGET_RATIO,
     }
 
@@ -266,6 +340,11 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"- machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
         f"{machine['mem_total_mib']} MiB, kernel {machine['kernel']}",
         "- server: MariaDB from Debian's packages on loopback, the scripts run by dash over TCP",
+        *(
+            ["- S3: MinIO from the toolchain build on loopback, the transfer run by this Python"]
+            if "backup_s3" in results
+            else []
+        ),
         f"- data: one table, {table['rows']} rows, {table['bytes'] / 2**20:.0f} MiB of table "
         f"data and indexes (loaded in {table['load_s']} s)",
         f"- load average at start {machine['load_average_at_start']}, "
@@ -275,7 +354,14 @@ def markdown(results: Mapping[str, Any]) -> str:
         "| CPU s ours / plain |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, label in (("backup", "backup"), ("restore", "restore")):
+    for name, label in (
+        ("backup", "backup to a directory (a claim)"),
+        ("restore", "restore from a directory"),
+        ("backup_s3", "backup to S3 (MinIO on loopback)"),
+        ("restore_s3", "restore from S3"),
+    ):
+        if name not in results:
+            continue
         found = results[name]
         verdict = "met" if found["wall_ratio"] <= results["target_ratio"] else "**missed**"
         lines.append(
