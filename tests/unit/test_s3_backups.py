@@ -370,3 +370,30 @@ def test_instances_without_s3_keep_the_fingerprint_they_had_before_it_existed() 
     # The store is an input once it is set.
     with_store = desired_for(instance(backup=BACKUP), Stage.SERVING, SERVING)
     assert inputs_fingerprint(with_store, FINGERPRINT_KEY) != PLAIN_FINGERPRINT
+
+
+def test_an_https_store_with_its_own_ca_gets_the_bundle_mounted_in_the_transfer_only() -> None:
+    https = {**S3_SPEC, "endpoint": "https://s3.internal:9443", "ca_secret_ref": {"name": "ca"}}
+    status = synced_status(
+        InstanceStatus(volumes=VOLUMES, restore=RESTORED, served=True),
+        Stage.SERVING,
+        backup={"s3": https},
+    )
+    obj = mysql_object(status=status, backup={"s3": https})
+    live = with_requests(serving_live(), request("nightly"))
+    action = decide_lifecycle(observe(obj, live=live, transfer_image=IMAGE, s3_secret=GOOD_SECRET))
+    assert isinstance(action, StartBackup)
+    pod = action.job["spec"]["template"]["spec"]
+    (upload,) = pod["containers"]
+    env = {item["name"]: item.get("value") for item in upload["env"]}
+    assert env["S3_ENDPOINT"] == "https://s3.internal:9443"
+    assert env["S3_CA_FILE"] == "/etc/mysql-operator/s3-ca/ca.crt"
+    assert {"name": "s3-ca", "mountPath": "/etc/mysql-operator/s3-ca", "readOnly": True} in (
+        upload["volumeMounts"]
+    )
+    assert {
+        "name": "s3-ca",
+        "secret": {"secretName": "ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+    } in pod["volumes"]
+    (dump,) = pod["initContainers"]
+    assert all(mount["name"] != "s3-ca" for mount in dump["volumeMounts"])
