@@ -26,11 +26,12 @@ import pytest
 from kubernetes import client
 from localcluster.layout import Layout, NodeKind, default_state_dir
 
-from tests.conftest import CLUSTER
+from tests.conftest import CLUSTER, REPO_ROOT
 from tests.e2e.host_snapshot import HostSnapshot
 from tests.support import api_client_for
 
 STATUS_TIMEOUT_S = 30.0
+IMAGES_BUILD = REPO_ROOT / "hack" / "images" / "build"
 NOT_THE_SESSIONS = "the cluster is not this session's (borrowed or E2E_KUBECONFIG)"
 
 
@@ -144,3 +145,22 @@ def namespace(real_node: RealNode, request: pytest.FixtureRequest) -> Iterator[s
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def reconciler_image(real_node: RealNode) -> str:
+    """The reconciler image's reference; built (or taken from the cache) and imported
+    into the node. Jobs of instances with spec.backup.s3 run it too."""
+    if real_node.state_dir is None:
+        given = os.environ.get("E2E_RECONCILER_IMAGE")
+        if not given:
+            pytest.fail("E2E_KUBECONFIG needs E2E_RECONCILER_IMAGE: an image the node has")
+        return given
+    socket = Layout(real_node.state_dir).containerd_socket
+    built = subprocess.run(
+        [str(IMAGES_BUILD), "--import", str(socket), "reconciler"],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return built.stdout.split()[0]

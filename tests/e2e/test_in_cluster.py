@@ -21,10 +21,8 @@ from typing import Any, Final
 import pytest
 import yaml
 from kubernetes import client
-from localcluster.layout import Layout
 
 from infra.resources import RUN_AS
-from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import RealNode
 from tests.e2e.data_story import (
     NAME,
@@ -38,27 +36,8 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
-IMAGES_BUILD: Final = REPO_ROOT / "hack" / "images" / "build"
 DEPLOYMENT: Final = "mysql-operator"
 READY_TIMEOUT_S: Final = 300.0
-
-
-@pytest.fixture(scope="module")
-def reconciler_image(real_node: RealNode) -> str:
-    """The image reference; built (or taken from the cache) and imported into the node."""
-    if real_node.state_dir is None:
-        given = os.environ.get("E2E_RECONCILER_IMAGE")
-        if not given:
-            pytest.fail("E2E_KUBECONFIG needs E2E_RECONCILER_IMAGE: an image the node has")
-        return given
-    socket = Layout(real_node.state_dir).containerd_socket
-    built = subprocess.run(
-        [str(IMAGES_BUILD), "--import", str(socket), "reconciler"],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return built.stdout.split()[0]
 
 
 def preview_in_pod(
