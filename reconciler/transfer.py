@@ -36,7 +36,8 @@ TERMINATION_LOG: Final = "/dev/termination-log"
 DUMP_NAME: Final = re.compile(r"dump-[0-9]{10}\.sql\.gz")
 SHA256: Final = re.compile(r"[0-9a-f]{64}")
 META_SUFFIX: Final = ".meta"
-TIMEOUT_S: Final = 60.0
+# Per socket operation: an endpoint that does not answer fails the Job within this.
+TIMEOUT_S: Final = 20.0
 
 
 class TransferError(Exception):
@@ -139,7 +140,7 @@ def upload(environ: Mapping[str, str]) -> str:
     except S3Error as error:
         raise TransferError(EXIT_FAILED, str(error)) from None
     except OSError as error:
-        raise TransferError(EXIT_FAILED, f"the store at {s3.endpoint}: {error}") from None
+        raise TransferError(EXIT_FAILED, unreachable(s3, error)) from None
     meta = staged.meta
     return (
         f"dump={staged.path.name} sequence={meta.get('sequence', '')} size={staged.size} "
@@ -203,7 +204,7 @@ def download(environ: Mapping[str, str]) -> str:
     except S3Error as error:
         raise TransferError(EXIT_FAILED, f"{what}: {error}") from None
     except OSError as error:
-        raise TransferError(EXIT_FAILED, f"{what}: {error}") from None
+        raise TransferError(EXIT_FAILED, f"{what}: {unreachable(s3, error)}") from None
     size = partial.stat().st_size
     if (str(size), sha256) != (expected_size, expected_sha256):
         partial.unlink()
@@ -217,6 +218,12 @@ def download(environ: Mapping[str, str]) -> str:
     meta = f"sequence={sequence}\nfile={name}\nsize={size}\nsha256={sha256}\nsource={url}\n"
     (staging / f"dump-{sequence}.meta").write_text(meta)
     return f"downloaded {url} size={size} sha256={sha256}"
+
+
+def unreachable(s3: S3Client, error: OSError) -> str:
+    """A network failure, naming the field that says where the store is."""
+    reason = str(error) or type(error).__name__
+    return f"spec.backup.s3.endpoint {s3.endpoint}: the store cannot be reached: {reason}"
 
 
 def _log(message: str) -> None:

@@ -21,6 +21,7 @@ from localcluster import object_store
 
 from reconciler.s3 import Credentials, S3Client
 from tests.conftest import CLUSTER, REPO_ROOT
+from tests.harness import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -241,7 +242,14 @@ def test_a_download_is_checked_against_the_recorded_checksum(
         f"MySQLBackup nightly: s3://{BUCKET}/{prefix}gone.sql.gz does not exist",
     )
 
-    # Wrong credentials are a failure to retry, not a corrupt dump.
+    # Wrong credentials, or no store where the endpoint points, are failures to retry, not
+    # a corrupt dump; the message names the field to check.
     code, message = download(tmp_path / "denied", AWS_SECRET_ACCESS_KEY="not-the-key")
     assert code == 1
     assert "403" in message
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, message = download(tmp_path / "nowhere", S3_ENDPOINT=closed)
+    assert code == 1
+    assert message.startswith(
+        f"MySQLBackup nightly: spec.backup.s3.endpoint {closed}: the store cannot be reached"
+    )

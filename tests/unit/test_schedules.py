@@ -169,3 +169,20 @@ def test_retention_keeps_the_newest_scheduled_dumps_and_no_other_kind() -> None:
     # keep 2: s3 and s4 stay; s1 goes, and the failure before the oldest kept one.
     assert scheduled_records_to_prune(items, 2) == ["f1", "s1"]
     assert scheduled_records_to_prune(items, 5) == []
+
+
+def test_retention_of_scheduled_dumps_in_s3_follows_their_fire_times() -> None:
+    """In a bucket every staged dump is sequence 1; the keys end in the UTC fire time,
+    which is what the upload container rotates by, and the records follow the same order."""
+
+    def in_s3(name: str, created: str) -> dict[str, Any]:
+        found = record(name, "Succeeded", None, created)
+        found["status"]["location"] = f"s3://mysql-backups/p/ns/{NAME}/{name}.sql.gz"
+        return found
+
+    items = [
+        in_s3(f"{NAME}-20260101030000", "2026-01-01T03:00:01Z"),
+        in_s3(f"{NAME}-20260102030000", "2026-01-02T03:00:01Z"),
+        in_s3(f"{NAME}-20260103030000", "2026-01-03T03:00:01Z"),
+    ]
+    assert scheduled_records_to_prune(items, 2) == [f"{NAME}-20260101030000"]
