@@ -609,7 +609,8 @@ def test_the_dump_page_gives_each_verdict_and_escapes_the_pipes() -> None:
     for side in ("backup", "restore"):
         results[side] |= {"ours_cpu_s": 1.0, "plain_cpu_s": 1.0}
     page = dump_page(results)
-    assert "| backup | 11 | 10 | **1.1x** | ≤ 1.2x (met)" in page
-    assert "| restore | 13 | 10 | **1.3x** | ≤ 1.2x (**missed**)" in page
+    assert "| backup to a directory (a claim) | 11 | 10 | **1.1x** | ≤ 1.2x (met)" in page
+    assert "| restore from a directory | 13 | 10 | **1.3x** | ≤ 1.2x (**missed**)" in page
+    assert "S3" not in page  # no S3 rows without --s3
     assert "| `mysqldump \\| gzip` | 1.0 | 0.5 | 9 |" in page
     assert "1024 MiB of table data" in page
