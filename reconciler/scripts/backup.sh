@@ -7,9 +7,12 @@
 #   in BACKUP_DIR: the clock never orders dumps (a wrong clock cannot make an old dump
 #   look new). `date` only fills the informational `created` field.
 # - The dump is written to a hidden temporary file, checked (the dump tool exited 0, the
-#   decompressed stream ends with the `-- Dump completed` trailer, the size is not zero),
-#   synced and renamed. Then dump-<sequence>.meta records its size and sha256 (written to
-#   a temporary file and renamed). A dump is *verified* only when its .meta names it with
+#   compressed bytes decompress to a stream that ends with the `-- Dump completed`
+#   trailer, the size is not zero), synced and renamed. Then dump-<sequence>.meta records
+#   its size and sha256 (written to a temporary file and renamed). The bytes are checked
+#   and hashed as they are written: one `tee` hands the same compressed stream to the
+#   file, to `gzip -dc | tail` and to `sha256sum`, which run beside the dump instead of
+#   reading the file again after it. A dump is *verified* only when its .meta names it with
 #   the right size, so a failed or interrupted backup never leaves a verified dump behind;
 #   its leftovers (temporary files, a .sql.gz without .meta) are removed on the next run.
 # - An idle watchdog kills a dump whose output has not grown for
@@ -137,7 +140,7 @@ dump_tool=$(command -v mysqldump || command -v mariadb-dump) ||
   bad_config "the image has neither mysqldump nor mariadb-dump"
 client=$(command -v mysql || command -v mariadb) ||
   bad_config "the image has neither mysql nor mariadb"
-for tool in gzip sha256sum mkfifo mktemp; do
+for tool in gzip sha256sum mkfifo mktemp tee tail; do
   command -v "$tool" >/dev/null || bad_config "the image has no $tool"
 done
 
@@ -152,16 +155,15 @@ size_of() {
   if [ -e "$1" ]; then wc -c <"$1" | tr -d ' '; else echo 0; fi
 }
 
-sha256_of() {
-  sum=$(sha256sum <"$1")
-  printf '%s\n' "${sum%% *}"
-}
-
 newline='
 '
-# Prints the last line of the decompressed file; fails if it does not decompress.
-last_line_of() {
-  tail_lines=$( { gzip -dc <"$1" 2>/dev/null && echo '#gzip-ok'; } | tail -n 2)
+# The decompressing check of the stream: the last two lines of `gzip -dc`, then a marker
+# that only a complete decompression prints.
+CHECK_STREAM='{ gzip -dc 2>/dev/null && echo "#gzip-ok"; } | tail -n 2'
+# Prints the last line of the stream that FILE (CHECK_STREAM's output) saw; fails if the
+# stream did not decompress.
+last_line_in() {
+  tail_lines=$(cat "$1")
   case $tail_lines in
     *'#gzip-ok') ;;
     *) return 1 ;;
@@ -229,12 +231,25 @@ spawn() {
 finished() { [ -s "$work/$1.rc" ]; }
 running() { [ -s "$work/$1.pid" ] && ! finished "$1"; }
 
+CHILDREN='dump gzip tee hash check'
+any_running() {
+  for child in $CHILDREN; do
+    if running "$child"; then return 0; fi
+  done
+  return 1
+}
+all_finished() {
+  for child in $CHILDREN; do
+    finished "$child" || return 1
+  done
+}
+
 stop_children() {
-  for child in dump gzip; do
+  for child in $CHILDREN; do
     if running "$child"; then kill "$(cat "$work/$child.pid")" 2>/dev/null || true; fi
   done
   waited=0
-  while [ "$waited" -lt 25 ] && { running dump || running gzip; }; do
+  while [ "$waited" -lt 25 ] && any_running; do
     sleep 0.2 2>/dev/null || sleep 1
     waited=$((waited + 1))
   done
@@ -309,9 +324,13 @@ else
 fi
 
 partial="$dir/.dump-inprogress.$sequence.$$"
-mkfifo "$work/pipe"
+mkfifo "$work/pipe" "$work/compressed" "$work/to-check" "$work/to-hash"
 log "dumping $what from $host:$port (server $server_version, final=$final) into $dump_file"
-spawn gzip "$work/pipe" "$partial" "$work/gzip.err" gzip -c
+# dump -> gzip -> tee -> the file, the decompressing check and the hash, all at once.
+spawn hash "$work/to-hash" "$work/sha256" "$work/hash.err" sha256sum
+spawn check "$work/to-check" "$work/tail" "$work/check.err" sh -c "$CHECK_STREAM"
+spawn tee "$work/compressed" "$work/to-hash" "$work/tee.err" tee "$partial" "$work/to-check"
+spawn gzip "$work/pipe" "$work/compressed" "$work/gzip.err" gzip -c
 spawn dump /dev/null "$work/pipe" "$work/dump.err" "$dump_tool" "$@"
 
 show_tool_errors() {
@@ -320,7 +339,7 @@ show_tool_errors() {
 
 last_size=-1
 progress_at=$(now)
-while ! finished dump || ! finished gzip; do
+while ! all_finished; do
   nap
   size=$(size_of "$partial" 2>/dev/null) || size=0
   if [ "$size" != "$last_size" ]; then
@@ -334,15 +353,22 @@ while ! finished dump || ! finished gzip; do
 done
 
 show_tool_errors
+# A write that failed (a full volume) ends tee first, and then gzip and the dump tool die
+# of their closed pipes: tee's own message says why.
+tee_status=$(cat "$work/tee.rc")
+[ "$tee_status" = 0 ] ||
+  fail "writing the dump failed (tee exited with status $tee_status): $(tail -n 1 "$work/tee.err")"
 dump_status=$(cat "$work/dump.rc")
 [ "$dump_status" = 0 ] ||
   fail "${dump_tool##*/} exited with status $dump_status: $(tail -n 1 "$work/dump.err")"
 gzip_status=$(cat "$work/gzip.rc")
 [ "$gzip_status" = 0 ] ||
   fail "gzip exited with status $gzip_status: $(tail -n 1 "$work/gzip.err")"
+hash_status=$(cat "$work/hash.rc")
+[ "$hash_status" = 0 ] || fail "sha256sum exited with status $hash_status"
 size=$(size_of "$partial")
 [ "$size" -gt 0 ] || fail "the dump is empty"
-trailer=$(last_line_of "$partial") || fail "the compressed dump does not decompress"
+trailer=$(last_line_in "$work/tail") || fail "the compressed dump does not decompress"
 case $trailer in
   '-- Dump completed'*) ;;
   *) fail "the dump does not end with the '-- Dump completed' trailer" ;;
@@ -352,7 +378,12 @@ esac
 sync
 mv "$partial" "$dir/$dump_file"
 partial="$dir/$dump_file"  # until the .meta is written, a failure removes it again
-sha256=$(sha256_of "$dir/$dump_file")
+sha256=$(cat "$work/sha256")
+sha256=${sha256%% *}
+case $sha256 in
+  [0-9a-f]*) [ "${#sha256}" = 64 ] || fail "sha256sum printed no digest" ;;
+  *) fail "sha256sum printed no digest" ;;
+esac
 meta_partial="$dir/.meta-inprogress.$sequence.$$"
 {
   echo "sequence=$sequence"

@@ -252,7 +252,15 @@ check_dump() {
   path=$dir/$dump
   [ -f "$path" ] || finish 4 "dump $dump not found"
   size=$(size_of "$path")
+  # The hash and the decompressing trailer check each read the whole dump: they run side
+  # by side, and their results are read in the order below.
+  rm -f "$work/trailer"
+  (
+    if trailer=$(last_line_of "$path"); then printf '%s\n' "$trailer" >"$work/trailer"; fi
+  ) &
+  trailer_pid=$!
   sha256=$(sha256_of "$path")
+  wait "$trailer_pid" || true
   case $dump in
     *.sql.gz)
       meta=${path%.sql.gz}.meta
@@ -269,7 +277,8 @@ check_dump() {
       ;;
     *) sequence=legacy ;;  # dump-<UTC stamp>-<NNN>.sql from the previous backup script
   esac
-  trailer=$(last_line_of "$path") || corrupt "it does not decompress"
+  [ -f "$work/trailer" ] || corrupt "it does not decompress"
+  trailer=$(cat "$work/trailer")
   case $trailer in
     '-- Dump completed'*) ;;
     *) corrupt "it does not end with the '-- Dump completed' trailer" ;;

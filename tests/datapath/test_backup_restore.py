@@ -534,6 +534,32 @@ def test_a_failed_dump_leaves_nothing_verified_and_the_previous_dumps_intact(
     assert snapshot(mariadb, database) == expected
 
 
+def test_a_dump_that_cannot_be_written_fails_saying_why_and_leaves_nothing_verified(
+    jobs: Jobs, mariadb: MariaDB, database: str
+) -> None:
+    """A full volume: tee reports the failed write and, as GNU tee does, keeps feeding the
+    check and the hash until the end; the backup fails with tee's message, not with a
+    broken pipe of the tools upstream."""
+    create_database(mariadb, database)
+    jobs.backup()
+    previous = files(jobs.backup_dir)
+    real_tee = shutil.which("tee")
+    assert real_tee is not None
+    jobs.stub(
+        "tee",
+        f'printf \'tee: %s: No space left on device\\n\' "$1" >&2\n{real_tee} "$2"\nexit 1\n',
+    )
+
+    failed = jobs.backup(expect=1, stubs=True)
+
+    assert failed.message is not None
+    assert failed.message.startswith(
+        "backup failed: writing the dump failed (tee exited with status 1): tee: "
+    )
+    assert failed.message.endswith("No space left on device; the previous dumps are untouched")
+    assert files(jobs.backup_dir) == previous
+
+
 def test_the_idle_watchdog_kills_a_stuck_dump(jobs: Jobs, mariadb: MariaDB, database: str) -> None:
     create_database(mariadb, database)
     jobs.backup()
