@@ -22,6 +22,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from reconciler.spec import parse_spec
 from tests.harness import BACKUP_PLURAL, CRD_NAME, GROUP, PLURAL, VERSION, ensure_crd
 
 pytestmark = pytest.mark.integration
@@ -98,6 +99,13 @@ def create(
     return created
 
 
+S3_STORE: Final = {
+    "endpoint": "http://minio.local-s3.svc.cluster.local:9000",
+    "bucket": "mysql-backups",
+    "credentials_secret_ref": {"name": "backup-store"},
+}
+
+
 def test_the_original_example_is_accepted_unchanged(
     custom: client.CustomObjectsApi, namespace: str
 ) -> None:
@@ -135,6 +143,19 @@ def test_a_password_secret_ref_alone_is_accepted_with_the_default_key(
     created = create(custom, namespace, mysql_object("by-reference", spec), dry_run=True)
     assert created["spec"]["passwordSecretRef"] == {"name": "mysql-root", "key": "password"}
     assert "password" not in created["spec"]
+
+
+def test_an_s3_store_is_accepted_with_its_default_region_and_parses_the_same(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    spec = {**ORIGINAL_SPEC, "backup": {"s3": {**S3_STORE, "prefix": "team-a/prod"}}}
+    created = create(custom, namespace, mysql_object("to-s3", spec), dry_run=True)
+    stored = created["spec"]["backup"]["s3"]
+    assert stored == {**S3_STORE, "prefix": "team-a/prod", "region": "us-east-1"}
+    # What the API server stored is what the reconciler reads.
+    parsed = parse_spec(created["spec"]).backup.s3
+    assert parsed is not None
+    assert parsed.to_spec() == stored
 
 
 def test_without_storage_size_it_is_rejected_naming_the_field(
@@ -201,6 +222,26 @@ BOTH_OR_NEITHER: Final = "exactly one of spec.password and spec.passwordSecretRe
             {"deletion_policy": "Shred"},
             ['spec.deletion_policy: Unsupported value: "Shred"'],
             id="deletion-policy",
+        ),
+        pytest.param(
+            {"backup": {"s3": {**S3_STORE, "endpoint": "minio:9000"}}},
+            ['spec.backup.s3.endpoint: Invalid value: "minio:9000"'],
+            id="s3-endpoint-without-scheme",
+        ),
+        pytest.param(
+            {"backup": {"s3": {**S3_STORE, "bucket": "My_Bucket"}}},
+            ['spec.backup.s3.bucket: Invalid value: "My_Bucket"'],
+            id="s3-bucket",
+        ),
+        pytest.param(
+            {"backup": {"s3": {key: v for key, v in S3_STORE.items() if key != "bucket"}}},
+            ["spec.backup.s3.bucket: Required value"],
+            id="s3-no-bucket",
+        ),
+        pytest.param(
+            {"backup": {"s3": {**S3_STORE, "ca_secret_ref": {"name": "ca"}}}},
+            ["spec.backup.s3.ca_secret_ref: Invalid value", "needs an https:// endpoint"],
+            id="s3-ca-without-https",
         ),
     ],
 )
