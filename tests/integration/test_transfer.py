@@ -250,6 +250,5 @@ def test_a_download_is_checked_against_the_recorded_checksum(
     closed = f"http://127.0.0.1:{free_port()}"
     code, message = download(tmp_path / "nowhere", S3_ENDPOINT=closed)
     assert code == 1
-    assert message.startswith(
-        f"MySQLBackup nightly: spec.backup.s3.endpoint {closed}: the store cannot be reached"
-    )
+    assert message.startswith(f"MySQLBackup nightly: s3://{BUCKET}/{key}: ")
+    assert f"spec.backup.s3.endpoint {closed}: the store cannot be reached: " in message
