@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bench.mariadb import ServerError, free_loopback_port
+from bench.mariadb import ServerError, free_loopback_port, stop
 from reconciler.s3 import Credentials, S3Client
 
 START_TIMEOUT_S: Final = 60.0
@@ -87,9 +87,4 @@ def running_store(base: Path, binary: str | None = None) -> Iterator[MinIO]:
         store.client().ensure_bucket(BUCKET)
         yield store
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

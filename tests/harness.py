@@ -508,6 +508,19 @@ class Harness:
         assert found is not None
         return found
 
+    def backup_now(self, name: str, instance: str, timeout_s: float = 180) -> dict[str, Any]:
+        """Asks for a backup of `instance` and waits until it ends; its status, Succeeded."""
+        self.request_backup(name, instance)
+        done = self.wait_for_backup(
+            name,
+            lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+            f"the backup {name} ends",
+            timeout_s=timeout_s,
+        )
+        status: dict[str, Any] = done["status"]
+        assert status["phase"] == "Succeeded", status
+        return status
+
     def backups(self) -> list[dict[str, Any]]:
         """The MySQLBackup objects of the namespace."""
         listed: Any = self.custom.list_namespaced_custom_object(

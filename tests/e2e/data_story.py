@@ -99,9 +99,13 @@ def rows_survive_delete_and_come_back_on_recreate(
 
 @contextlib.contextmanager
 def e2e_harness(
-    real_node: RealNode, tmp_path: Path, namespace_labels: Mapping[str, str] | None = None
+    real_node: RealNode,
+    tmp_path: Path,
+    namespace_labels: Mapping[str, str] | None = None,
+    extra_flags: tuple[str, ...] = (),
 ) -> Iterator[Harness]:
-    """A Harness on a fresh namespace of the real node; it cleans up after itself."""
+    """A Harness on a fresh namespace of the real node (its reconciler run with
+    `extra_flags`); it cleans up after itself."""
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     with harness_in_new_namespace(
         real_node.api(),
@@ -109,5 +113,6 @@ def e2e_harness(
         namespace,
         tmp_path,
         namespace_labels=namespace_labels,
+        extra_flags=extra_flags,
     ) as harness:
         yield harness

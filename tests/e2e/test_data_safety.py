@@ -106,20 +106,6 @@ def dump_location(status: dict[str, Any]) -> tuple[str, str]:
     return claim, dump_name
 
 
-def backup_now(harness: Harness, backup: str) -> dict[str, Any]:
-    """Asks for a backup of NAME and waits until it ends; its status, Succeeded."""
-    harness.request_backup(backup, NAME)
-    done = harness.wait_for_backup(
-        backup,
-        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
-        f"the backup {backup} ends",
-        timeout_s=180,
-    )
-    status: dict[str, Any] = done["status"]
-    assert status["phase"] == "Succeeded", status
-    return status
-
-
 def reasons(harness: Harness, name: str = NAME) -> list[str]:
     return [str(event.reason) for event in harness.events(name)]
 
@@ -607,7 +593,7 @@ def test_a_backup_asked_for_holds_the_rows_and_outlives_the_next_ones(harness: H
     ready_with_rows(harness, rows)
 
     # A backup now, while clients stay connected: its dump holds exactly these rows.
-    status = backup_now(harness, "before-more")
+    status = harness.backup_now("before-more", NAME)
     assert has_condition("Ready", "True")(harness.get(NAME))
     claim, dump_name = dump_location(status)
     backup_dir = host_dir(volume_of(harness, claim))
@@ -640,7 +626,7 @@ def test_a_backup_asked_for_holds_the_rows_and_outlives_the_next_ones(harness: H
 def test_a_new_instance_restores_a_named_backup_of_another(harness: Harness) -> None:
     rows = random.randint(20, 200)
     ready_with_rows(harness, rows)
-    snapshot = backup_now(harness, "snapshot")
+    snapshot = harness.backup_now("snapshot", NAME)
     # Rows written after the snapshot are not in it.
     sql(harness, NAME, DATABASE, "INSERT INTO kept VALUES (100000, 'after');")
 

@@ -24,9 +24,10 @@ from localcluster import object_store
 
 from reconciler.vocabulary import LABEL_S3_CREDENTIALS
 from tests.e2e.conftest import RealNode
+from tests.e2e.data_story import e2e_harness
 from tests.e2e.sql_client import count_rows, sql, write_rows
 from tests.e2e.test_local_s3 import host_client
-from tests.harness import Harness, condition, harness_in_new_namespace, has_condition
+from tests.harness import Harness, condition, has_condition
 
 pytestmark = pytest.mark.e2e
 
@@ -57,18 +58,13 @@ def spec(namespace_prefix: str, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def harness(real_node: RealNode, reconciler_image: str, tmp_path: Path) -> Iterator[Harness]:
-    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    with harness_in_new_namespace(
-        real_node.api(),
-        real_node.kubeconfig,
-        namespace,
-        tmp_path,
-        extra_flags=(f"--transfer-image={reconciler_image}",),
+    with e2e_harness(
+        real_node, tmp_path, extra_flags=(f"--transfer-image={reconciler_image}",)
     ) as h:
         # The store's credentials, copied into the namespace, and allowed for MySQL objects.
         published = h.core.read_namespaced_secret(object_store.SECRET, object_store.NAMESPACE)
         h.core.create_namespaced_secret(
-            namespace,
+            h.namespace,
             client.V1Secret(
                 metadata=client.V1ObjectMeta(
                     name=CREDENTIALS, labels={LABEL_S3_CREDENTIALS: "true"}
@@ -78,19 +74,6 @@ def harness(real_node: RealNode, reconciler_image: str, tmp_path: Path) -> Itera
         )
         h.start()
         yield h
-
-
-def backup_now(harness: Harness, backup: str) -> dict[str, Any]:
-    harness.request_backup(backup, NAME)
-    done = harness.wait_for_backup(
-        backup,
-        lambda found: (found.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
-        f"the backup {backup} ends",
-        timeout_s=240,
-    )
-    status: dict[str, Any] = done["status"]
-    assert status["phase"] == "Succeeded", status
-    return status
 
 
 def test_a_backup_in_s3_is_verified_restored_by_name_and_refused_when_truncated(
@@ -105,7 +88,7 @@ def test_a_backup_in_s3_is_verified_restored_by_name_and_refused_when_truncated(
 
     # The dump is in the bucket, under the documented key, with the recorded size and
     # checksum, and holds exactly the rows written before it.
-    status = backup_now(harness, "to-s3")
+    status = harness.backup_now("to-s3", NAME, timeout_s=240)
     key = f"{prefix}/{harness.namespace}/{NAME}/to-s3.sql.gz"
     assert status["location"] == f"s3://{BUCKET}/{key}"
     content = store.get_object(BUCKET, key)
