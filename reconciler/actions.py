@@ -160,11 +160,6 @@ class ForgetStack:
 
 
 @dataclass(frozen=True)
-class RemoveStack:
-    """Removes the (empty) stack from the backend."""
-
-
-@dataclass(frozen=True)
 class RemoveFinalizer:
     notice: Notice
 
@@ -186,6 +181,5 @@ Action = (
     | Destroy
     | ReleaseClaim
     | ForgetStack
-    | RemoveStack
     | RemoveFinalizer
 )

@@ -1,9 +1,11 @@
-"""Command line: `reconciler run` and `reconciler preview -f cr.yml`.
+"""Command line: `reconciler run`, `reconciler preview -f cr.yml` and
+`reconciler history NAMESPACE/NAME`.
 
 `run` starts the long-running reconciler (see `runner.py`; exactly one may run per state
 backend). `preview` prints the plan a manifest would cause against the instance's
 current stack state and changes nothing; its exit code is 0 for no changes, 2 for
-changes and 1 for an error, so CI can gate on it.
+changes and 1 for an error, so CI can gate on it. `history` prints the instance's stack
+updates (history.py), newest first.
 
 Log lines are logfmt (`key=value`), one per event, with the instance, the phase and the
 duration where they apply.
@@ -25,6 +27,7 @@ from typing import Any, Final
 import yaml
 
 from reconciler.driver import Plan
+from reconciler.history import render as render_history
 from reconciler.kube import Gateway, load_api_client
 from reconciler.policy import desired_for
 from reconciler.runner import AlreadyRunning, make_driver, resolve_passphrase, run
@@ -95,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--object-namespace", help="namespace of the object if the manifest has none"
     )
     preview.add_argument("--output", choices=["text", "json"], default="text")
+    history = commands.add_parser(
+        "history",
+        help="print an instance's stack updates, newest first; exit 1 if it has no stack",
+        description="Every update of the instance's stack: its time, kind (update, "
+        "teardown, heal, destroy), the MySQL object's generation and uid, the result, the "
+        "cause and the resource changes. The stack outlives the object, so this works "
+        "after a delete too.",
+    )
+    add_arguments(history)
+    history.add_argument("instance", metavar="NAMESPACE/NAME")
+    history.add_argument("--output", choices=["text", "json"], default="text")
     return parser
 
 
@@ -109,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run(settings)
+        if args.command == "history":
+            return history(settings, args.instance, args.output)
         return preview(settings, Path(args.filename), args.object_namespace, args.output)
     except (SettingsError, AlreadyRunning) as error:
         print(f"reconciler: {error}", file=sys.stderr)
@@ -153,6 +169,26 @@ def preview(settings: Settings, manifest: Path, namespace: str | None, output: s
         return EXIT_ERROR
     print(render_plan(plan, stack_name(instance.namespace, instance.name), output))
     return EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES
+
+
+def history(settings: Settings, instance: str, output: str) -> int:
+    namespace, slash, name = instance.partition("/")
+    if not slash or not namespace or not name:
+        print(f"reconciler history: {instance!r} is not NAMESPACE/NAME", file=sys.stderr)
+        return EXIT_ERROR
+    gateway = Gateway(load_api_client(settings.kubeconfig))
+    try:
+        driver = make_driver(settings, resolve_passphrase(settings, gateway))
+        entries = driver.history(namespace, name)
+    except StackError as error:
+        print(f"reconciler history: {error.kind.value}: {error.message}", file=sys.stderr)
+        return EXIT_ERROR
+    stack = stack_name(namespace, name)
+    if entries is None:
+        print(f"reconciler history: no stack {stack}", file=sys.stderr)
+        return EXIT_ERROR
+    print(render_history(stack, entries, output))
+    return EXIT_NO_CHANGES
 
 
 def _as_stored(

@@ -42,6 +42,8 @@ from reconciler import backend_files
 from reconciler.backend_files import deployed_kubernetes_objects, drop_pending_operations
 from reconciler.desired import Desired
 from reconciler.engine_events import RunTimings, StepClock
+from reconciler.history import HistoryEntry
+from reconciler.history import entry as history_entry
 from reconciler.observation import StackState
 from reconciler.program import ClusterAccess, build_program
 from reconciler.runs import FailureKind, RunResult, StackError, stack_name
@@ -388,15 +390,16 @@ class Driver:
 
     # -- operations ------------------------------------------------------------------------
 
-    def up(self, desired: Desired, *, refresh: bool = False) -> RunResult:
+    def up(
+        self, desired: Desired, *, refresh: bool = False, message: str | None = None
+    ) -> RunResult:
         """Applies the desired state; `refresh` reads the live objects first, so that an
-        object deleted outside the operator is created again."""
+        object deleted outside the operator is created again. `message` is the update's
+        entry in the stack's history (history.py)."""
         instance = desired.instance
         program = build_program(desired, self.config.cluster)
         stack = self._stack(instance.namespace, instance.name, program)
-        if refresh:
-            return self._timed_run(stack, "update", partial(stack.up, refresh=True))
-        return self._timed_run(stack, "update", stack.up)
+        return self._timed_run(stack, "update", partial(stack.up, refresh=refresh, message=message))
 
     def preview(self, desired: Desired) -> Plan:
         """The plan against the current state; creates nothing, not even the stack."""
@@ -437,26 +440,36 @@ class Driver:
             stack_existed=existed,
         )
 
-    def destroy(self, namespace: str, name: str) -> RunResult | None:
+    def destroy(self, namespace: str, name: str, message: str | None = None) -> RunResult | None:
         """Destroys the stack's resources (retained ones are only forgotten); None if no stack."""
         try:
             stack = self._stack(namespace, name, _noop_program, create=False)
         except auto.StackNotFoundError:
             return None
-        return self._timed_run(stack, "destroy", stack.destroy)
+        return self._timed_run(stack, "destroy", partial(stack.destroy, message=message))
 
-    def remove_stack(self, namespace: str, name: str) -> None:
-        """Removes an empty stack from the backend; a missing stack is fine."""
+    def history(self, namespace: str, name: str) -> list[HistoryEntry] | None:
+        """The stack's updates, as history.py reads their messages; None if no stack."""
         try:
             stack = self._stack(namespace, name, _noop_program, create=False)
+            # show_secrets=False: the entries' config stays encrypted and is not read.
+            summaries = stack.history(show_secrets=False)
         except auto.StackNotFoundError:
-            return
-        try:
-            stack.workspace.remove_stack(stack.name)
-        except auto.StackNotFoundError:
-            return
+            return None
         except auto.CommandError as error:
-            raise self._failure(stack, error) from None
+            raise translate(error) from None
+        return [
+            history_entry(
+                version=summary.version,
+                started=summary.start_time,
+                ended=summary.end_time,
+                operation=summary.kind,
+                result=summary.result,
+                message=summary.message,
+                changes={str(op): int(n) for op, n in (summary.resource_changes or {}).items()},
+            )
+            for summary in summaries
+        ]
 
     def forget_stack(self, namespace: str, name: str) -> None:
         """Removes the stack and its state without touching the cluster; a missing stack

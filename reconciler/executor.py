@@ -33,7 +33,6 @@ from reconciler.actions import (
     RecordVolumes,
     ReleaseClaim,
     RemoveFinalizer,
-    RemoveStack,
     ScheduleBackup,
     Stall,
     StartBackup,
@@ -45,6 +44,7 @@ from reconciler.conditions import ConditionType, Reason, Status, find
 from reconciler.driver import Driver
 from reconciler.engine_events import RunTimings
 from reconciler.gather import live_objects, observe
+from reconciler.history import ChangeKind, kind_of, update_message
 from reconciler.kube import ApiUnavailable, Conflict, Gateway
 from reconciler.metrics import Metrics
 from reconciler.observation import Observation
@@ -250,6 +250,7 @@ class _Step:
         self.key = key
         self.obj = obj
         self.generation = generation_of(obj)
+        self.uid = str(metadata_of(obj).get("uid", ""))
         self.written = observation.parsed_object.status
         self.status = self.written
         self.engine_run: RunTimings | None = None
@@ -335,8 +336,6 @@ class _Step:
             return None
         if isinstance(action, ForgetStack):
             return self._stack_call(lambda: self.driver.forget_stack(*self.key), "forget-stack")
-        if isinstance(action, RemoveStack):
-            return self._stack_call(lambda: self.driver.remove_stack(*self.key), "remove-stack")
         if isinstance(action, RemoveFinalizer):
             self._notice(action.notice)
             log.info(
@@ -375,7 +374,13 @@ class _Step:
         if action.reason is Reason.STACK_STATE_LOST or action.refresh:
             self._notice(Notice(action.reason.value, action.message, warning=True))
         try:
-            run = self.driver.up(action.desired, refresh=action.refresh)
+            kind = kind_of(action.desired.stage, refresh=action.refresh)
+            cause = f"{action.reason.value}: {action.message}"
+            run = self.driver.up(
+                action.desired,
+                refresh=action.refresh,
+                message=update_message(kind, self.generation, self.uid, cause),
+            )
         except StackError as error:
             return self._failed("deploy", error)
         self.engine_run = run.timings
@@ -403,7 +408,10 @@ class _Step:
             )
         )
         try:
-            run = self.driver.destroy(*self.key)
+            message = update_message(
+                ChangeKind.DESTROY, self.generation, self.uid, "the MySQL object is being deleted"
+            )
+            run = self.driver.destroy(*self.key, message=message)
         except StackError as error:
             return self._failed("destroy", error)
         if run is not None:

@@ -29,7 +29,6 @@ from reconciler.actions import (
     RecordJob,
     ReleaseClaim,
     RemoveFinalizer,
-    RemoveStack,
     Stall,
     Wait,
     WriteBackupObject,
@@ -130,9 +129,8 @@ def decide_teardown(observation: Observation) -> Action:
         # The object goes last, so a MySQL object of the same name created right after
         # meets none of this lifetime's objects.
         return Wait(Reason.DELETING, f"waiting for {', '.join(going)} to be deleted", GOING_POLL_S)
-    if stack.exists:
-        return RemoveStack()
-    # The claim may be gone by now: what it held is in the status.
+    # The emptied stack stays, with its history (history.py): a re-created instance of the
+    # same name continues it. The claim may be gone by now: what it held is in the status.
     return RemoveFinalizer(_goodbye(status, instance, skip, keeps_data or _held_data(status)))
 
 

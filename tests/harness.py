@@ -369,14 +369,18 @@ class Harness:
             return -1, str(error)
 
     def preview(self, manifest: Path) -> subprocess.CompletedProcess[str]:
+        return self._command("preview", "-f", str(manifest))
+
+    def history(self, name: str) -> subprocess.CompletedProcess[str]:
+        return self._command("history", f"{self.namespace}/{name}")
+
+    def _command(self, *words: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "reconciler",
-                "preview",
-                "-f",
-                str(manifest),
+                *words,
                 "--output=json",
                 *self.common_flags(),
             ],

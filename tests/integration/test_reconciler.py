@@ -270,9 +270,34 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
         backup_job,
     )
     assert status["instanceUID"] == obj["metadata"]["uid"]
-    # The stack is gone from the backend too (only its .bak remains, as Pulumi keeps it).
+    # The emptied stack stays, and its history tells the instance's life without the
+    # MySQL object: newest first, each run with its kind, generation, uid and cause.
     stacks = harness.state_dir / ".pulumi" / "stacks"
-    assert [p.name for p in stacks.rglob("*.json")] == []
+    assert [p.name for p in stacks.rglob("*.json")] == [f"{ns}.{NAME}.json"]
+    shown = harness.history(NAME)
+    assert shown.returncode == 0, shown.stderr
+    history = json.loads(shown.stdout)
+    assert history["stack"] == f"{ns}.{NAME}"
+    updates = history["updates"]
+    # The API server counts the deletion as a new generation of a custom object.
+    assert [(u["kind"], u["generation"], u["result"]) for u in updates] == [
+        ("destroy", 3, "succeeded"),
+        ("teardown", 3, "succeeded"),
+        ("update", 2, "succeeded"),
+        ("update", 1, "succeeded"),
+    ], updates
+    assert {u["uid"] for u in updates} == {uid}
+    assert "otuspassword" not in shown.stdout
+    destroyed, teardown, rolled_out, created = updates
+    assert destroyed["resourceChanges"].get("delete", 0) > 0
+    assert teardown["cause"].startswith("BackingUp: clients cut off; final backup Job")
+    assert rolled_out["resourceChanges"].get("update") == 1
+    assert rolled_out["cause"] == "Processing: running the stack update for generation 2"
+    assert created["resourceChanges"].get("create", 0) > 0
+    assert created["startTime"] < rolled_out["startTime"] < destroyed["startTime"]
+    never = harness.history(BROKEN)
+    assert never.returncode == 1
+    assert f"no stack {ns}.{BROKEN}" in never.stderr
 
 
 def backup_phase(phase: str) -> Callable[[Any], bool]:

@@ -238,7 +238,7 @@ def test_new_stacks_after_the_first_are_written_without_a_cli_run(
         destroyed = driver.destroy(namespace_name, instances[1].name)
         assert destroyed is not None
         assert destroyed.resource_changes.get("delete", 0) > 0
-        driver.remove_stack(namespace_name, instances[1].name)
+        driver.forget_stack(namespace_name, instances[1].name)
         assert not checkpoint.exists()
         assert driver.stack_state(namespace_name, instances[1].name, definite=True) == (
             StackState(False, 0)

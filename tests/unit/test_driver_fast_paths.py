@@ -302,7 +302,7 @@ def test_an_unreadable_checkpoint_is_asked_of_the_cli(tmp_path: Path) -> None:
     assert subject._command.words() == ["stack export"]
 
 
-# -- forgetting and removing stacks ---------------------------------------------------------
+# -- forgetting stacks ---------------------------------------------------------------------
 
 
 def test_forget_removes_the_stack_by_force(tmp_path: Path) -> None:
@@ -315,17 +315,6 @@ def test_forget_removes_the_stack_by_force(tmp_path: Path) -> None:
     assert run[:2] == ["stack", "rm"]
     assert "--force" in run, "a stack that still holds objects must go too"
     assert STACK in run
-
-
-def test_remove_never_forces(tmp_path: Path) -> None:
-    write_checkpoint(tmp_path, {})
-    subject = driver(f"file://{tmp_path}", tmp_path)
-    command = RecordingCommand()
-    subject._command = command
-    subject.remove_stack("ns", "db")
-    (run,) = command.runs
-    assert run[:2] == ["stack", "rm"]
-    assert "--force" not in run
 
 
 def test_forgetting_a_missing_stack_is_fine(tmp_path: Path) -> None:

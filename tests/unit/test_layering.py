@@ -52,6 +52,7 @@ PURE: Final = (
     "requested_backups",
     "schedules",
     "transfer_jobs",
+    "history",
 )
 
 

@@ -65,6 +65,7 @@ from tests.unit.builders import (
     RESTORE_JOB_1,
     RESTORED,
     TOOLCHAIN,
+    UID,
     claim,
     job,
     job_pod,
@@ -123,9 +124,12 @@ class GatewayPort(Protocol):
 
 class DriverPort(Protocol):
     def stack_state(self, namespace: str, name: str, *, definite: bool) -> StackState | None: ...
-    def up(self, desired: Desired, *, refresh: bool = False) -> RunResult: ...
-    def destroy(self, namespace: str, name: str) -> RunResult | None: ...
-    def remove_stack(self, namespace: str, name: str) -> None: ...
+    def up(
+        self, desired: Desired, *, refresh: bool = False, message: str | None = None
+    ) -> RunResult: ...
+    def destroy(
+        self, namespace: str, name: str, message: str | None = None
+    ) -> RunResult | None: ...
     def forget_stack(self, namespace: str, name: str) -> None: ...
 
 
@@ -304,6 +308,7 @@ class FakeDriver:
         self.failures: dict[str, StackError] = {}
         self.deployed: list[Desired] = []
         self.definite: list[bool] = []
+        self.messages: list[str | None] = []  # each run's history message
 
     def _run(self, step: str) -> RunResult:
         self.gateway.log.append(step)
@@ -322,9 +327,12 @@ class FakeDriver:
         self.definite.append(definite)
         return self.stack
 
-    def up(self, desired: Desired, *, refresh: bool = False) -> RunResult:
+    def up(
+        self, desired: Desired, *, refresh: bool = False, message: str | None = None
+    ) -> RunResult:
         run = self._run(f"up {desired.stage.value}" + (" refresh" if refresh else ""))
         self.deployed.append(desired)
+        self.messages.append(message)
         self.stack = DEPLOYED
         self.gateway.deployment = self.gateway.serving_objects = True
         for declared in (manifests.restore_job(desired), manifests.backup_job(desired)):
@@ -333,19 +341,16 @@ class FakeDriver:
                 self.gateway.jobs.setdefault(name, job(name))
         return run
 
-    def destroy(self, namespace: str, name: str) -> RunResult | None:
+    def destroy(self, namespace: str, name: str, message: str | None = None) -> RunResult | None:
         if not self.stack.exists:
             return None
         run = self._run("destroy")
+        self.messages.append(message)
         self.stack = EMPTY_STACK
         self.gateway.deployment = self.gateway.serving_objects = False
         self.gateway.pods.clear()
         self.gateway.jobs.clear()
         return run
-
-    def remove_stack(self, namespace: str, name: str) -> None:
-        self._run("remove-stack")
-        self.stack = NO_STACK
 
     def forget_stack(self, namespace: str, name: str) -> None:
         self._run("forget-stack")
@@ -797,7 +802,6 @@ def test_after_a_verified_backup_destroy_then_release_then_the_finalizer() -> No
         f"patch-volume {DATA_PV}",
         f"claim-finalizer - {DATA_CLAIM}",
         f"delete-claim {DATA_CLAIM}",
-        "remove-stack",
         "finalizer -",
     ]
     assert result == Result(Outcome.DONE, "teardown", engine_run=result.engine_run, engine_runs=1)
@@ -814,6 +818,20 @@ def test_after_a_verified_backup_destroy_then_release_then_the_finalizer() -> No
     record = gateway.backup_objects[BACKUP_OBJECT]["status"]
     assert (record["phase"], record["trigger"]) == ("Succeeded", "delete")
     assert record["location"] == f"pvc://{BACKUP_CLAIM}/dump-0000000009.sql.gz"
+
+
+def test_each_engine_run_records_its_kind_generation_uid_and_cause() -> None:
+    gateway, driver = serving_cluster(deleting=True)
+    run = executor(gateway, driver)
+    run.reconcile(KEY)
+    finish_backup(gateway)
+    run.reconcile(KEY)
+    teardown, destroy = driver.messages[-2:]
+    assert teardown == (
+        f"teardown of generation 1 (uid {UID}): BackingUp: clients cut off; final backup Job "
+        f"{BACKUP_JOB_1} (attempt 1)"
+    )
+    assert destroy == f"destroy of generation 1 (uid {UID}): the MySQL object is being deleted"
 
 
 def test_the_finalizer_stays_until_the_destroyed_objects_are_gone() -> None:
@@ -833,19 +851,17 @@ def test_the_finalizer_stays_until_the_destroyed_objects_are_gone() -> None:
     assert gateway.mysql is None
 
 
-@pytest.mark.parametrize("failing", ["destroy", "remove-stack"])
-def test_the_finalizer_stays_when_a_teardown_step_fails(failing: str) -> None:
+def test_the_finalizer_stays_when_the_destroy_fails() -> None:
     gateway, driver = serving_cluster(deleting=True)
     finish_backup(gateway)
-    driver.failures[failing] = StackError(FailureKind.TRANSIENT, "i/o timeout")
+    driver.failures["destroy"] = StackError(FailureKind.TRANSIENT, "i/o timeout")
     result = executor(gateway, driver).reconcile(KEY)
     assert result.outcome is Outcome.RETRY
     assert gateway.mysql is not None
     assert FINALIZER in gateway.mysql["metadata"]["finalizers"]
     assert "finalizer -" not in gateway.log
-    if failing == "destroy":
-        assert CLAIM_FINALIZER in gateway.claims[DATA_CLAIM]["metadata"]["finalizers"]
-        assert gateway.volumes[DATA_PV]["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert CLAIM_FINALIZER in gateway.claims[DATA_CLAIM]["metadata"]["finalizers"]
+    assert gateway.volumes[DATA_PV]["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
 
 
 def test_a_failed_backup_is_retried_as_a_new_job_and_nothing_is_destroyed() -> None:

@@ -21,7 +21,6 @@ from reconciler.actions import (
     RecordJob,
     ReleaseClaim,
     RemoveFinalizer,
-    RemoveStack,
     Stall,
     Wait,
     WriteBackupObject,
@@ -660,7 +659,7 @@ def test_retain_marks_the_volume_retained_and_keeps_the_claim() -> None:
     )
     kept = kept_volume(annotations={ANNOTATION_RETAINED_REASON: "deletion_policy Retain"})
     action = decide(status, live=destroyed(data_volume=kept), stack=EMPTY_STACK, **spec)
-    assert action == RemoveStack(), "the data claim stays, with its finalizer"
+    assert isinstance(action, RemoveFinalizer), "the data claim stays, with its finalizer"
 
 
 def test_skipping_the_backup_retains_the_volume_and_lets_the_claim_go() -> None:
@@ -677,7 +676,8 @@ def test_skipping_the_backup_retains_the_volume_and_lets_the_claim_go() -> None:
 
 def test_the_backup_claim_with_its_dumps_is_kept() -> None:
     live = destroyed(data_claim=released(claim()))
-    assert decide(backing_up(BACKED_UP), live=live, stack=EMPTY_STACK) == RemoveStack()
+    action = decide(backing_up(BACKED_UP), live=live, stack=EMPTY_STACK)
+    assert isinstance(action, RemoveFinalizer), "nothing is done to the backup claim"
 
 
 def test_an_unkept_backup_volume_is_made_retain_before_letting_go() -> None:
@@ -712,12 +712,10 @@ def all_released() -> Live:
     return destroyed(data_claim=None, data_volume=None)
 
 
-def test_the_empty_stack_is_removed_then_the_finalizer() -> None:
-    assert decide(backing_up(BACKED_UP), live=all_released(), stack=EMPTY_STACK) == RemoveStack()
-    action = decide(backing_up(BACKED_UP), live=all_released(), stack=NO_STACK)
-    assert action == RemoveFinalizer(
-        Notice("Deleted", f"deleted after the final backup: {BACKUP_LINE}")
-    )
+def test_the_emptied_stack_stays_with_its_history_and_the_finalizer_goes() -> None:
+    expected = RemoveFinalizer(Notice("Deleted", f"deleted after the final backup: {BACKUP_LINE}"))
+    assert decide(backing_up(BACKED_UP), live=all_released(), stack=EMPTY_STACK) == expected
+    assert decide(backing_up(BACKED_UP), live=all_released(), stack=NO_STACK) == expected
 
 
 def test_the_goodbye_says_when_there_was_nothing_to_back_up() -> None:
