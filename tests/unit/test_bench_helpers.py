@@ -22,6 +22,7 @@ from bench.cluster import (
 from bench.dumps import Step
 from bench.dumps import markdown as dump_page
 from bench.dumps import ratio as dump_ratio
+from bench.engine import markdown as engine_page
 from bench.report import _thin, render
 from bench.runner import condition_of, manifest, ready_at
 from bench.scenarios import BROKEN, nodes_for, scale_targets
@@ -614,3 +615,45 @@ def test_the_dump_page_gives_each_verdict_and_escapes_the_pipes() -> None:
     assert "S3" not in page  # no S3 rows without --s3
     assert "| `mysqldump \\| gzip` | 1.0 | 0.5 | 9 |" in page
     assert "1024 MiB of table data" in page
+
+
+def test_the_engine_page_compares_each_way_with_one_at_a_time() -> None:
+    def way(name: str, wall_s: float, cli: float) -> dict[str, Any]:
+        return {
+            "way": name,
+            "runs": 10,
+            "wall_s": wall_s,
+            "runs_per_s": round(10 / wall_s, 3),
+            "cpu_ms_per_run": {"cli": cli, "provider": 250.0, "kube-apiserver": 300.0},
+        }
+
+    results = {
+        "machine": {
+            "code": {"commit": "abc1234", "uncommitted": []},
+            "nproc": 2,
+            "cpu_model": "AMD EPYC",
+            "mem_total_mib": 24105,
+            "kernel": "6.18",
+            "python": "3.11.7",
+            "pulumi_cli": "v3.274.1",
+            "pulumi_sdk": "3.272.0",
+            "pulumi_kubernetes_sdk": "4.25.0",
+            "load_average_at_start": [0.5, 0.5, 0.5],
+        },
+        "load_average_at_end": [1.0, 1.0, 1.0],
+        "runs": 10,
+        "extra_stacks": 1000,
+        "ways": [
+            way("one at a time", 12.0, 600.0),
+            way("two at once", 9.0, 600.0),
+            way("one at a time, 1,000 more stacks", 15.0, 900.0),
+        ],
+    }
+    lines = engine_page(results).splitlines()
+    assert "| wall time per run, s | 1.20 | 0.90 | 1.50 | 0.75x | 1.25x |" in lines
+    assert "| CPU per run, cli, ms | 600 | 600 | 900 | 1.00x | 1.50x |" in lines
+    assert "| **CPU per run, all, ms** | 1150 | 1150 | 1450 | 1.00x | 1.26x |" in lines
+    assert lines[-1].endswith(
+        "need at least 900 s of engine runs alone on this machine, "
+        "before any Job, watch or status write."
+    )
