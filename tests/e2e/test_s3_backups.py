@@ -2,7 +2,8 @@
 the bucket with the checksum its MySQLBackup records and holds exactly the rows written
 before it; a new instance restores it by name; the same dump truncated in the bucket stops
 a new instance with the backup's name in the message, and no server is ever Ready with
-an empty database.
+an empty database. A schedule into the bucket keeps its newest dumps and fires again
+after a failure.
 
 The Jobs' transfer container runs the reconciler image, as an installed operator's does
 (--transfer-image)."""
@@ -28,6 +29,7 @@ from tests.e2e.data_story import e2e_harness
 from tests.e2e.sql_client import count_rows, sql, write_rows
 from tests.e2e.test_local_s3 import host_client
 from tests.harness import Harness, condition, has_condition
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -129,3 +131,108 @@ def test_a_backup_in_s3_is_verified_restored_by_name_and_refused_when_truncated(
     assert "MySQLBackup to-s3" in found["message"], found
     assert "is corrupt" in found["message"], found
     assert not has_condition("Ready", "True")(harness.get("broken"))
+
+
+def test_a_schedule_into_s3_keeps_two_dumps_and_fires_again_after_a_failure(
+    harness: Harness,
+) -> None:
+    """Every minute with keep 2: a fire whose store is unusable (the credentials lose their
+    consent label) fails at once, the next fire succeeds, and in the end the bucket holds
+    exactly the two dumps the two Succeeded scheduled records name, with their checksums."""
+    prefix = f"e2e/{uuid.uuid4().hex[:8]}"
+    store = host_client(harness.api_client)
+    harness.create(
+        NAME, spec(prefix, backup={**spec(prefix)["backup"], "schedule": "* * * * *", "keep": 2})
+    )
+    harness.wait_ready(NAME, generation=1)
+    write_rows(harness, NAME, DATABASE, 25)
+
+    def scheduled(phase: str) -> list[dict[str, Any]]:
+        return sorted(
+            (
+                found
+                for found in harness.backups()
+                if found["metadata"]["labels"].get("otus.homework/backup-trigger") == "schedule"
+                and (found.get("status") or {}).get("phase") == phase
+            ),
+            key=lambda found: str(found["metadata"]["name"]),
+        )
+
+    eventually(
+        lambda: scheduled("Succeeded"),
+        lambda done: len(done) >= 1,
+        timeout_s=150,
+        interval_s=3,
+        what="a first scheduled backup in the bucket",
+    )
+
+    def consent(value: str | None) -> None:
+        harness.core.patch_namespaced_secret(
+            CREDENTIALS,
+            harness.namespace,
+            {"metadata": {"labels": {LABEL_S3_CREDENTIALS: value}}},
+        )
+
+    consent(None)
+    failed = eventually(
+        lambda: scheduled("Failed"),
+        lambda found: len(found) >= 1,
+        timeout_s=120,
+        interval_s=3,
+        what="a scheduled backup failing on the unusable store",
+    )[0]
+    complete = next(c for c in failed["status"]["conditions"] if c["type"] == "Complete")
+    assert complete["reason"] == "BackupStoreUnusable", complete
+    assert "spec.backup.s3" in complete["message"], complete
+    consent("true")
+
+    def after_failure() -> list[dict[str, Any]]:
+        return [
+            found
+            for found in scheduled("Succeeded")
+            if found["metadata"]["name"] > failed["metadata"]["name"]
+        ]
+
+    eventually(
+        after_failure,
+        lambda found: len(found) >= 2,
+        timeout_s=200,
+        interval_s=5,
+        what="two scheduled backups after the failed one",
+    )
+    instance_prefix = f"{prefix}/{harness.namespace}/{NAME}/"
+
+    def records_and_keys() -> tuple[list[str], list[str], int]:
+        """The keys the Succeeded scheduled records name, the dumps in the bucket, and
+        how many scheduled backups run right now."""
+        named = [
+            found["status"]["location"].removeprefix(f"s3://{BUCKET}/")
+            for found in scheduled("Succeeded")
+        ]
+        keys = sorted(
+            found.key
+            for found in store.list_objects(BUCKET, instance_prefix)
+            if found.key.endswith(".sql.gz")
+        )
+        return sorted(named), keys, len(scheduled("Running"))
+
+    named, keys, _running = eventually(
+        records_and_keys,
+        lambda seen: len(seen[0]) == 2 and seen[0] == seen[1] and seen[2] == 0,
+        timeout_s=120,
+        interval_s=2,
+        what="two scheduled records and the same two dumps in the bucket",
+    )
+    assert named == keys
+    # The failed fire's record went with retention; each kept dump matches its record.
+    assert not scheduled("Failed")
+    for found in scheduled("Succeeded"):
+        content = store.get_object(
+            BUCKET, found["status"]["location"].removeprefix(f"s3://{BUCKET}/")
+        )
+        assert (len(content), hashlib.sha256(content).hexdigest()) == (
+            found["status"]["sizeBytes"],
+            found["status"]["sha256"],
+        )
+        assert gzip.decompress(content).count(b"'row-") == 25
+    assert has_condition("Ready", "True")(harness.get(NAME))
