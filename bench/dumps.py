@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import resource
 import shlex
@@ -46,7 +45,7 @@ from typing import Any, Final
 
 from bench.mariadb import MariaDB, running_server
 from bench.minio import MinIO, running_store
-from bench.runner import describe_machine, load_average
+from bench.runner import describe_machine, load_average, write_results
 
 SCRIPTS: Final = resources.files("reconciler").joinpath("scripts")
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
@@ -393,9 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-dumps-") as scratch:
         work = args.work_dir or Path(scratch)
         results = run(args, work)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    page = args.out.with_suffix(".md")
-    page.write_text(markdown(results))
+    page = write_results(args.out, results, markdown(results))
     print(f"wrote {args.out} and {page}")
     return 0
 

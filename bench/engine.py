@@ -14,7 +14,6 @@ Automation API) and the cluster's components. The first `up` of each driver (the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -29,7 +28,7 @@ from typing import Any, Final
 from kubernetes import client
 
 from bench.cluster import Cluster, machine_lock
-from bench.runner import api_client_for, describe_machine, load_average
+from bench.runner import api_client_for, describe_machine, load_average, write_results
 from reconciler.desired import Desired
 from reconciler.driver import Driver, DriverConfig
 from reconciler.program import ClusterAccess
@@ -295,9 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as scratch:
         results = run(args.runs, args.work_dir or Path(scratch))
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    page = args.out.with_suffix(".md")
-    page.write_text(markdown(results))
+    page = write_results(args.out, results, markdown(results))
     print(f"wrote {args.out} and {page}")
     return 0
 

@@ -10,6 +10,7 @@ RSS: the sum of VmRSS over the live tree (shared pages counted once per process)
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import secrets
@@ -484,6 +485,15 @@ class PeakRss:
 
 
 # -- the machine --------------------------------------------------------------------------------
+
+
+def write_results(out: Path, results: dict[str, Any], page: str) -> Path:
+    """The raw results as JSON at `out`, and the page beside it (`.md`); returns the page."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    markdown = out.with_suffix(".md")
+    markdown.write_text(page)
+    return markdown
 
 
 def load_average() -> list[float]:
