@@ -268,6 +268,28 @@ def source_backup(obj: Mapping[str, Any]) -> SourceBackup:
     )
 
 
+def newest_in_bucket(
+    items: Sequence[Mapping[str, Any]], instance: str, bucket: str
+) -> SourceBackup | None:
+    """The newest Succeeded backup of any lifetime of `instance` whose dump is in
+    `bucket` and can be verified, by completedAt, then name; None when there is none.
+    completedAt is the operator's clock at each backup's end: the newest is the one it
+    recorded last."""
+    found: list[tuple[str, str, SourceBackup]] = []
+    for item in items:
+        spec, status = item.get("spec") or {}, item.get("status") or {}
+        source = source_backup(item)
+        if (
+            spec.get("instance") != instance
+            or source.phase != BackupPhase.SUCCEEDED.value
+            or source.bucket != bucket
+            or None in (source.size, source.sha256, source.dump)
+        ):
+            continue
+        found.append((str(status.get("completedAt", "")), source.name, source))
+    return max(found, key=lambda entry: entry[:2])[2] if found else None
+
+
 # -- backups people ask for -------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.spec import Instance
+from reconciler.spec import Instance, S3Store
 from reconciler.status import RestoreSource
 from reconciler.vocabulary import Stage
 
@@ -24,6 +24,16 @@ class ClaimBinding:
     @property
     def adopted(self) -> bool:
         return self.volume_name is not None
+
+
+@dataclass(frozen=True)
+class FinalUpload:
+    """Where the final backup's dump goes besides the backup claim: spec.backup.s3, under
+    the key of the MySQLBackup that records it, moved by the operator's image."""
+
+    store: S3Store
+    key: str
+    transfer_image: str
 
 
 @dataclass(frozen=True)
@@ -47,3 +57,5 @@ class Desired:
     # The named backup the restore applies (spec.restore_from), resolved once; None: the
     # newest dump on the instance's own backup claim.
     restore_source: RestoreSource | None = None
+    # The final backup's copy into S3 (spec.backup.s3); None: the backup claim only.
+    final_upload: FinalUpload | None = None

@@ -39,6 +39,7 @@ UNSET_ADDITIONS: Final = (
     ("restore_source", "sha256"),
     ("restore_source", "transfer_image"),
     ("restore_source", "store"),
+    ("final_upload",),
 )
 
 

@@ -9,7 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from reconciler import live as parse
-from reconciler.backup_objects import backup_object_state, requested_backup, source_backup
+from reconciler.backup_objects import (
+    backup_object_state,
+    newest_in_bucket,
+    requested_backup,
+    source_backup,
+)
 from reconciler.driver import Driver
 from reconciler.kube import Gateway
 from reconciler.names import (
@@ -52,7 +57,10 @@ def observe(
         raw = gateway.secret_metadata(namespace, plan.secret)
         secret = parse.secret_state(raw) if raw is not None else None
     s3_secret = None
-    if plan.s3_secret is not None and (requested_backups or plan.restore_from is not None):
+    # Read when a Job may need it: a backup asked for, a restore from the bucket, the
+    # final backup.
+    from_bucket = plan.restore_from is not None or live.newest_backup is not None
+    if plan.s3_secret is not None and (requested_backups or from_bucket or plan.deleting):
         raw = gateway.secret_metadata(namespace, plan.s3_secret)
         s3_secret = parse.secret_state(raw) if raw is not None else None
     return Observation(
@@ -126,8 +134,14 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         if located is not None:
             raw_claim = gateway.get_claim(namespace, located[0])
             restore_from_claim = parse.claim_state(raw_claim) if raw_claim is not None else None
+    newest_backup = None
+    if plan.newest_in_bucket is not None:
+        newest_backup = newest_in_bucket(
+            gateway.list_backup_objects(namespace, ""), name, plan.newest_in_bucket
+        )
     return replace(
         live,
+        newest_backup=newest_backup,
         restore_from=restore_from,
         restore_from_claim=restore_from_claim,
         deployment_present=gateway.deployment_exists(namespace, name),

@@ -119,6 +119,14 @@ def _instance_step(observation: Observation) -> Action:
     if restore is None:
         if instance.spec.restore_from is not None:
             return _named_restore(observation, instance)
+        newest = observation.live.newest_backup
+        if newest is not None and not any(
+            record.carries_data for record in (status.volumes.data, status.volumes.backup)
+        ):
+            # Both claims are new, so no dump of an earlier lifetime is on them: the newest
+            # backup of this name in the bucket is what the instance last held.
+            field = f"the newest backup of {instance.name}: MySQLBackup {newest.name!r}"
+            return _restore_from_s3(observation, instance, newest, field)
         return first_attempt(instance, JobKind.RESTORE, obj)
     restored = restore.phase is JobPhase.SUCCEEDED
     # Gated, the server becomes ready (and so reachable by clients) through the restore

@@ -438,14 +438,15 @@ def restore_job(desired: Desired) -> Manifest | None:
 
 def backup_job(desired: Desired) -> Manifest | None:
     """The final backup, taken after clients are cut off; it must succeed (or the data be
-    retained) before anything is deleted."""
+    retained) before anything is deleted. With spec.backup.s3 its dump, kept on the
+    backup claim, is also copied into the bucket, and only that copy's success ends it."""
     if desired.stage is not Stage.FINAL_BACKUP:
         return None
-    names = names_for(desired.instance)
-    backup = desired.instance.spec.backup
-    return _job(
+    instance = desired.instance
+    backup = instance.spec.backup
+    job = _job(
         desired,
-        names.backup_job(desired.backup_attempt),
+        names_for(instance).backup_job(desired.backup_attempt),
         Component.BACKUP,
         BACKUP_SCRIPT,
         [
@@ -453,6 +454,20 @@ def backup_job(desired: Desired) -> Manifest | None:
             {"name": "BACKUP_FINAL", "value": "true"},
             {"name": "BACKUP_IDLE_TIMEOUT_SECONDS", "value": str(backup.idle_timeout_seconds)},
         ],
+    )
+    upload = desired.final_upload
+    if upload is None:
+        return job
+    return uploading(
+        job,
+        s3=upload.store,
+        key=upload.key,
+        image=upload.transfer_image,
+        trigger="delete",
+        keep=backup.keep,
+        prefix=instance_prefix(upload.store, instance.namespace, instance.name),
+        staging_mount=BACKUP_MOUNT,
+        final_of_instance=instance.uid,
     )
 
 

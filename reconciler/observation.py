@@ -74,6 +74,9 @@ class Live:
     # has recorded them.
     restore_from: SourceBackup | None = None
     restore_from_claim: ClaimState | None = None
+    # The newest Succeeded backup of this instance name in spec.backup.s3's bucket, read
+    # while a new instance with fresh claims decides what to restore.
+    newest_backup: SourceBackup | None = None
 
 
 @dataclass(frozen=True)

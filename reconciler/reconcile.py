@@ -36,7 +36,10 @@ class GatherPlan:
     secret: str | None  # the user's password Secret to check
     backup_object: str | None = None  # the MySQLBackup recording the final backup
     restore_from: str | None = None  # the MySQLBackup to restore, until the restore records it
-    s3_secret: str | None = None  # spec.backup.s3's credentials Secret, when a Job may need it
+    s3_secret: str | None = None  # spec.backup.s3's credentials Secret
+    # spec.backup.s3's bucket, to look in for the newest backup of the instance's name:
+    # a new instance whose claims are both new has no dump of its own to restore.
+    newest_in_bucket: str | None = None
 
 
 def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
@@ -62,6 +65,18 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
         named = parsed.instance.spec.restore_from
         restore_from = named.backup if named is not None else None
     s3 = parsed.instance.spec.backup.s3 if parsed.instance is not None else None
+    newest_in_bucket = None
+    volumes = status.volumes
+    if (
+        s3 is not None
+        and not deleting
+        and status.restore is None
+        and restore_from is None
+        and volumes is not None
+        and not volumes.data.carries_data
+        and not volumes.backup.carries_data
+    ):
+        newest_in_bucket = s3.bucket
     return GatherPlan(
         deleting=deleting,
         adoption_candidates=not deleting and status.volumes is None,
@@ -69,7 +84,8 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
         secret=secret,
         backup_object=backup_object,
         restore_from=restore_from,
-        s3_secret=s3.credentials_secret if s3 is not None and not deleting else None,
+        s3_secret=s3.credentials_secret if s3 is not None else None,
+        newest_in_bucket=newest_in_bucket,
     )
 
 

@@ -35,6 +35,7 @@ from reconciler.actions import (
 )
 from reconciler.backup_objects import Trigger, final_backup_name, final_backup_object, in_sync
 from reconciler.conditions import Reason
+from reconciler.desired import FinalUpload
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
 from reconciler.names import names_for
@@ -49,6 +50,7 @@ from reconciler.policy import (
     has_finalizer,
     job_step,
     metadata_of,
+    s3_problem,
     synced,
 )
 from reconciler.requested_backups import requested_backups_on_delete
@@ -214,7 +216,13 @@ def _final_backup(
         return recorded
     if record.phase is JobPhase.SUCCEEDED:
         return None
-    desired = desired_for(instance, Stage.FINAL_BACKUP, status)
+    upload: FinalUpload | None = None
+    if instance.spec.backup.s3 is not None:
+        found = final_upload(observation, instance)
+        if isinstance(found, Stall):
+            return found
+        upload = found
+    desired = replace(desired_for(instance, Stage.FINAL_BACKUP, status), final_upload=upload)
     fingerprint = inputs_fingerprint(desired, observation.fingerprint_key)
     if not synced(status, fingerprint, observation.toolchain, observation.stack):
         reason, message = deploy_reason(status, observation.stack, generation_of(observation.obj))
@@ -231,6 +239,32 @@ def _final_backup(
             refresh=True,
         )
     return job_step(observation, instance, JobKind.FINAL_BACKUP, record)
+
+
+def final_upload(observation: Observation, instance: Instance) -> FinalUpload | Stall:
+    """Where the final backup's copy goes in spec.backup.s3: under the key of the
+    MySQLBackup that records it. A store the Job cannot use stops the delete, naming the
+    field: the dump would be on the claim only, and the spec asks for more."""
+    s3 = instance.spec.backup.s3
+    assert s3 is not None
+    problem = s3_problem(instance, observation)
+    deleted_at = str(metadata_of(observation.obj).get("deletionTimestamp", ""))
+    name = final_backup_name(instance.name, deleted_at)
+    if problem is None and name is None:
+        problem = f"metadata.deletionTimestamp {deleted_at!r} names no MySQLBackup"
+    if problem is not None:
+        return Stall(
+            Reason.BACKUP_STORE_UNUSABLE,
+            f"the final backup goes to the backup claim and to S3, and {problem}. Fix it, "
+            "or remove spec.backup.s3 to keep the final backup on the backup claim only",
+        )
+    assert name is not None
+    assert observation.transfer_image is not None
+    return FinalUpload(
+        store=s3,
+        key=s3.key_for(instance.namespace, instance.name, name),
+        transfer_image=observation.transfer_image,
+    )
 
 
 def _backup_object(

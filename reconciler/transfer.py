@@ -11,8 +11,10 @@ when the transfer failed (the Job may be tried again), 2 on bad configuration, a
 
 Environment: S3_ENDPOINT, S3_BUCKET, S3_KEY, S3_REGION, S3_CA_FILE (optional),
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, STAGING_DIR; upload: BACKUP_TRIGGER,
-BACKUP_KEEP, S3_ROTATE_PREFIX; download: RESTORE_SOURCE (the dump's file name),
-RESTORE_BACKUP (the MySQLBackup's name), EXPECTED_SIZE, EXPECTED_SHA256.
+BACKUP_KEEP, S3_ROTATE_PREFIX, FINAL_OF_INSTANCE (the final backup: STAGING_DIR is
+the backup claim, and the dump is that instance uid's newest final one); download:
+RESTORE_SOURCE (the dump's file name), RESTORE_BACKUP (the MySQLBackup's name),
+EXPECTED_SIZE, EXPECTED_SHA256.
 """
 
 from __future__ import annotations
@@ -100,17 +102,33 @@ def staged_dump(staging: Path) -> StagedDump:
         raise TransferError(
             EXIT_FAILED, f"expected one dump record in {staging}, found {len(metas)}"
         )
-    meta = parse_meta(metas[0].read_text())
+    return _verified(metas[0], parse_meta(metas[0].read_text()))
+
+
+def _verified(meta_path: Path, meta: dict[str, str]) -> StagedDump:
+    """The dump a record names, when the record is complete and the file its size."""
     name = meta.get("file", "")
     if not DUMP_NAME.fullmatch(name) or not SHA256.fullmatch(meta.get("sha256", "")):
-        raise TransferError(EXIT_FAILED, f"{metas[0].name} is not a complete dump record")
-    path = staging / name
+        raise TransferError(EXIT_FAILED, f"{meta_path.name} is not a complete dump record")
+    path = meta_path.parent / name
     size = path.stat().st_size if path.exists() else -1
     if str(size) != meta.get("size"):
         raise TransferError(
-            EXIT_FAILED, f"{name} is {size} bytes, {metas[0].name} says {meta.get('size')}"
+            EXIT_FAILED, f"{name} is {size} bytes, {meta_path.name} says {meta.get('size')}"
         )
-    return StagedDump(path, metas[0], meta)
+    return StagedDump(path, meta_path, meta)
+
+
+def newest_final_dump(directory: Path, instance_uid: str) -> StagedDump:
+    """On a backup claim that holds many dumps: the final dump of `instance_uid` with the
+    highest sequence. The final backup Job's backup.sh has just written it, with clients
+    cut off, and no other Job writes the claim while a spec.backup.s3 is set (requested
+    and scheduled dumps then go to the bucket), so it is this Job's dump."""
+    for meta_path in sorted(directory.glob("dump-*.meta"), reverse=True):
+        meta = parse_meta(meta_path.read_text())
+        if meta.get("instance_uid") == instance_uid and meta.get("final") == "true":
+            return _verified(meta_path, meta)
+    raise TransferError(EXIT_FAILED, f"no final dump of instance uid {instance_uid} in {directory}")
 
 
 def meta_key(key: str) -> str:
@@ -123,7 +141,9 @@ def upload(environ: Mapping[str, str]) -> str:
     checks the stored size; rotates scheduled dumps. Returns the result line."""
     s3 = client_from(environ)
     bucket, key = _required(environ, "S3_BUCKET"), _required(environ, "S3_KEY")
-    staged = staged_dump(Path(_required(environ, "STAGING_DIR")))
+    staging = Path(_required(environ, "STAGING_DIR"))
+    final_of = environ.get("FINAL_OF_INSTANCE")
+    staged = newest_final_dump(staging, final_of) if final_of else staged_dump(staging)
     url = f"s3://{bucket}/{key}"
     _log(f"uploading {staged.path.name} ({staged.size} bytes) to {url}")
     try:

@@ -7,6 +7,9 @@ operator's image (transfer.py), that moves the dump between that directory and t
   the dump under its key, signing its SHA-256 so that the store refuses a damaged body,
   checks the stored size, and writes the result line the operator records. It also keeps
   `backup.keep` scheduled dumps under the instance's prefix, as backup.sh does on a volume.
+- The final backup, before a delete, is the exception: its dump stays on the backup claim
+  too (restores of a re-created instance read it there first), and the upload copies
+  that instance's newest final dump from the claim.
 - A restore downloads first, in an init container that checks the size and SHA-256 that
   the MySQLBackup recorded, and writes the .meta that restore.sh checks again; a dump
   that does not match exits 4, which the operator reads as a corrupt dump (never retried).
@@ -48,11 +51,13 @@ def uploading(
     keep: int,
     prefix: str,
     staging_mount: str,
+    final_of_instance: str | None = None,
 ) -> Manifest:
     """`job` (one container running backup.sh into `staging_mount`) with the dump put
-    into the bucket after it."""
+    into the bucket after it. The final backup (`final_of_instance`: the instance's uid)
+    keeps its dump on the backup claim as well: the upload reads it from there."""
     job = copy.deepcopy(job)
-    pod = _staged(job)
+    pod: Manifest = job["spec"]["template"]["spec"] if final_of_instance else _staged(job)
     (dump,) = pod.pop("containers")
     pod["initContainers"] = [dump]
     env = [
@@ -63,6 +68,8 @@ def uploading(
         {"name": "BACKUP_TRIGGER", "value": trigger},
         {"name": "BACKUP_KEEP", "value": str(keep)},
     ]
+    if final_of_instance:
+        env.append({"name": "FINAL_OF_INSTANCE", "value": final_of_instance})
     pod["containers"] = [_transfer_container("upload", image, env, s3, dump, staging_mount)]
     _add_ca_volume(pod, s3)
     return job

@@ -3,7 +3,8 @@ the bucket with the checksum its MySQLBackup records and holds exactly the rows 
 before it; a new instance restores it by name; the same dump truncated in the bucket stops
 a new instance with the backup's name in the message, and no server is ever Ready with
 an empty database. A schedule into the bucket keeps its newest dumps and fires again
-after a failure.
+after a failure. The final backup of a delete lands in the bucket too, and a re-created
+instance without its claims restores it from there.
 
 The Jobs' transfer container runs the reconciler image, as an installed operator's does
 (--transfer-image)."""
@@ -23,7 +24,7 @@ import pytest
 from kubernetes import client
 from localcluster import object_store
 
-from reconciler.vocabulary import LABEL_S3_CREDENTIALS
+from reconciler.vocabulary import ANNOTATION_RELEASED, LABEL_S3_CREDENTIALS
 from tests.e2e.conftest import RealNode
 from tests.e2e.data_story import e2e_harness
 from tests.e2e.sql_client import count_rows, sql, write_rows
@@ -236,3 +237,80 @@ def test_a_schedule_into_s3_keeps_two_dumps_and_fires_again_after_a_failure(
         )
         assert gzip.decompress(content).count(b"'row-") == 25
     assert has_condition("Ready", "True")(harness.get(NAME))
+
+
+def test_the_final_backup_lands_in_the_bucket_and_restores_a_new_instance_without_its_claims(
+    harness: Harness,
+) -> None:
+    """Two lifetimes, each ended by a delete: each final backup is kept on the backup claim
+    (which then holds both) and copied into the bucket with the checksum its MySQLBackup
+    records. With that claim deleted too (its volume released by hand), a re-created
+    instance has nothing of its own to restore: it restores the newest backup of its
+    name from the bucket, the second one, before it serves."""
+    prefix = f"e2e/{uuid.uuid4().hex[:8]}"
+    rows = random.randint(20, 200)
+    harness.create(NAME, spec(prefix))
+    harness.wait_ready(NAME, generation=1)
+    write_rows(harness, NAME, DATABASE, rows)
+    first = delete_and_check_the_final_backup(harness, prefix, rows)
+
+    harness.create(NAME, spec(prefix))
+    harness.wait_ready(NAME, generation=1)
+    assert count_rows(harness, NAME, DATABASE) == rows
+    sql(harness, NAME, DATABASE, "INSERT INTO kept VALUES (100000, 'row-second-lifetime');")
+    second = delete_and_check_the_final_backup(harness, prefix, rows + 1)
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+
+    # The claim copy goes: the claim deleted, its (retained) volume released by hand.
+    backup_claim = f"{NAME}-backup"
+    volume = str(
+        harness.core.read_namespaced_persistent_volume_claim(
+            backup_claim, harness.namespace
+        ).spec.volume_name
+    )
+    harness.core.delete_namespaced_persistent_volume_claim(backup_claim, harness.namespace)
+    eventually(
+        lambda: [
+            claim.metadata.name
+            for claim in harness.core.list_namespaced_persistent_volume_claim(
+                harness.namespace
+            ).items
+        ],
+        lambda claims: not claims,
+        timeout_s=60,
+        interval_s=1,
+        what="both claims gone",
+    )
+    harness.core.patch_persistent_volume(
+        volume, {"metadata": {"annotations": {ANNOTATION_RELEASED: "by-hand"}}}
+    )
+
+    harness.create(NAME, spec(prefix))
+    restored = harness.wait_ready(NAME, generation=1)
+    source = restored["status"]["restore"]["source"]
+    assert (source["backup"], source["url"]) == (
+        second["metadata"]["name"],
+        second["status"]["location"],
+    )
+    assert not restored["status"]["volumes"]["backup"].get("preexisting")
+    assert count_rows(harness, NAME, DATABASE) == rows + 1
+
+
+def delete_and_check_the_final_backup(harness: Harness, prefix: str, rows: int) -> dict[str, Any]:
+    """Deletes the instance; its final backup's MySQLBackup, whose dump in the bucket
+    matches the record and holds `rows` rows."""
+    before = {found["metadata"]["name"] for found in harness.backups()}
+    harness.delete(NAME)
+    harness.wait_gone(NAME)
+    (final,) = [found for found in harness.backups() if found["metadata"]["name"] not in before]
+    status = final["status"]
+    assert (status["phase"], status["trigger"]) == ("Succeeded", "delete"), status
+    key = f"{prefix}/{harness.namespace}/{NAME}/{final['metadata']['name']}.sql.gz"
+    assert status["location"] == f"s3://{BUCKET}/{key}"
+    content = host_client(harness.api_client).get_object(BUCKET, key)
+    assert (len(content), hashlib.sha256(content).hexdigest()) == (
+        status["sizeBytes"],
+        status["sha256"],
+    )
+    assert gzip.decompress(content).count(b"'row-") == rows
+    return final

@@ -9,24 +9,38 @@ from typing import Any, Final
 
 import pytest
 
-from reconciler.actions import JobKind, PatchBackupStatus, RecordJob, Stall, StartBackup
-from reconciler.backup_objects import SourceBackup, backup_status, source_backup
+from reconciler.actions import Deploy, JobKind, PatchBackupStatus, RecordJob, Stall, StartBackup
+from reconciler.backup_objects import (
+    BackupObjectState,
+    SourceBackup,
+    backup_status,
+    newest_in_bucket,
+    phase_of,
+    source_backup,
+)
 from reconciler.conditions import Reason
+from reconciler.desired import FinalUpload
 from reconciler.fingerprint import fingerprint_payload, inputs_fingerprint
 from reconciler.lifecycle import decide_lifecycle
 from reconciler.live import SecretState, pod_state
-from reconciler.manifests import restore_job
+from reconciler.manifests import backup_job, restore_job
+from reconciler.observation import parse_object
 from reconciler.policy import desired_for
+from reconciler.reconcile import gather_plan
 from reconciler.spec import S3Store, SpecError, parse_s3_store, parse_spec
-from reconciler.status import InstanceStatus, JobPhase, JobRecord, RestoreSource
+from reconciler.status import InstanceStatus, JobPhase, JobRecord, RestoreSource, Volumes
+from reconciler.teardown import decide_teardown
 from reconciler.vocabulary import LABEL_S3_CREDENTIALS, Stage
 from tests.unit.builders import (
+    BACKUP_CLAIM,
+    BACKUP_JOB_1,
     FINGERPRINT_KEY,
     NAME,
     NAMESPACE,
     NOW,
     RESTORE_JOB_1,
     RESTORED,
+    UID,
     instance,
     mysql_object,
     observe,
@@ -367,10 +381,23 @@ BACKUP_KEYS_BEFORE_S3: Final = {
 }
 
 
+DESIRED_KEYS_BEFORE_FINAL_UPLOAD: Final = {
+    "instance",
+    "stage",
+    "restore_attempt",
+    "backup_attempt",
+    "data_binding",
+    "backup_binding",
+    "readiness_gated",
+    "restore_source",
+}
+
+
 def test_instances_without_s3_hash_what_they_hashed_before_it_existed() -> None:
     plain = fingerprint_payload(desired_for(instance(), Stage.SERVING, SERVING), FINGERPRINT_KEY)
     assert set(plain["desired"]["instance"]["spec"]["backup"]) == BACKUP_KEYS_BEFORE_S3
     assert plain["desired"]["restore_source"] is None
+    assert set(plain["desired"]) == DESIRED_KEYS_BEFORE_FINAL_UPLOAD
     named = RestoreSource("before-upgrade", "old-db-backup", "dump-0000000007.sql.gz")
     record = JobRecord(attempt=1, job=RESTORE_JOB_1, gates_readiness=True, source=named)
     from_claim = fingerprint_payload(
@@ -416,3 +443,157 @@ def test_an_https_store_with_its_own_ca_gets_the_bundle_mounted_in_the_transfer_
     } in pod["volumes"]
     (dump,) = pod["initContainers"]
     assert all(mount["name"] != "s3-ca" for mount in dump["volumeMounts"])
+
+
+# -- the final backup, before a delete -------------------------------------------------------
+
+
+def deleting(s3_secret: SecretState | None = GOOD_SECRET, **observed: Any) -> Any:
+    """A served instance with spec.backup.s3, deleted, its final backup's attempt 1 recorded
+    and its MySQLBackup in step."""
+    status = replace(SERVING, final_backup=JobRecord(attempt=1, job=BACKUP_JOB_1))
+    obj = mysql_object(deleting=True, status=status, backup=BACKUP)
+    record = status.final_backup
+    assert record is not None
+    in_step = BackupObjectState(f"{NAME}-20260101120000", UID, phase_of(record).value, 1)
+    live = serving_live(backup_object=in_step)
+    return decide_teardown(observe(obj, live=live, s3_secret=s3_secret, **observed))
+
+
+def test_the_final_backup_keeps_its_dump_on_the_claim_and_copies_it_to_the_bucket() -> None:
+    action = deleting(transfer_image=IMAGE)
+    assert isinstance(action, Deploy)
+    assert action.reason is Reason.BACKING_UP
+    key = f"team-a/prod/{NAMESPACE}/{NAME}/{NAME}-20260101120000.sql.gz"
+    assert action.desired.final_upload == FinalUpload(store=STORE, key=key, transfer_image=IMAGE)
+    assert action.fingerprint == inputs_fingerprint(action.desired, FINGERPRINT_KEY)
+    job = backup_job(action.desired)
+    assert job is not None
+    pod = job["spec"]["template"]["spec"]
+    (dump,) = pod["initContainers"]
+    (upload,) = pod["containers"]
+    assert {"name": "BACKUP_FINAL", "value": "true"} in dump["env"]
+    # The dump is written on the backup claim, which the upload only reads.
+    claim = next(volume for volume in pod["volumes"] if volume["name"] == "backup")
+    assert claim["persistentVolumeClaim"]["claimName"] == BACKUP_CLAIM
+    assert all(mount.get("readOnly") for mount in upload["volumeMounts"])
+    env = {item["name"]: item for item in upload["env"]}
+    assert upload["image"] == IMAGE
+    assert upload["command"][-1] == "upload"
+    assert env["FINAL_OF_INSTANCE"]["value"] == UID
+    assert env["S3_KEY"]["value"] == key
+    assert env["BACKUP_TRIGGER"]["value"] == "delete"
+    assert env["AWS_SECRET_ACCESS_KEY"] == {
+        "name": "AWS_SECRET_ACCESS_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "backup-store", "key": "secret_access_key"}},
+    }
+
+
+def test_without_s3_the_final_backup_is_the_claim_only_as_before() -> None:
+    status = replace(SERVING, final_backup=JobRecord(attempt=1, job=BACKUP_JOB_1))
+    desired = desired_for(instance(), Stage.FINAL_BACKUP, status)
+    job = backup_job(desired)
+    assert job is not None
+    assert "initContainers" not in job["spec"]["template"]["spec"]
+    assert desired.final_upload is None
+
+
+@pytest.mark.parametrize(
+    ("observed", "field"),
+    [
+        ({"transfer_image": IMAGE, "s3_secret": None}, "Secret 'backup-store' not found"),
+        ({"s3_secret": GOOD_SECRET}, "without a transfer image"),
+        (
+            {"transfer_image": IMAGE, "s3_secret": replace(GOOD_SECRET, keys=frozenset())},
+            "has no key access_key_id, secret_access_key",
+        ),
+    ],
+)
+def test_a_store_the_final_backup_cannot_use_stops_the_delete_naming_the_field(
+    observed: dict[str, Any], field: str
+) -> None:
+    action = deleting(**observed)
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.BACKUP_STORE_UNUSABLE
+    assert field in action.message
+    assert "remove spec.backup.s3 to keep the final backup on the backup claim only" in (
+        action.message
+    )
+
+
+def test_the_store_secret_is_read_while_deleting() -> None:
+    obj = mysql_object(deleting=True, status=SERVING, backup=BACKUP)
+    assert gather_plan(obj, parse_object(obj)).s3_secret == "backup-store"
+
+
+# -- the same-name restore, from the bucket ----------------------------------------------------
+
+
+def record(name: str, completed: str, **changes: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "phase": "Succeeded",
+        "completedAt": completed,
+        "location": f"s3://mysql-backups/team-a/prod/{NAMESPACE}/{NAME}/{name}.sql.gz",
+        "sizeBytes": 1234,
+        "sha256": SHA,
+        "dump": "dump-0000000003.sql.gz",
+    }
+    status.update(changes.pop("status", {}))
+    return {"metadata": {"name": name}, "spec": {"instance": NAME, **changes}, "status": status}
+
+
+def test_the_newest_verifiable_backup_of_the_name_in_the_bucket_is_found() -> None:
+    items = [
+        record("older", "2026-11-01T00:00:00Z"),
+        record("newest", "2026-11-03T00:00:00Z"),
+        record("failed", "2026-11-04T00:00:00Z", status={"phase": "Failed"}),
+        record("elsewhere", "2026-11-05T00:00:00Z", status={"location": "s3://other/k.sql.gz"}),
+        record("on-a-claim", "2026-11-05T00:00:00Z", status={"location": "pvc://c/dump-1"}),
+        record("unverifiable", "2026-11-05T00:00:00Z", status={"sha256": None}),
+        record("another-instance", "2026-11-06T00:00:00Z", instance="other"),
+    ]
+    found = newest_in_bucket(items, NAME, "mysql-backups")
+    assert found is not None
+    assert found.name == "newest"
+    assert newest_in_bucket(items[2:], NAME, "mysql-backups") is None
+
+
+def created_again(volumes: Volumes, newest: SourceBackup | None, **observed: Any) -> Any:
+    obj = mysql_object(status=InstanceStatus(volumes=volumes), backup=BACKUP)
+    live = replace(serving_live(), newest_backup=newest)
+    return decide_lifecycle(observe(obj, live=live, **observed))
+
+
+def test_with_both_claims_new_the_newest_backup_in_the_bucket_is_restored() -> None:
+    newest = source_backup(record("mysql-instance-20261103000000", "2026-11-03T00:00:00Z"))
+    action = created_again(VOLUMES, newest, transfer_image=IMAGE, s3_secret=GOOD_SECRET)
+    assert isinstance(action, RecordJob)
+    assert action.kind is JobKind.RESTORE
+    source = action.record.source
+    assert source is not None
+    assert (source.backup, source.url, source.sha256) == (newest.name, newest.location, SHA)
+    # The plan asks for the bucket's backups only while that choice is open.
+    obj = mysql_object(status=InstanceStatus(volumes=VOLUMES), backup=BACKUP)
+    assert gather_plan(obj, parse_object(obj)).newest_in_bucket == "mysql-backups"
+    restoring = mysql_object(
+        status=InstanceStatus(volumes=VOLUMES, restore=RESTORED), backup=BACKUP
+    )
+    assert gather_plan(restoring, parse_object(restoring)).newest_in_bucket is None
+
+
+def test_a_claim_that_outlived_the_last_lifetime_is_restored_from_as_before() -> None:
+    newest = source_backup(record("mysql-instance-20261103000000", "2026-11-03T00:00:00Z"))
+    kept = replace(VOLUMES, backup=replace(VOLUMES.backup, preexisting=True))
+    action = created_again(kept, newest, transfer_image=IMAGE, s3_secret=GOOD_SECRET)
+    assert isinstance(action, RecordJob)
+    assert action.record.source is None
+    obj = mysql_object(status=InstanceStatus(volumes=kept), backup=BACKUP)
+    assert gather_plan(obj, parse_object(obj)).newest_in_bucket is None
+
+
+def test_a_backup_in_the_bucket_that_cannot_be_read_stops_the_new_instance() -> None:
+    newest = source_backup(record("mysql-instance-20261103000000", "2026-11-03T00:00:00Z"))
+    action = created_again(VOLUMES, newest, transfer_image=IMAGE)
+    assert isinstance(action, Stall)
+    assert action.reason is Reason.BACKUP_STORE_UNUSABLE
+    assert "Secret 'backup-store' not found" in action.message
