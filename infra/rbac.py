@@ -67,6 +67,8 @@ RULES: Final[tuple[Rule, ...]] = (
     # or released by the reconciler).
     Rule(("",), ("secrets", "configmaps", "services", "persistentvolumeclaims"), MANAGE),
     Rule(("",), ("persistentvolumes",), MANAGE),
+    # Whether a claim's StorageClass lets it grow, read when the spec grows it.
+    Rule(("storage.k8s.io",), ("storageclasses",), ("get",)),
     Rule(("apps",), ("deployments",), MANAGE),
     Rule(("batch",), ("jobs",), MANAGE),
     # The pods of the server and of the Jobs: how they are doing.
@@ -78,7 +80,9 @@ RULES: Final[tuple[Rule, ...]] = (
 
 # Resources without a namespace: only these need a ClusterRole when the operator watches
 # some namespaces only.
-CLUSTER_SCOPED: Final = frozenset({("", "persistentvolumes"), ("", "namespaces")})
+CLUSTER_SCOPED: Final = frozenset(
+    {("", "persistentvolumes"), ("", "namespaces"), ("storage.k8s.io", "storageclasses")}
+)
 
 
 def _cluster_scoped(rule: Rule) -> bool:

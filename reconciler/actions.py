@@ -45,6 +45,8 @@ class Stall:
 
     reason: Reason
     message: str
+    # Look again then even if nothing changes (a serving instance's next scheduled backup).
+    requeue_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class MarkReady:
     message: str
     # Look again then even if nothing changes (the next fire of spec.backup.schedule).
     requeue_after_s: float | None = None
+    notice: Notice | None = None  # what this readiness ends (a resize), said once
 
 
 @dataclass(frozen=True)

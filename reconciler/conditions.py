@@ -47,12 +47,15 @@ class Reason(StrEnum):
     RESTORE_RETRYING = "RestoreRetrying"
     BACKING_UP = "BackingUp"
     BACKUP_RETRYING = "BackupRetrying"
+    STORAGE_RESIZING = "StorageResizing"
+    STORAGE_RESIZE_PENDING = "StorageResizePending"  # the file system grows at the next mount
     # Stalled: progress needs a person; the message says what to do.
     SPEC_INVALID = "SpecInvalid"
     SECRET_MISSING = "SecretMissing"  # noqa: S105 (a reason, not a secret)
     SECRET_NOT_ALLOWED = "SecretNotAllowed"  # noqa: S105 (a reason, not a secret)
     HOST_PATH_NOT_ALLOWED = "HostPathNotAllowed"
     IMMUTABLE_FIELD_CHANGED = "ImmutableFieldChanged"
+    STORAGE_NOT_EXPANDABLE = "StorageNotExpandable"
     UPDATE_FAILED = "UpdateFailed"
     IMAGE_PULL_FAILED = "ImagePullFailed"
     CRASH_LOOPING = "CrashLooping"

@@ -274,6 +274,7 @@ class _Step:
                 "stalled" if new else None,
                 action.message if new else None,
                 reason=action.reason.value,
+                requeue_after_s=action.requeue_after_s,
             )
         if isinstance(action, Wait):
             self._move(transitions.reconciling(status, action.reason, action.message, self.moment))
@@ -321,6 +322,7 @@ class _Step:
             return None
         if isinstance(action, MarkReady):
             self._move(transitions.ready(status, action.message, self.moment))
+            self._notice(action.notice)
             return Result(Outcome.DONE, "ready", requeue_after_s=action.requeue_after_s)
         if isinstance(action, ScheduleBackup):
             if action.backup is not None:

@@ -28,6 +28,7 @@ from reconciler.names import (
 from reconciler.observation import Live, Observation, parse_object
 from reconciler.reconcile import GatherPlan, gather_plan, identity
 from reconciler.status import ToolchainVersions
+from reconciler.storage import classes_to_read
 from reconciler.vocabulary import VolumeRole
 
 
@@ -63,7 +64,7 @@ def observe(
     if plan.s3_secret is not None and (requested_backups or from_bucket or plan.deleting):
         raw = gateway.secret_metadata(namespace, plan.s3_secret)
         s3_secret = parse.secret_state(raw) if raw is not None else None
-    return Observation(
+    observation = Observation(
         obj=obj,
         toolchain=toolchain,
         fingerprint_key=fingerprint_key,
@@ -78,6 +79,12 @@ def observe(
         s3_secret=s3_secret,
         parsed=parsed,
     )
+    instance = parsed.instance
+    classes = classes_to_read(observation, instance) if instance is not None else ()
+    if not classes or plan.deleting:
+        return observation
+    expansion = tuple((name, gateway.volume_expansion(name)) for name in classes)
+    return replace(observation, live=replace(live, volume_expansion=expansion))
 
 
 def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan | None) -> Live:

@@ -98,6 +98,7 @@ class Gateway:
         # (tests/unit/test_infra_rbac.py) can tell the two resources apart.
         self.backup_records = client.CustomObjectsApi(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
+        self.storage = client.StorageV1Api(api_client)
 
     # -- lists and watches -----------------------------------------------------------------
 
@@ -339,6 +340,13 @@ class Gateway:
         return tuple(raw.get("items", []))
 
     # -- the instance's objects ------------------------------------------------------------
+
+    def volume_expansion(self, storage_class: str) -> bool | None:
+        """Whether the StorageClass allows its claims to grow; None when it does not exist."""
+        found = self._get(
+            lambda: self.storage.read_storage_class(storage_class, _preload_content=False)
+        )
+        return None if found is None else found.get("allowVolumeExpansion") is True
 
     def get_claim(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self._get(

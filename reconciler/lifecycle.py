@@ -48,6 +48,13 @@ from reconciler.requested_backups import requested_backup_step
 from reconciler.schedules import schedule_step, wake_in_s
 from reconciler.spec import Instance
 from reconciler.status import JobPhase, RestoreSource, VolumeRecord, Volumes
+from reconciler.storage import (
+    as_claimed,
+    growth_problem,
+    resize_progress,
+    resized_notice,
+    serving_despite,
+)
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_RETAINED_REASON,
@@ -74,11 +81,12 @@ def decide_lifecycle(observation: Observation) -> Action:
     if scheduled is not None:
         return scheduled
     ready = isinstance(action, MarkReady)
-    backup = requested_backup_step(observation, instance, ready=ready)
+    serving = serving_despite(action)
+    backup = requested_backup_step(observation, instance, ready=ready or serving)
     if backup is not None:
         return backup
     wake = wake_in_s(instance, observation.now)
-    if isinstance(action, MarkReady) and wake is not None:
+    if wake is not None and isinstance(action, MarkReady | Stall) and (ready or serving):
         return replace(action, requeue_after_s=wake)
     return action
 
@@ -115,6 +123,9 @@ def _instance_step(observation: Observation) -> Action:
             Reason.IMMUTABLE_FIELD_CHANGED,
             f"{changed}: the claims' storage cannot change after creation; set it back",
         )
+    growth = growth_problem(observation, instance)
+    if growth is not None:
+        instance = as_claimed(observation, instance)
     restore = status.restore
     if restore is None:
         if instance.spec.restore_from is not None:
@@ -163,6 +174,9 @@ def _instance_step(observation: Observation) -> Action:
             return step
     if problem is not None:
         return problem
+    resizing = resize_progress(observation, instance)
+    if resizing is not None:
+        return resizing
     if not live.service_routes:
         # Ready means a client can connect: the Service must route to the server.
         return Wait(
@@ -170,9 +184,13 @@ def _instance_step(observation: Observation) -> Action:
             f"the Service {names_for(instance).service} does not route to the server yet",
             SERVICE_POLL_S,
         )
+    if growth is not None:
+        # Serving, with everything else applied: only the growth is refused.
+        return growth
     return MarkReady(
         f"generation {generation_of(obj)} applied; serving at "
-        f"{names_for(instance).service}.{instance.namespace}"
+        f"{names_for(instance).service}.{instance.namespace}",
+        notice=resized_notice(observation, instance),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from reconciler.vocabulary import ANNOTATION_RELEASED
 
@@ -29,22 +29,55 @@ class ClaimState:
     deleting: bool
     finalizers: tuple[str, ...]
     resource_version: str = ""
+    storage_class: str | None = None  # spec.storageClassName
+    requested: str | None = None  # spec.resources.requests.storage
+    capacity: str | None = None  # status.capacity.storage: what the volume has now
+    # A resize under way: the claim's True condition Resizing or FileSystemResizePending
+    # (with its message), and status.allocatedResourceStatuses.storage.
+    resize_condition: str | None = None
+    resize_message: str | None = None
+    resize_status: str | None = None
 
     @property
     def bound(self) -> bool:
         return self.phase == "Bound" and self.volume is not None
 
 
+RESIZE_CONDITIONS: Final = ("FileSystemResizePending", "Resizing")
+
+
 def claim_state(obj: Mapping[str, Any]) -> ClaimState:
     metadata = _metadata(obj)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    condition = next(
+        (
+            found
+            for kind in RESIZE_CONDITIONS
+            for found in status.get("conditions") or ()
+            if found.get("type") == kind and found.get("status") == "True"
+        ),
+        None,
+    )
+    storage_class = spec.get("storageClassName")
     return ClaimState(
         name=str(metadata.get("name", "")),
-        phase=str((obj.get("status") or {}).get("phase", "Pending")),
-        volume=(obj.get("spec") or {}).get("volumeName") or None,
+        phase=str(status.get("phase", "Pending")),
+        volume=spec.get("volumeName") or None,
         deleting=metadata.get("deletionTimestamp") is not None,
         finalizers=tuple(metadata.get("finalizers") or ()),
         resource_version=str(metadata.get("resourceVersion", "")),
+        storage_class=storage_class if isinstance(storage_class, str) else None,
+        requested=_storage((spec.get("resources") or {}).get("requests")),
+        capacity=_storage(status.get("capacity")),
+        resize_condition=str(condition["type"]) if condition is not None else None,
+        resize_message=str(condition.get("message") or "") or None if condition else None,
+        resize_status=_storage(status.get("allocatedResourceStatuses")),
     )
+
+
+def _storage(amounts: object) -> str | None:
+    value = amounts.get("storage") if isinstance(amounts, Mapping) else None
+    return str(value) if value is not None else None
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,9 @@ class Live:
     # The newest Succeeded backup of this instance name in spec.backup.s3's bucket, read
     # while a new instance with fresh claims decides what to restore.
     newest_backup: SourceBackup | None = None
+    # (StorageClass, allowVolumeExpansion, None when it does not exist) of the classes of
+    # claims the spec grew, read only then.
+    volume_expansion: tuple[tuple[str, bool | None], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from reconciler.policy import (
 from reconciler.requested_backups import requested_backups_on_delete
 from reconciler.spec import DeletionPolicy, Instance
 from reconciler.status import InstanceStatus, JobPhase, JobRecord
+from reconciler.storage import as_claimed
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_RETAINED_REASON,
@@ -116,7 +117,9 @@ def decide_teardown(observation: Observation) -> Action:
                 f"the stack's state is missing and the spec is invalid ({spec_error}); fix "
                 "the spec so the operator can adopt and remove the instance's objects",
             )
-        desired = desired_for(instance, Stage.RELEASING, status)
+        desired = desired_for(
+            as_claimed(observation, instance, every=True), Stage.RELEASING, status
+        )
         return Deploy(
             desired,
             inputs_fingerprint(desired, observation.fingerprint_key),
@@ -222,7 +225,8 @@ def _final_backup(
         if isinstance(found, Stall):
             return found
         upload = found
-    desired = replace(desired_for(instance, Stage.FINAL_BACKUP, status), final_upload=upload)
+    claimed = as_claimed(observation, instance, every=True)
+    desired = replace(desired_for(claimed, Stage.FINAL_BACKUP, status), final_upload=upload)
     fingerprint = inputs_fingerprint(desired, observation.fingerprint_key)
     if not synced(status, fingerprint, observation.toolchain, observation.stack):
         reason, message = deploy_reason(status, observation.stack, generation_of(observation.obj))

@@ -402,7 +402,7 @@ def test_watching_some_namespaces_grants_namespaced_rights_in_those_only(
     # The ClusterRole keeps what has no namespace, and reads only the watched Namespaces.
     cluster_rules = rendered.one(CLUSTER_ROLE).inputs["rules"]
     resources = {res for rule in cluster_rules for res in rule["resources"]}
-    assert resources == {"persistentvolumes", "namespaces"}
+    assert resources == {"persistentvolumes", "namespaces", "storageclasses"}
     (namespaces,) = [rule for rule in cluster_rules if rule["resources"] == ["namespaces"]]
     assert namespaces["resourceNames"] == ["team-a", "team-b"]
     assert namespaces["verbs"] == ["get"]

@@ -89,6 +89,7 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("BatchV1Api", "create_namespaced_job"): ("batch", "jobs", "create"),
     ("BatchV1Api", "list_namespaced_job"): ("batch", "jobs", "list"),
     ("BatchV1Api", "list_job_for_all_namespaces"): ("batch", "jobs", "list"),
+    ("StorageV1Api", "read_storage_class"): ("storage.k8s.io", "storageclasses", "get"),
 }
 # pulumi_kubernetes module group -> API group.
 GROUPS: Final = {"core": "", "apps": "apps", "batch": "batch"}

@@ -271,8 +271,9 @@ def test_a_changed_storage_field_stalls_and_names_it() -> None:
 
 
 def test_a_storage_size_change_is_not_immutable() -> None:
-    action = decide(SERVING, storage_size="2Gi")
-    assert isinstance(action, Deploy), "a bigger claim is an ordinary update"
+    live = replace(serving_live(), volume_expansion=(("standard", True),))
+    action = decide(SERVING, live=live, storage_size="2Gi")
+    assert isinstance(action, Deploy), "a bigger claim on a class that grows is an update"
 
 
 # -- the restore ----------------------------------------------------------------------------
