@@ -28,7 +28,7 @@ from reconciler.names import (
 from reconciler.observation import Live, Observation, parse_object
 from reconciler.reconcile import GatherPlan, gather_plan, identity
 from reconciler.status import ToolchainVersions
-from reconciler.storage import classes_to_read
+from reconciler.storage import classes_to_read, resizing_claim
 from reconciler.vocabulary import VolumeRole
 
 
@@ -123,6 +123,13 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         claim_event = parse.newest_event_message(
             gateway.events_for(namespace, "PersistentVolumeClaim", data_claim.name)
         )
+    resize_event = None
+    resizing = next((claim for claim in (data_claim, backup_claim) if resizing_claim(claim)), None)
+    if resizing is not None:
+        said = parse.newest_event_message(
+            gateway.events_for(namespace, "PersistentVolumeClaim", resizing.name)
+        )
+        resize_event = (resizing.name, said) if said else None
     server_pod = parse.pod_state(server) if server is not None else None
     routes = True
     if not plan.deleting and server_pod is not None and server_pod.ready:
@@ -149,6 +156,7 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
     return replace(
         live,
         newest_backup=newest_backup,
+        resize_event=resize_event,
         restore_from=restore_from,
         restore_from_claim=restore_from_claim,
         deployment_present=gateway.deployment_exists(namespace, name),

@@ -80,6 +80,8 @@ class Live:
     # (StorageClass, allowVolumeExpansion, None when it does not exist) of the classes of
     # claims the spec grew, read only then.
     volume_expansion: tuple[tuple[str, bool | None], ...] = ()
+    # (claim, its newest Event) of a claim whose capacity is below its request.
+    resize_event: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,17 @@ RECREATE: Final = (
 )
 
 
+def resizing_claim(claim: ClaimState | None) -> bool:
+    """A bound claim whose volume has less than the claim asks for: a resize under way."""
+    return (
+        claim is not None
+        and claim.bound
+        and claim.capacity is not None
+        and claim.requested is not None
+        and grows(claim.capacity, claim.requested)
+    )
+
+
 def growth_problem(observation: Observation, instance: Instance) -> Stall | None:
     """Why a claim the spec grew cannot grow, before an `up` asks the API server; None
     when every growth can be applied (or there is none). The spec cannot shrink back
@@ -142,11 +153,11 @@ def resize_progress(observation: Observation, instance: Instance) -> Wait | Stal
     None when every bound claim's capacity covers what it asks for."""
     for found in claim_sizes(observation, instance):
         claim = found.claim
-        if claim is None or not claim.bound or claim.capacity is None:
+        if claim is None or not resizing_claim(claim):
             continue
-        if claim.requested is None or not grows(claim.capacity, claim.requested):
-            continue
-        said = f": {claim.resize_message}" if claim.resize_message else ""
+        event = observation.live.resize_event
+        told = claim.resize_message or (event[1] if event and event[0] == claim.name else None)
+        said = f": {told}" if told else ""
         if claim.resize_status in RESIZE_INFEASIBLE:
             return Stall(
                 Reason.STORAGE_NOT_EXPANDABLE,

@@ -248,3 +248,15 @@ def test_a_teardown_never_resizes_a_claim() -> None:
     spec = action.desired.instance.spec
     assert (spec.storage_size, spec.backup.storage_size) == ("1Gi", "1Gi")
     assert action.desired.stage is Stage.FINAL_BACKUP
+
+
+def test_without_a_condition_the_claims_newest_event_says_what_the_resize_waits_for() -> None:
+    live = replace(
+        grown(grown_claim(size="2Gi", capacity="1Gi")),
+        resize_event=(DATA_CLAIM, "waiting for an external controller to expand this PVC"),
+    )
+    action = decide(synced_grown(), live=live, storage_size="2Gi")
+    assert isinstance(action, Wait)
+    assert action.message.endswith(
+        "is growing from 1Gi to 2Gi: waiting for an external controller to expand this PVC"
+    )
