@@ -124,6 +124,8 @@ class Deploy:
     reason: Reason
     message: str
     refresh: bool = False  # read the live objects first (some were deleted by hand)
+    heals: tuple[str, ...] = ()  # the drift this `up --refresh` reverts (drift.py)
+    replace: tuple[str, ...] = ()  # Services to create again, by name (drift.py)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,8 @@ class MarkReady:
     # Look again then even if nothing changes (the next fire of spec.backup.schedule).
     requeue_after_s: float | None = None
     notice: Notice | None = None  # what this readiness ends (a resize), said once
+    # The DriftDetected condition to set: (reason, message); None: not looked at.
+    drift: tuple[Reason, str] | None = None
 
 
 @dataclass(frozen=True)

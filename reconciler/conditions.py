@@ -21,6 +21,7 @@ class ConditionType(StrEnum):
     STALLED = "Stalled"
     RESTORED = "Restored"  # this lifetime's restore: running, done or failed
     BACKUP_READY = "BackupReady"  # the final backup before deletion
+    DRIFT_DETECTED = "DriftDetected"  # hand edits of the Deployment or Services
 
 
 class Status(StrEnum):
@@ -49,6 +50,7 @@ class Reason(StrEnum):
     BACKUP_RETRYING = "BackupRetrying"
     STORAGE_RESIZING = "StorageResizing"
     STORAGE_RESIZE_PENDING = "StorageResizePending"  # the file system grows at the next mount
+    DRIFT_HEALING = "DriftHealing"  # an `up --refresh` puts hand edits back
     # Stalled: progress needs a person; the message says what to do.
     SPEC_INVALID = "SpecInvalid"
     SECRET_MISSING = "SecretMissing"  # noqa: S105 (a reason, not a secret)
@@ -80,6 +82,10 @@ class Reason(StrEnum):
     # A requested backup (MySQLBackup) waiting for its instance
     INSTANCE_NOT_READY = "InstanceNotReady"
     INSTANCE_NOT_FOUND = "InstanceNotFound"
+    # DriftDetected
+    NO_DRIFT = "NoDrift"
+    DRIFTED = "Drifted"
+    DRIFT_NOT_HEALED = "DriftNotHealed"  # still there after the heal: reported only
 
 
 @dataclass(frozen=True)

@@ -391,15 +391,31 @@ class Driver:
     # -- operations ------------------------------------------------------------------------
 
     def up(
-        self, desired: Desired, *, refresh: bool = False, message: str | None = None
+        self,
+        desired: Desired,
+        *,
+        refresh: bool = False,
+        message: str | None = None,
+        replace: tuple[str, ...] = (),
     ) -> RunResult:
         """Applies the desired state; `refresh` reads the live objects first, so that an
         object deleted outside the operator is created again. `message` is the update's
-        entry in the stack's history (history.py)."""
+        entry in the stack's history (history.py). `replace`: Services, by name, to
+        delete and create again (a server-side apply merges a hand-edited port in as a
+        second entry instead of putting the declared one back)."""
         instance = desired.instance
         program = build_program(desired, self.config.cluster)
         stack = self._stack(instance.namespace, instance.name, program)
-        return self._timed_run(stack, "update", partial(stack.up, refresh=refresh, message=message))
+        urns = [
+            f"urn:pulumi:{stack.name}::{self.config.project_name}::"
+            f"kubernetes:core/v1:Service::{name}"
+            for name in replace
+        ]
+        return self._timed_run(
+            stack,
+            "update",
+            partial(stack.up, refresh=refresh, message=message, replace=urns or None),
+        )
 
     def preview(self, desired: Desired) -> Plan:
         """The plan against the current state; creates nothing, not even the stack."""

@@ -41,6 +41,7 @@ from reconciler.actions import (
 )
 from reconciler.backup_objects import Trigger, requested_backup, scheduled_records_to_prune
 from reconciler.conditions import ConditionType, Reason, Status, find
+from reconciler.drift import signature
 from reconciler.driver import Driver
 from reconciler.engine_events import RunTimings
 from reconciler.gather import live_objects, observe
@@ -321,7 +322,7 @@ class _Step:
             self._notice(action.notice)
             return None
         if isinstance(action, MarkReady):
-            self._move(transitions.ready(status, action.message, self.moment))
+            self._move(transitions.ready(status, action.message, self.moment, action.drift))
             self._notice(action.notice)
             return Result(Outcome.DONE, "ready", requeue_after_s=action.requeue_after_s)
         if isinstance(action, ScheduleBackup):
@@ -382,25 +383,32 @@ class _Step:
                 action.desired,
                 refresh=action.refresh,
                 message=update_message(kind, self.generation, self.uid, cause),
+                replace=action.replace,
             )
         except StackError as error:
+            if action.heals:
+                # A heal that fails is not tried again for the same drift: it is reported.
+                self.status = transitions.drift_healed(self.status, signature(action.heals))
             return self._failed("deploy", error)
         self.engine_run = run.timings
         executor = self.executor
-        self._move(
-            transitions.deployed(
-                self.status,
-                action.desired,
-                action.fingerprint,
-                run,
-                toolchain=executor.toolchain,
-                cluster_domain=executor.cluster_domain,
-            )
+        after = transitions.deployed(
+            self.status,
+            action.desired,
+            action.fingerprint,
+            run,
+            toolchain=executor.toolchain,
+            cluster_domain=executor.cluster_domain,
         )
+        if action.heals:
+            after = transitions.drift_healed(after, signature(action.heals))
+        self._move(after)
         stage = action.desired.stage.value
         self._notice(
             Notice("Updated", f"update {run.update_id} ({stage}): {describe_changes(run)}")
         )
+        if action.heals:
+            self._notice(Notice("DriftHealed", f"reverted: {'; '.join(action.heals)}"))
         return None
 
     def _destroy(self) -> Result | None:

@@ -57,6 +57,7 @@ def fingerprint_payload(desired: Desired, key: bytes) -> dict[str, Any]:
     Job scripts and the program's revision."""
     rendered = dataclasses.asdict(desired)
     del rendered["restore_finished"]  # how later changes apply, not what is declared
+    del rendered["instance"]["spec"]["drift"]  # what a hand edit leads to, not what is declared
     _drop_unset_additions(rendered)
     password = desired.instance.spec.password
     rendered["instance"]["spec"]["password"] = (

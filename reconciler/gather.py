@@ -130,6 +130,11 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
             gateway.events_for(namespace, "PersistentVolumeClaim", resizing.name)
         )
         resize_event = (resizing.name, said) if said else None
+    workload_objects = tuple(
+        ((kind, object_name), found)
+        for kind, object_name in plan.drift_objects
+        if (found := gateway.get_workload_object(namespace, kind, object_name)) is not None
+    )
     server_pod = parse.pod_state(server) if server is not None else None
     routes = True
     if not plan.deleting and server_pod is not None and server_pod.ready:
@@ -159,7 +164,10 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         resize_event=resize_event,
         restore_from=restore_from,
         restore_from_claim=restore_from_claim,
-        deployment_present=gateway.deployment_exists(namespace, name),
+        deployment_present=any(kind == "Deployment" for (kind, _), _obj in workload_objects)
+        if plan.drift_objects
+        else gateway.deployment_exists(namespace, name),
+        workload_objects=workload_objects,
         server_pod=server_pod,
         service_routes=routes,
         job=job,

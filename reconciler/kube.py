@@ -397,6 +397,18 @@ class Gateway:
     def delete_volume(self, name: str) -> None:
         self._delete(lambda: self.core.delete_persistent_volume(name))
 
+    def get_workload_object(self, namespace: str, kind: str, name: str) -> Mapping[str, Any] | None:
+        """The instance's Deployment or a Service, as it is."""
+        if kind == "Deployment":
+            return self._get(
+                lambda: self.apps.read_namespaced_deployment(
+                    name, namespace, _preload_content=False
+                )
+            )
+        return self._get(
+            lambda: self.core.read_namespaced_service(name, namespace, _preload_content=False)
+        )
+
     def deployment_exists(self, namespace: str, name: str) -> bool:
         found = self._get(
             lambda: self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)

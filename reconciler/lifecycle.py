@@ -25,6 +25,7 @@ from reconciler.actions import (
 )
 from reconciler.backup_objects import BackupPhase, SourceBackup
 from reconciler.conditions import Reason
+from reconciler.drift import drift_step
 from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
 from reconciler.names import names_for
@@ -187,10 +188,14 @@ def _instance_step(observation: Observation) -> Action:
     if growth is not None:
         # Serving, with everything else applied: only the growth is refused.
         return growth
+    drift = drift_step(observation, instance, desired, fingerprint)
+    if isinstance(drift, Deploy):
+        return drift
     return MarkReady(
         f"generation {generation_of(obj)} applied; serving at "
         f"{names_for(instance).service}.{instance.namespace}",
         notice=resized_notice(observation, instance),
+        drift=drift,
     )
 
 

@@ -82,6 +82,9 @@ class Live:
     volume_expansion: tuple[tuple[str, bool | None], ...] = ()
     # (claim, its newest Event) of a claim whose capacity is below its request.
     resize_event: tuple[str, str] | None = None
+    # The Deployment and Services as they are, (kind, name) -> object, read once the
+    # instance has been restored, to compare with what is declared (drift.py).
+    workload_objects: tuple[tuple[tuple[str, str], Mapping[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True)

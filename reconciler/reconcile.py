@@ -12,6 +12,7 @@ from typing import Any
 from reconciler.actions import Action
 from reconciler.backup_objects import final_backup_name
 from reconciler.lifecycle import decide_lifecycle
+from reconciler.names import names_for
 from reconciler.observation import Observation, Parsed
 from reconciler.policy import is_deleting, metadata_of
 from reconciler.status import JobPhase
@@ -40,6 +41,8 @@ class GatherPlan:
     # spec.backup.s3's bucket, to look in for the newest backup of the instance's name:
     # a new instance whose claims are both new has no dump of its own to restore.
     newest_in_bucket: str | None = None
+    # (kind, name) of the Deployment and Services to compare with what is declared.
+    drift_objects: tuple[tuple[str, str], ...] = ()
 
 
 def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
@@ -77,6 +80,15 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
         and not volumes.backup.carries_data
     ):
         newest_in_bucket = s3.bucket
+    drift_objects: tuple[tuple[str, str], ...] = ()
+    restored = status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED
+    if not deleting and parsed.instance is not None and restored:
+        names = names_for(parsed.instance)
+        drift_objects = (
+            ("Deployment", names.deployment),
+            ("Service", names.service),
+            ("Service", names.internal_service),
+        )
     return GatherPlan(
         deleting=deleting,
         adoption_candidates=not deleting and status.volumes is None,
@@ -86,6 +98,7 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
         restore_from=restore_from,
         s3_secret=s3.credentials_secret if s3 is not None else None,
         newest_in_bucket=newest_in_bucket,
+        drift_objects=drift_objects,
     )
 
 

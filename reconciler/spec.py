@@ -182,6 +182,13 @@ class BackupSpec:
     s3: S3Store | None = None
 
 
+class DriftMode(StrEnum):
+    """What a hand edit of the instance's Deployment or Services leads to."""
+
+    HEAL = "Heal"  # an `up --refresh` puts the declared state back, and an Event says what
+    REPORT = "Report"  # only the DriftDetected condition
+
+
 @dataclass(frozen=True)
 class MySQLSpec:
     image: str
@@ -196,6 +203,7 @@ class MySQLSpec:
     resources: ComputeResources = ComputeResources()
     deletion_policy: DeletionPolicy = DeletionPolicy.BACKUP_THEN_DELETE
     restore_from: RestoreFrom | None = None
+    drift: DriftMode = DriftMode.HEAL
 
     @property
     def backs_up_on_delete(self) -> bool:
@@ -252,6 +260,7 @@ SPEC_FIELDS: Final = frozenset(
         "backup",
         "deletion_policy",
         "restore_from",
+        "drift",
     }
 )
 
@@ -276,6 +285,7 @@ def parse_spec(raw: object) -> MySQLSpec:
         backup=_backup(spec.get("backup"), default_size=storage_size),
         deletion_policy=_deletion_policy(spec),
         restore_from=_restore_from(spec.get("restore_from")),
+        drift=_drift(spec),
     )
 
 
@@ -507,6 +517,15 @@ def _deletion_policy(spec: Mapping[str, object]) -> DeletionPolicy:
             return policy
     allowed = ", ".join(policy.value for policy in DeletionPolicy)
     raise SpecError("spec.deletion_policy", f"must be one of {allowed}; got {raw!r}")
+
+
+def _drift(spec: Mapping[str, object]) -> DriftMode:
+    raw = spec.get("drift", DriftMode.HEAL.value)
+    for mode in DriftMode:
+        if raw == mode.value:
+            return mode
+    allowed = ", ".join(mode.value for mode in DriftMode)
+    raise SpecError("spec.drift", f"must be one of {allowed}; got {raw!r}")
 
 
 def _optional_storage_class(parent: Mapping[str, object], path: str) -> str | None:

@@ -305,6 +305,9 @@ class InstanceStatus:
     # spec.backup.schedule: the last fire time acted on (a backup created, or skipped), or
     # when the schedule was first seen; no fire at or before it is acted on again.
     last_schedule_time: str | None = None
+    # The drift (drift.signature) the last heal reverted: seen again, it is only reported,
+    # so a drift an `up --refresh` does not revert costs one run, not one per pass.
+    drift_healed: str | None = None
 
     def to_patch(self) -> dict[str, Any]:
         """A merge patch body for the status subresource; None removes a field."""
@@ -322,6 +325,7 @@ class InstanceStatus:
                 "served": self.served,
                 "finalBackup": self.final_backup.to_dict() if self.final_backup else None,
                 "lastScheduleTime": self.last_schedule_time,
+                "driftHealed": self.drift_healed,
             }
         }
 
@@ -347,6 +351,7 @@ def parse_status(obj: Mapping[str, Any]) -> InstanceStatus:
         served=raw.get("served") is True,
         final_backup=JobRecord.from_dict(raw.get("finalBackup")),
         last_schedule_time=_optional_str(raw.get("lastScheduleTime")),
+        drift_healed=_optional_str(raw.get("driftHealed")),
     )
 
 

@@ -68,9 +68,32 @@ def schedule_recorded(status: InstanceStatus, fire_time: str) -> InstanceStatus:
     return replace(status, last_schedule_time=fire_time)
 
 
-def ready(status: InstanceStatus, message: str, moment: Moment) -> InstanceStatus:
+def ready(
+    status: InstanceStatus,
+    message: str,
+    moment: Moment,
+    drift: tuple[Reason, str] | None = None,
+) -> InstanceStatus:
     marked = mark_ready(status.conditions, message, generation=moment.generation, now=moment.now)
+    if drift is not None:
+        reason, said = drift
+        state = Status.FALSE if reason is Reason.NO_DRIFT else Status.TRUE
+        marked = set_condition(
+            marked,
+            ConditionType.DRIFT_DETECTED,
+            state,
+            reason,
+            said,
+            generation=moment.generation,
+            now=moment.now,
+        )
+        if reason is Reason.NO_DRIFT:
+            status = replace(status, drift_healed=None)
     return _conditions(status, marked, moment)
+
+
+def drift_healed(status: InstanceStatus, healed: str) -> InstanceStatus:
+    return replace(status, drift_healed=healed)
 
 
 def new_stall(before: InstanceStatus, after: InstanceStatus) -> Notice | None:

@@ -90,6 +90,7 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("BatchV1Api", "list_namespaced_job"): ("batch", "jobs", "list"),
     ("BatchV1Api", "list_job_for_all_namespaces"): ("batch", "jobs", "list"),
     ("StorageV1Api", "read_storage_class"): ("storage.k8s.io", "storageclasses", "get"),
+    ("CoreV1Api", "read_namespaced_service"): ("", "services", "get"),
 }
 # pulumi_kubernetes module group -> API group.
 GROUPS: Final = {"core": "", "apps": "apps", "batch": "batch"}

@@ -104,6 +104,9 @@ class GatewayPort(Protocol):
     def patch_volume(self, name: str, patch: Mapping[str, Any]) -> None: ...
     def delete_volume(self, name: str) -> None: ...
     def deployment_exists(self, namespace: str, name: str) -> bool: ...
+    def get_workload_object(
+        self, namespace: str, kind: str, name: str
+    ) -> Mapping[str, Any] | None: ...
     def workload(
         self, namespace: str, label_selector: str
     ) -> tuple[tuple[str, str, bool], ...]: ...
@@ -125,7 +128,12 @@ class GatewayPort(Protocol):
 class DriverPort(Protocol):
     def stack_state(self, namespace: str, name: str, *, definite: bool) -> StackState | None: ...
     def up(
-        self, desired: Desired, *, refresh: bool = False, message: str | None = None
+        self,
+        desired: Desired,
+        *,
+        refresh: bool = False,
+        message: str | None = None,
+        replace: tuple[str, ...] = (),
     ) -> RunResult: ...
     def destroy(
         self, namespace: str, name: str, message: str | None = None
@@ -244,6 +252,12 @@ class FakeGateway:
     def deployment_exists(self, namespace: str, name: str) -> bool:
         return self.deployment
 
+    def get_workload_object(self, namespace: str, kind: str, name: str) -> Mapping[str, Any] | None:
+        if kind == "Deployment" and not self.deployment:
+            return None
+        # Without a spec: nothing to compare, so no drift (tested in test_drift.py).
+        return {"kind": kind, "metadata": {"name": name}}
+
     def workload(self, namespace: str, label_selector: str) -> tuple[tuple[str, str, bool], ...]:
         serving = (("Deployment", "x", False), ("Service", "x", False))
         going = tuple((kind, name, True) for kind, name in (w.split("/") for w in self.going))
@@ -328,9 +342,18 @@ class FakeDriver:
         return self.stack
 
     def up(
-        self, desired: Desired, *, refresh: bool = False, message: str | None = None
+        self,
+        desired: Desired,
+        *,
+        refresh: bool = False,
+        message: str | None = None,
+        replace: tuple[str, ...] = (),
     ) -> RunResult:
-        run = self._run(f"up {desired.stage.value}" + (" refresh" if refresh else ""))
+        run = self._run(
+            f"up {desired.stage.value}"
+            + (" refresh" if refresh else "")
+            + "".join(f" replace {name}" for name in replace)
+        )
         self.deployed.append(desired)
         self.messages.append(message)
         self.stack = DEPLOYED
