@@ -224,6 +224,9 @@ def as_claimed(observation: Observation, instance: Instance, *, every: bool = Fa
 
 
 def serving_despite(action: object) -> bool:
-    """The step is a refused growth, which lifecycle reports only where it would have
-    marked the instance Ready: it serves, so requested and scheduled backups go on."""
-    return isinstance(action, Stall) and action.reason is Reason.STORAGE_NOT_EXPANDABLE
+    """The step is about storage only (a refused growth, or a resize under way, which can
+    last until the next mount), which lifecycle reports only once the server is ready:
+    it serves, so requested and scheduled backups go on."""
+    if isinstance(action, Stall):
+        return action.reason is Reason.STORAGE_NOT_EXPANDABLE
+    return isinstance(action, Wait) and action.reason in RESIZING_REASONS

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.actions import Deploy, MarkReady, Stall, Wait
+from reconciler.actions import Deploy, MarkReady, Stall, StartBackup, Wait
 from reconciler.backup_objects import BackupObjectState
 from reconciler.conditions import Reason
 from reconciler.lifecycle import decide_lifecycle
@@ -37,6 +37,7 @@ from tests.unit.builders import (
     synced_status,
 )
 from tests.unit.test_lifecycle import SERVING
+from tests.unit.test_requested_backups import request, with_requests
 
 pytestmark = pytest.mark.unit
 
@@ -172,6 +173,8 @@ def test_a_refused_growth_of_a_serving_instance_lets_backups_run() -> None:
     assert isinstance(action, Stall)
     assert serving_despite(action)
     assert not serving_despite(Stall(Reason.SPEC_INVALID, "x"))
+    assert serving_despite(Wait(Reason.STORAGE_RESIZE_PENDING, "x", 1.0))
+    assert not serving_despite(Wait(Reason.VOLUME_PENDING, "x", 1.0))
 
 
 def test_a_class_that_grows_makes_it_an_update() -> None:
@@ -260,3 +263,11 @@ def test_without_a_condition_the_claims_newest_event_says_what_the_resize_waits_
     assert action.message.endswith(
         "is growing from 1Gi to 2Gi: waiting for an external controller to expand this PVC"
     )
+
+
+def test_a_backup_asked_for_starts_while_the_claims_grow() -> None:
+    """A file system that grows only at the next mount can keep the instance un-Ready for
+    long; its server serves, so backups must not wait for that."""
+    live = with_requests(grown(grown_claim(size="2Gi", capacity="1Gi")), request())
+    action = decide(synced_grown(), live=live, storage_size="2Gi")
+    assert isinstance(action, StartBackup)
