@@ -89,7 +89,10 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
     assert status["served"] is True
     assert status["restore"]["phase"] == "Succeeded"
     assert status["restore"]["job"] == f"{NAME}-restore-{lifetime}-1"
-    assert {c["type"] for c in status["conditions"]} == {"Ready", "Restored"}
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Restored", "DriftDetected"}
+    # The objects as they are match what is declared: no false drift from API defaults.
+    drift = condition(obj, "DriftDetected") or {}
+    assert (drift["status"], drift["reason"]) == ("False", "NoDrift"), drift
     ready = condition(obj, "Ready")
     assert ready is not None
     assert (ready["reason"], ready["observedGeneration"]) == ("UpToDate", 1)
