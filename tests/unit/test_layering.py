@@ -53,6 +53,8 @@ PURE: Final = (
     "schedules",
     "transfer_jobs",
     "history",
+    "storage",
+    "drift",
 )
 
 
