@@ -410,10 +410,7 @@ class Gateway:
         )
 
     def deployment_exists(self, namespace: str, name: str) -> bool:
-        found = self._get(
-            lambda: self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
-        )
-        return found is not None
+        return self.get_workload_object(namespace, "Deployment", name) is not None
 
     def workload(self, namespace: str, label_selector: str) -> tuple[tuple[str, str, bool], ...]:
         """The Deployments, Services and Jobs with these labels, as (kind, name, whether it

@@ -70,7 +70,9 @@ def claim_state(obj: Mapping[str, Any]) -> ClaimState:
         requested=_storage((spec.get("resources") or {}).get("requests")),
         capacity=_storage(status.get("capacity")),
         resize_condition=str(condition["type"]) if condition is not None else None,
-        resize_message=str(condition.get("message") or "") or None if condition else None,
+        resize_message=str(condition["message"])
+        if condition and condition.get("message")
+        else None,
         resize_status=_storage(status.get("allocatedResourceStatuses")),
     )
 

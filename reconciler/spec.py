@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -283,9 +283,9 @@ def parse_spec(raw: object) -> MySQLSpec:
         host_path=_optional_host_path(spec, "spec"),
         resources=_resources(spec.get("resources")),
         backup=_backup(spec.get("backup"), default_size=storage_size),
-        deletion_policy=_deletion_policy(spec),
+        deletion_policy=_choice(spec, "deletion_policy", DeletionPolicy.BACKUP_THEN_DELETE),
         restore_from=_restore_from(spec.get("restore_from")),
-        drift=_drift(spec),
+        drift=_choice(spec, "drift", DriftMode.HEAL),
     )
 
 
@@ -510,22 +510,17 @@ def _optional_int(
     return value
 
 
-def _deletion_policy(spec: Mapping[str, object]) -> DeletionPolicy:
-    raw = spec.get("deletion_policy", DeletionPolicy.BACKUP_THEN_DELETE.value)
-    for policy in DeletionPolicy:
-        if raw == policy.value:
-            return policy
-    allowed = ", ".join(policy.value for policy in DeletionPolicy)
-    raise SpecError("spec.deletion_policy", f"must be one of {allowed}; got {raw!r}")
+_Choice = TypeVar("_Choice", bound=StrEnum)
 
 
-def _drift(spec: Mapping[str, object]) -> DriftMode:
-    raw = spec.get("drift", DriftMode.HEAL.value)
-    for mode in DriftMode:
-        if raw == mode.value:
-            return mode
-    allowed = ", ".join(mode.value for mode in DriftMode)
-    raise SpecError("spec.drift", f"must be one of {allowed}; got {raw!r}")
+def _choice(spec: Mapping[str, object], key: str, default: _Choice) -> _Choice:
+    """spec.<key>, one of the values of `default`'s enum (`default` when unset)."""
+    raw = spec.get(key, default.value)
+    for choice in type(default):
+        if raw == choice.value:
+            return choice
+    allowed = ", ".join(choice.value for choice in type(default))
+    raise SpecError(f"spec.{key}", f"must be one of {allowed}; got {raw!r}")
 
 
 def _optional_storage_class(parent: Mapping[str, object], path: str) -> str | None:

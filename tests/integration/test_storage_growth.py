@@ -23,6 +23,7 @@ import pytest
 from kubernetes import client
 
 from tests.harness import Harness, condition, harness_in_new_namespace, has_condition
+from tests.integration.test_broken_objects import engine_runs
 from tests.support import eventually, read_or_none
 
 pytestmark = pytest.mark.integration
@@ -39,20 +40,10 @@ def harness(
         yield harness
 
 
-def engine_runs(harness: Harness) -> int:
-    """The engine runs of NAME's reconciles so far, as the reconciler logs them."""
-    marker = f"instance={harness.namespace}/{NAME} "
-    return sum(
-        int(line.split("engine_runs=")[1].split()[0])
-        for line in harness.log_lines()
-        if marker in line and "engine_runs=" in line
-    )
-
-
 def test_a_static_volume_cannot_grow_and_the_server_keeps_running(harness: Harness) -> None:
     harness.create(NAME, harness.host_path_spec())
     harness.wait_ready(NAME, generation=1)
-    runs = engine_runs(harness)
+    runs = engine_runs(harness, NAME)
     deployment = harness.apps.read_namespaced_deployment(NAME, harness.namespace).metadata.uid
 
     harness.patch(NAME, {"spec": {"storage_size": "2Gi"}})
@@ -65,7 +56,7 @@ def test_a_static_volume_cannot_grow_and_the_server_keeps_running(harness: Harne
     assert "static hostPath volume" in found["message"], found
     assert found["observedGeneration"] == 2
     assert (condition(stalled, "Ready") or {}).get("reason") == "StorageNotExpandable"
-    assert engine_runs(harness) == runs, "no `up` for a growth the cluster would refuse"
+    assert engine_runs(harness, NAME) == runs, "no `up` for a growth the cluster would refuse"
     assert (
         harness.apps.read_namespaced_deployment(NAME, harness.namespace).metadata.uid == deployment
     )
