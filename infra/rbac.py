@@ -13,14 +13,15 @@ each needs, with no wildcard anywhere:
    on the object itself), patch of `mysqls/status`; get, list, watch, create and delete
    of `mysqlbackups` and patch of their status (the record of each final and scheduled
    backup, the backups people ask for, retention of scheduled ones); create of core
-   `events` and reading
-   them (why a claim is Pending); get of `secrets` (a user's password Secret) and of
-   `namespaces` (is it Terminating?); the instance's claims (get, list and watch to wake
-   the instance, patch and delete to release them), their volumes (get and list, patch
-   to keep them `Retain`, delete a static one after a verified backup), pods and Jobs
-   (list and watch to wake the instance, get to read how a Job ended, create for the Job
-   of a requested backup), and Deployments
-   and Services (is the instance's workload still there?).
+   `events` and reading them (why a claim is Pending); get, list and watch of `secrets`
+   (a user's password Secret, watched by its consent label) and create and delete of
+   them (a password rotation's Secret); get of `namespaces` (is it Terminating?); the
+   instance's claims (get, list and watch to wake the instance, patch and delete to
+   release them), their volumes (get and list, patch to keep them `Retain`, delete a
+   static one after a verified backup), pods and Jobs (list and watch to wake the
+   instance, get to read how a Job ended, create for the Jobs of a requested backup and
+   of a password rotation), and Deployments and Services (is the instance's workload
+   still there?).
 2. The per-instance stack program's Kubernetes provider (`reconciler/program.py`), which
    manages Secrets, ConfigMaps, PersistentVolumeClaims, PersistentVolumes, Deployments,
    Services and Jobs: it creates and updates them with server-side apply (patch), reads

@@ -3,7 +3,7 @@ it out. Each is one effect (or none), safe to repeat: the process may die after 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -11,7 +11,7 @@ from reconciler.backup_objects import BackupObject
 from reconciler.conditions import Reason
 from reconciler.desired import Desired
 from reconciler.live import ClaimState
-from reconciler.status import JobRecord, Volumes
+from reconciler.status import JobRecord, PasswordRecord, Volumes
 from reconciler.volumes import VolumePatch
 
 
@@ -77,6 +77,24 @@ class RecordJob:
     kind: JobKind
     record: JobRecord
     notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class RecordPassword:
+    """Deletes a finished rotation's Secret (`delete_secret`), then records the password's
+    state in status."""
+
+    record: PasswordRecord
+    delete_secret: str | None = None
+    notice: Notice | None = None
+
+
+@dataclass(frozen=True)
+class StartRotation:
+    """Creates the rotation's Secret, then its Job (each only if absent)."""
+
+    secret: dict[str, Any] = field(repr=False)
+    job: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -178,6 +196,8 @@ Action = (
     | Wait
     | RecordVolumes
     | RecordJob
+    | RecordPassword
+    | StartRotation
     | WriteBackupObject
     | PatchBackupStatus
     | StartBackup

@@ -29,13 +29,14 @@ import yaml
 from reconciler.driver import Plan
 from reconciler.history import render as render_history
 from reconciler.kube import Gateway, load_api_client
+from reconciler.names import names_for
 from reconciler.policy import desired_for
 from reconciler.runner import AlreadyRunning, make_driver, resolve_passphrase, run
 from reconciler.runs import StackError, stack_name
 from reconciler.settings import Settings, SettingsError, add_arguments, load_settings
 from reconciler.spec import SpecError, parse_instance
 from reconciler.status import JobPhase, parse_status
-from reconciler.vocabulary import BACKUP_KIND, Stage
+from reconciler.vocabulary import BACKUP_KIND, PASSWORD_KEY, Stage
 
 EXIT_NO_CHANGES: Final = 0
 EXIT_ERROR: Final = 1
@@ -160,7 +161,18 @@ def preview(settings: Settings, manifest: Path, namespace: str | None, output: s
     # manifest's changes show.
     status = parse_status(live or {})
     restored = status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED
-    desired = desired_for(instance, Stage.SERVING if restored else Stage.RESTORING, status)
+    # The stack declares the password the server has (a new one is rotated, not
+    # declared): the operator's Secret holds it once the instance was deployed.
+    applied = None
+    if live is not None:
+        try:
+            applied = gateway.secret_value(
+                instance.namespace, names_for(instance).credentials_secret, PASSWORD_KEY
+            )
+        except UnicodeDecodeError:
+            applied = None
+    stage = Stage.SERVING if restored else Stage.RESTORING
+    desired = desired_for(instance, stage, status, applied or instance.spec.password)
     try:
         driver = make_driver(settings, resolve_passphrase(settings, gateway))
         plan = driver.preview(desired)

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     STORAGE_RESIZING = "StorageResizing"
     STORAGE_RESIZE_PENDING = "StorageResizePending"  # the file system grows at the next mount
     DRIFT_HEALING = "DriftHealing"  # an `up --refresh` puts hand edits back
+    PASSWORD_ROTATING = "PasswordRotating"  # noqa: S105 (a reason, not a password)
     # Stalled: progress needs a person; the message says what to do.
     SPEC_INVALID = "SpecInvalid"
     SECRET_MISSING = "SecretMissing"  # noqa: S105 (a reason, not a secret)
@@ -70,6 +71,9 @@ class Reason(StrEnum):
     CLAIM_DELETED = "ClaimDeleted"
     JOB_FAILED = "JobFailed"
     BACKUP_RECORD_CONFLICT = "BackupRecordConflict"
+    PASSWORD_ROTATION_FAILED = "PasswordRotationFailed"  # noqa: S105
+    PASSWORD_INVALID = "PasswordInvalid"  # noqa: S105 (the referenced value is unusable)
+    PASSWORD_UNKNOWN = "PasswordUnknown"  # noqa: S105 (the applied one cannot be read)
     # Restored
     RESTORE_RUNNING = "RestoreRunning"
     RESTORE_SUCCEEDED = "RestoreSucceeded"

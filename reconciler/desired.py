@@ -3,7 +3,7 @@ manifest builders and of the stack program, and what the inputs fingerprint hash
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.spec import Instance, S3Store
 from reconciler.status import RestoreSource
@@ -59,3 +59,14 @@ class Desired:
     restore_source: RestoreSource | None = None
     # The final backup's copy into S3 (spec.backup.s3); None: the backup claim only.
     final_upload: FinalUpload | None = None
+    # The root password the server has (passwords.py): what the operator's credentials
+    # Secret holds and the Jobs use. It differs from the spec's only while a rotation is
+    # under way. None: the spec's own (spec.password; nothing for a passwordSecretRef).
+    password: str | None = field(default=None, repr=False)
+    # Rotations applied to the running server: the pod restarts for each (its template
+    # carries the count) to take the new password; None before the first.
+    password_rotations: int | None = None
+
+    @property
+    def applied_password(self) -> str | None:
+        return self.password if self.password is not None else self.instance.spec.password

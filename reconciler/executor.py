@@ -30,12 +30,14 @@ from reconciler.actions import (
     PatchBackupStatus,
     PatchVolumes,
     RecordJob,
+    RecordPassword,
     RecordVolumes,
     ReleaseClaim,
     RemoveFinalizer,
     ScheduleBackup,
     Stall,
     StartBackup,
+    StartRotation,
     Wait,
     WriteBackupObject,
 )
@@ -293,6 +295,22 @@ class _Step:
         if isinstance(action, RecordJob):
             self._move(transitions.job_recorded(status, action.kind, action.record, self.moment))
             self._notice(action.notice)
+            return None
+        if isinstance(action, RecordPassword):
+            if action.delete_secret is not None:
+                # The Secret first: once status no longer names it, nothing would.
+                self.gateway.delete_secret(self.key[0], action.delete_secret)
+            self._move(transitions.password_recorded(status, action.record))
+            self._notice(action.notice)
+            return None
+        if isinstance(action, StartRotation):
+            # The Secret before the Job: the Job's pod reads it when it starts.
+            self.gateway.create_secret(self.key[0], action.secret)
+            self.gateway.create_job(self.key[0], action.job)
+            log.info(
+                "password rotation started",
+                extra={**_fields(self.key, "password"), "job": action.job["metadata"]["name"]},
+            )
             return None
         if isinstance(action, WriteBackupObject):
             backup = action.backup

@@ -40,6 +40,7 @@ UNSET_ADDITIONS: Final = (
     ("restore_source", "transfer_image"),
     ("restore_source", "store"),
     ("final_upload",),
+    ("password_rotations",),
 )
 
 
@@ -59,10 +60,18 @@ def fingerprint_payload(desired: Desired, key: bytes) -> dict[str, Any]:
     del rendered["restore_finished"]  # how later changes apply, not what is declared
     del rendered["instance"]["spec"]["drift"]  # what a hand edit leads to, not what is declared
     _drop_unset_additions(rendered)
-    password = desired.instance.spec.password
-    rendered["instance"]["spec"]["password"] = (
-        None if password is None else hmac.new(key, password.encode(), hashlib.sha256).hexdigest()
+    # The password the stack declares, as an HMAC: in spec.password's place when that is
+    # set (a spec.password the server does not have yet changes nothing the stack
+    # declares), as its own entry for a referenced Secret.
+    declared = desired.applied_password
+    del rendered["password"]
+    hashed = (
+        None if declared is None else hmac.new(key, declared.encode(), hashlib.sha256).hexdigest()
     )
+    if desired.instance.spec.password is not None:
+        rendered["instance"]["spec"]["password"] = hashed
+    elif hashed is not None:
+        rendered["password"] = hashed
     return {
         "revision": PROGRAM_REVISION,
         "desired": rendered,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -22,14 +23,22 @@ from reconciler.names import (
     data_claim_name,
     instance_selector,
     label_selector,
+    names_for,
     server_selector,
     volume_selector,
 )
-from reconciler.observation import Live, Observation, parse_object
+from reconciler.observation import Live, Observation, Passwords, parse_object
+from reconciler.passwords import needs_applied, wanted_password
 from reconciler.reconcile import GatherPlan, gather_plan, identity
-from reconciler.status import ToolchainVersions
+from reconciler.spec import Instance
+from reconciler.status import JobPhase, PasswordRecord, ToolchainVersions
 from reconciler.storage import classes_to_read, resizing_claim
-from reconciler.vocabulary import VolumeRole
+from reconciler.vocabulary import (
+    LABEL_PASSWORD_SECRET,
+    PASSWORD_KEY,
+    ROTATION_NEW_KEY,
+    VolumeRole,
+)
 
 
 def observe(
@@ -57,6 +66,11 @@ def observe(
     if plan.secret is not None:
         raw = gateway.secret_metadata(namespace, plan.secret)
         secret = parse.secret_state(raw) if raw is not None else None
+    passwords = (
+        _passwords(gateway, parsed.instance, parsed.status.password, secret, fingerprint_key)
+        if parsed.instance is not None
+        else Passwords()
+    )
     s3_secret = None
     # Read when a Job may need it: a backup asked for, a restore from the bucket, the
     # final backup.
@@ -74,6 +88,7 @@ def observe(
         namespace_terminating=(plan.deleting or _claims_going(live))
         and gateway.namespace_terminating(namespace),
         password_secret=secret,
+        passwords=passwords,
         host_path_root=host_path_root,
         transfer_image=transfer_image,
         s3_secret=s3_secret,
@@ -85,6 +100,46 @@ def observe(
         return observation
     expansion = tuple((name, gateway.volume_expansion(name)) for name in classes)
     return replace(observation, live=replace(live, volume_expansion=expansion))
+
+
+def _passwords(
+    gateway: Gateway,
+    instance: Instance,
+    record: PasswordRecord | None,
+    secret: parse.SecretState | None,
+    key: bytes,
+) -> Passwords:
+    """The password values a pass needs: what the spec asks for always; the one the
+    operator's Secret holds only while that differs; a rotation's new one once it
+    succeeded. The user's Secret is read only when its owner allowed it (the label)."""
+    namespace, spec = instance.namespace, instance.spec
+    wanted, unreadable = None, None
+    ref = spec.password_secret_ref
+    if (
+        ref is not None
+        and secret is not None
+        and secret.labels.get(LABEL_PASSWORD_SECRET) == "true"
+    ):
+        try:
+            wanted = gateway.secret_value(namespace, ref.name, ref.key)
+        except (UnicodeDecodeError, binascii.Error):
+            unreadable = "is not UTF-8 text"
+    applied = None
+    if needs_applied(record, wanted_password(instance, Passwords(wanted=wanted)), key):
+        try:
+            applied = gateway.secret_value(
+                namespace, names_for(instance).credentials_secret, PASSWORD_KEY
+            )
+        except (UnicodeDecodeError, binascii.Error):
+            applied = None
+    rotated = None
+    rotation = record.rotation if record is not None else None
+    if rotation is not None and rotation.phase is JobPhase.SUCCEEDED:
+        try:
+            rotated = gateway.secret_value(namespace, rotation.job, ROTATION_NEW_KEY)
+        except (UnicodeDecodeError, binascii.Error):
+            rotated = None
+    return Passwords(wanted=wanted, applied=applied, rotated=rotated, unreadable=unreadable)
 
 
 def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan | None) -> Live:
@@ -118,6 +173,12 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         if raw_job is not None:
             job_pods = gateway.list_pods(namespace, f"job-name={plan.job}")
             job = parse.job_state(raw_job, job_pods)
+    rotation_job = None
+    if plan.rotation_job is not None:
+        raw_rotation = gateway.get_job(namespace, plan.rotation_job)
+        if raw_rotation is not None:
+            rotation_pods = gateway.list_pods(namespace, f"job-name={plan.rotation_job}")
+            rotation_job = parse.job_state(raw_rotation, rotation_pods)
     claim_event = None
     if data_claim is not None and not data_claim.bound:
         claim_event = parse.newest_event_message(
@@ -175,6 +236,7 @@ def live_objects(gateway: Gateway, namespace: str, name: str, plan: GatherPlan |
         workload_present=any(not deleting and kind != "Job" for kind, _name, deleting in workload),
         going=tuple(f"{kind}/{name}" for kind, name, deleting in workload if deleting),
         backup_object=backup_object,
+        rotation_job=rotation_job,
     )
 
 

@@ -14,6 +14,8 @@ from typing import Final
 
 BACKUP_SCRIPT: Final = "backup.sh"
 RESTORE_SCRIPT: Final = "restore.sh"
+# Run inline by the password rotation Job; not in the ConfigMap (manifests.rotation_job).
+ROTATION_SCRIPT: Final = "rotate-password.sh"
 
 
 @cache

@@ -68,6 +68,7 @@ class Kind:
     CLAIM = "persistentvolumeclaims"
     POD = "pods"
     JOB = "jobs"
+    SECRET = "secrets"  # noqa: S105 (a kind; only the labelled password Secrets are watched)
 
 
 def load_api_client(kubeconfig: str | None) -> client.ApiClient:
@@ -134,6 +135,10 @@ class Gateway:
             ),
             Kind.POD: (self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
             Kind.JOB: (self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
+            Kind.SECRET: (
+                self.core.list_namespaced_secret,
+                self.core.list_secret_for_all_namespaces,
+            ),
         }
         in_namespace, everywhere = namespaced[kind]
         return (everywhere, ()) if namespace is None else (in_namespace, (namespace,))
@@ -471,12 +476,22 @@ class Gateway:
     # -- other objects ----------------------------------------------------------------------
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
-        """The decoded value, or None if the Secret or the key is missing."""
+        """The decoded value, or None if the Secret or the key is missing; a value that is
+        not UTF-8 text raises UnicodeDecodeError."""
         secret = self._get(
             lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False)
         )
         encoded = ((secret or {}).get("data") or {}).get(key)
         return None if encoded is None else base64.b64decode(encoded).decode()
+
+    def create_secret(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        """Creates a Secret; one that already exists under the name is left as it is."""
+        self._create(
+            lambda: self.core.create_namespaced_secret(namespace, dict(manifest))  # type: ignore[arg-type]
+        )
+
+    def delete_secret(self, namespace: str, name: str) -> None:
+        self._delete(lambda: self.core.delete_namespaced_secret(name, namespace))
 
     def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         """A Secret with its values replaced by empty strings (only its keys are kept), or

@@ -30,7 +30,16 @@ from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
 from reconciler.names import names_for
 from reconciler.observation import Observation
+from reconciler.passwords import (
+    RotationContext,
+    declared_password,
+    recorded_again,
+    rotation_step,
+    unknown_password,
+    wanted_problem,
+)
 from reconciler.policy import (
+    annotation,
     changed_storage_field,
     deploy_reason,
     desired_for,
@@ -59,6 +68,7 @@ from reconciler.storage import (
 from reconciler.vocabulary import (
     ANNOTATION_INSTANCE_UID,
     ANNOTATION_RETAINED_REASON,
+    ANNOTATION_RETRY,
     Stage,
     VolumeRole,
 )
@@ -103,6 +113,13 @@ def _instance_step(observation: Observation) -> Action:
     secret = password_secret_problem(instance, observation.password_secret)
     if secret is not None:
         return Stall(*secret)
+    passwords, key = observation.passwords, observation.fingerprint_key
+    unusable = wanted_problem(instance, passwords)
+    if unusable is not None:
+        return Stall(Reason.PASSWORD_INVALID, unusable)
+    recorded = recorded_again(instance, parsed.status.password, passwords, key)
+    if recorded is not None:
+        return recorded
     host_path = host_path_problem(instance, observation.host_path_root)
     if host_path is not None:
         return Stall(Reason.HOST_PATH_NOT_ALLOWED, host_path)
@@ -144,8 +161,11 @@ def _instance_step(observation: Observation) -> Action:
     # Gated, the server becomes ready (and so reachable by clients) through the restore
     # itself: the stack declares the serving stage from the first `up`.
     stage = Stage.SERVING if restored or restore.gates_readiness else Stage.RESTORING
-    desired = desired_for(instance, stage, status)
-    fingerprint = inputs_fingerprint(desired, observation.fingerprint_key)
+    declared = declared_password(instance, status.password, passwords, key)
+    if declared is None:
+        return unknown_password(instance)
+    desired = desired_for(instance, stage, status, declared)
+    fingerprint = inputs_fingerprint(desired, key)
     if not synced(status, fingerprint, observation.toolchain, observation.stack):
         reason, message = deploy_reason(status, observation.stack, generation_of(obj))
         if restored and not status.served:
@@ -173,6 +193,20 @@ def _instance_step(observation: Observation) -> Action:
             return problem
         if step is not None:
             return step
+    else:
+        assert status.password is not None
+        context = RotationContext(
+            instance=instance,
+            record=status.password,
+            passwords=passwords,
+            key=key,
+            retry=annotation(obj, ANNOTATION_RETRY),
+            job=live.rotation_job,
+            now=observation.now,
+        )
+        rotation = rotation_step(context, server_problem=problem)
+        if rotation is not None:
+            return rotation
     if problem is not None:
         return problem
     resizing = resize_progress(observation, instance)

@@ -11,19 +11,24 @@ claim before the final backup). The operator's finalizer and teardown do that wo
 from __future__ import annotations
 
 import re
+from functools import cache
+from importlib import resources
 from typing import Any, Final
 
 from reconciler.desired import ClaimBinding, Desired
-from reconciler.job_scripts import BACKUP_SCRIPT, RESTORE_SCRIPT, job_scripts
+from reconciler.job_scripts import BACKUP_SCRIPT, RESTORE_SCRIPT, ROTATION_SCRIPT, job_scripts
 from reconciler.names import InstanceNames, labels_for, names_for, selector_for, volume_labels
-from reconciler.spec import ComputeResources, ResourceAmounts, quantity_value
+from reconciler.spec import ComputeResources, Instance, ResourceAmounts, quantity_value
 from reconciler.transfer_jobs import downloading, instance_prefix, uploading
 from reconciler.vocabulary import (
     ANNOTATION_BACKUP,
+    ANNOTATION_PASSWORD_ROTATIONS,
     CLAIM_FINALIZER,
     LABEL_CUT_OFF,
     MYSQL_PORT,
     PASSWORD_KEY,
+    ROTATION_NEW_KEY,
+    ROTATION_OLD_KEY,
     Component,
     Stage,
     VolumeRole,
@@ -83,7 +88,10 @@ def gated_readiness_command(uid: str) -> str:
 
 
 def _metadata(desired: Desired, name: str, component: Component) -> Manifest:
-    instance = desired.instance
+    return _instance_metadata(desired.instance, name, component)
+
+
+def _instance_metadata(instance: Instance, name: str, component: Component) -> Manifest:
     return {
         "name": name,
         "namespace": instance.namespace,
@@ -112,10 +120,18 @@ def _pod_security(*, host_directory: bool) -> tuple[Manifest, Manifest]:
 
 
 def _password_env(desired: Desired, names: InstanceNames, variable: str) -> Manifest:
+    """From the operator's Secret, which holds the password the server has; from the
+    user's Secret only for a Desired made without a password (builders' tests)."""
     ref = desired.instance.spec.password_secret_ref
     secret, key = (
-        (ref.name, ref.key) if ref is not None else (names.credentials_secret, PASSWORD_KEY)
+        (ref.name, ref.key)
+        if ref is not None and desired.applied_password is None
+        else (names.credentials_secret, PASSWORD_KEY)
     )
+    return _secret_env(variable, secret, key)
+
+
+def _secret_env(variable: str, secret: str, key: str) -> Manifest:
     return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
@@ -123,9 +139,10 @@ def _password_env(desired: Desired, names: InstanceNames, variable: str) -> Mani
 
 
 def credentials_secret(desired: Desired) -> Manifest | None:
-    """The password Secret, unless the password comes from the user's own Secret. The
-    program marks the value secret; it must never reach the state unencrypted."""
-    password = desired.instance.spec.password
+    """The operator's password Secret: the password the server has (passwords.py), which
+    the server, its probe and the Jobs read. The program marks the value secret; it must
+    never reach the state unencrypted."""
+    password = desired.applied_password
     if password is None:
         return None
     names = names_for(desired.instance)
@@ -315,7 +332,7 @@ def deployment(desired: Desired) -> Manifest:
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector_for(instance)},
             "template": {
-                "metadata": {"labels": labels_for(instance, Component.DATABASE)},
+                "metadata": _pod_metadata(desired),
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security,
@@ -327,6 +344,15 @@ def deployment(desired: Desired) -> Manifest:
             },
         },
     }
+
+
+def _pod_metadata(desired: Desired) -> Manifest:
+    """The server reads its password from the environment, set when the pod starts: after
+    a rotation, the count in the template makes a new pod."""
+    metadata: Manifest = {"labels": labels_for(desired.instance, Component.DATABASE)}
+    if desired.password_rotations is not None:
+        metadata["annotations"] = {ANNOTATION_PASSWORD_ROTATIONS: str(desired.password_rotations)}
+    return metadata
 
 
 def with_defaults(given: ComputeResources, defaults: ComputeResources) -> ComputeResources:
@@ -515,6 +541,72 @@ def requested_backup_job(
         prefix=instance_prefix(spec.s3, instance.namespace, instance.name),
         staging_mount=BACKUP_MOUNT,
     )
+
+
+# -- password rotation (created by the operator, not the stack) -----------------------------
+
+ROTATION_WAIT_S: Final = 120  # how long the rotation Job waits for the server to answer
+ROTATION_DEADLINE_S: Final = 600
+
+
+@cache
+def rotation_script() -> str:
+    return resources.files("reconciler").joinpath("scripts", ROTATION_SCRIPT).read_text()
+
+
+def rotation_secret(instance: Instance, name: str, *, old: str, new: str) -> Manifest:
+    """Hands the rotation Job the password the server has and the new one; deleted once
+    the rotation ended."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _instance_metadata(instance, name, Component.PASSWORD),
+        "type": "Opaque",
+        "stringData": {ROTATION_OLD_KEY: old, ROTATION_NEW_KEY: new},
+    }
+
+
+def rotation_job(instance: Instance, name: str) -> Manifest:
+    """Gives every root account the password in the Secret of the same name
+    (scripts/rotate-password.sh, run inline so that the scripts ConfigMap stays as it is)."""
+    spec, names = instance.spec, names_for(instance)
+    pod_security, container_security = _pod_security(host_directory=False)
+    env = [
+        {"name": "MYSQL_HOST", "value": names.internal_service},
+        {"name": "MYSQL_PORT", "value": str(MYSQL_PORT)},
+        _secret_env("OLD_PASSWORD", name, ROTATION_OLD_KEY),
+        _secret_env("NEW_PASSWORD", name, ROTATION_NEW_KEY),
+        {"name": "ROTATE_WAIT_SECONDS", "value": str(ROTATION_WAIT_S)},
+    ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _instance_metadata(instance, name, Component.PASSWORD),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": ROTATION_DEADLINE_S,
+            "ttlSecondsAfterFinished": REQUESTED_JOB_TTL_S,
+            "template": {
+                "metadata": {"labels": labels_for(instance, Component.PASSWORD)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security,
+                    "containers": [
+                        {
+                            "name": Component.PASSWORD.value,
+                            "image": spec.image,
+                            "command": ["sh", "-c", rotation_script()],
+                            "env": env,
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "securityContext": container_security,
+                            "resources": _resources(JOB_RESOURCES),
+                        }
+                    ],
+                },
+            },
+        },
+    }
 
 
 def rendered(desired: Desired) -> list[Manifest]:

@@ -45,6 +45,10 @@ class InstanceNames:
     def backup_job(self, attempt: int) -> str:
         return f"{self.deployment}-backup-{self.lifetime}-{attempt}"
 
+    def password_job(self, attempt: int) -> str:
+        """A password rotation's Job, and its Secret."""
+        return f"{self.deployment}-password-{self.lifetime}-{attempt}"
+
 
 def names_for(instance: Instance) -> InstanceNames:
     name = instance.name
@@ -80,7 +84,7 @@ def labels_for(instance: Instance, component: Component) -> dict[str, str]:
         LABEL_COMPONENT: component.value,
         LABEL_MANAGED_BY: MANAGED_BY,
     }
-    if component is not Component.RESTORE and component is not Component.BACKUP:
+    if component not in (Component.RESTORE, Component.BACKUP, Component.PASSWORD):
         labels[LABEL_APP] = instance.name
     return labels
 

@@ -85,6 +85,23 @@ class Live:
     # The Deployment and Services as they are, (kind, name) -> object, read once the
     # instance has been restored, to compare with what is declared (drift.py).
     workload_objects: tuple[tuple[tuple[str, str], Mapping[str, Any]], ...] = ()
+    # The Job of the password rotation under way (passwords.py).
+    rotation_job: JobState | None = None
+
+
+@dataclass(frozen=True)
+class Passwords:
+    """The password values one pass read; never printed."""
+
+    # The value of the Secret spec.passwordSecretRef names (None: not set, or it cannot
+    # be read); passwords.wanted_password is what the spec asks for.
+    wanted: str | None = field(default=None, repr=False)
+    # What the operator's credentials Secret holds (None: absent, or not read).
+    applied: str | None = field(default=None, repr=False)
+    # The new password of the rotation under way, from its Secret (None: not read).
+    rotated: str | None = field(default=None, repr=False)
+    # Why the referenced Secret's value cannot be used as text, when it cannot.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,8 @@ class Observation:
     # spec.backup.s3's credentials Secret (its keys only), read when a Job is to use it;
     # None when it does not exist or was not read.
     s3_secret: SecretState | None = None
+    # The root password's values this pass read (passwords.py).
+    passwords: Passwords = Passwords()
     # The object parsed; made from `obj` when not given.
     parsed: Parsed | None = None
 

@@ -16,7 +16,14 @@ from reconciler.live import ClaimState, JobState, PodState, SecretState
 from reconciler.names import names_for
 from reconciler.observation import Observation, StackState
 from reconciler.spec import Instance
-from reconciler.status import InstanceStatus, JobPhase, JobRecord, ToolchainVersions, VolumeRecord
+from reconciler.status import (
+    InstanceStatus,
+    JobPhase,
+    JobRecord,
+    PasswordRecord,
+    ToolchainVersions,
+    VolumeRecord,
+)
 from reconciler.transfer_jobs import CREDENTIAL_KEYS
 from reconciler.vocabulary import (
     ANNOTATION_RETRY,
@@ -164,7 +171,10 @@ def binding(record: VolumeRecord | None) -> ClaimBinding:
     return ClaimBinding(record.adopted_volume, record.storage_class, record.size)
 
 
-def desired_for(instance: Instance, stage: Stage, status: InstanceStatus) -> Desired:
+def desired_for(
+    instance: Instance, stage: Stage, status: InstanceStatus, password: str | None = None
+) -> Desired:
+    """`password`: the one the stack declares (passwords.declared_password)."""
     volumes = status.volumes
     return Desired(
         instance=instance,
@@ -176,7 +186,21 @@ def desired_for(instance: Instance, stage: Stage, status: InstanceStatus) -> Des
         readiness_gated=status.restore is not None and status.restore.gates_readiness,
         restore_finished=status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED,
         restore_source=status.restore.source if status.restore is not None else None,
+        # None: the spec's own (the usual case, so a Desired reads the same as before).
+        password=None if password == instance.spec.password else password,
+        password_rotations=rotations_declared(status.password),
     )
+
+
+def rotations_declared(record: PasswordRecord | None) -> int | None:
+    """The rotation count the server's pod template carries (None before the first):
+    one more as soon as a rotation succeeded, so that the pod restarts with it."""
+    if record is None:
+        return None
+    count = record.rotations
+    if record.rotation is not None and record.rotation.phase is JobPhase.SUCCEEDED:
+        count += 1
+    return count or None
 
 
 def synced(

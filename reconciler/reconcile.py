@@ -43,6 +43,7 @@ class GatherPlan:
     newest_in_bucket: str | None = None
     # (kind, name) of the Deployment and Services to compare with what is declared.
     drift_objects: tuple[tuple[str, str], ...] = ()
+    rotation_job: str | None = None  # the Job of the password rotation under way
 
 
 def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
@@ -54,7 +55,7 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
         record = status.restore
     job = record.job if record is not None and record.phase is JobPhase.RUNNING else None
     secret = None
-    if not deleting and parsed.instance is not None:
+    if parsed.instance is not None:
         ref = parsed.instance.spec.password_secret_ref
         secret = ref.name if ref is not None else None
     backup_object = None
@@ -89,7 +90,12 @@ def gather_plan(obj: Mapping[str, Any], parsed: Parsed) -> GatherPlan:
             ("Service", names.service),
             ("Service", names.internal_service),
         )
+    password = status.password
+    rotation = password.rotation if password is not None else None
     return GatherPlan(
+        rotation_job=rotation.job
+        if rotation is not None and rotation.phase is JobPhase.RUNNING
+        else None,
         deleting=deleting,
         adoption_candidates=not deleting and status.volumes is None,
         job=job,

@@ -34,6 +34,7 @@ from reconciler.backup_objects import (
 from reconciler.conditions import Reason, timestamp
 from reconciler.manifests import requested_backup_job
 from reconciler.observation import Observation
+from reconciler.passwords import declared_password
 from reconciler.policy import desired_for, s3_problem
 from reconciler.spec import Instance
 from reconciler.status import JobPhase, JobRecord
@@ -94,7 +95,12 @@ def _start(
     job = job or requested_job_name(instance.name, request.uid, request.trigger)
     started_at = started_at or timestamp(observation.now)
     record = JobRecord(attempt=1, job=job)
-    desired = desired_for(instance, Stage.SERVING, observation.parsed_object.status)
+    status = observation.parsed_object.status
+    # The Job connects with the password the server has, from the operator's Secret.
+    password = declared_password(
+        instance, status.password, observation.passwords, observation.fingerprint_key
+    )
+    desired = desired_for(instance, Stage.SERVING, status, password)
     return StartBackup(
         request.name,
         _status(instance, request, started_at, record, observation.now),

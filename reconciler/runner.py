@@ -31,6 +31,7 @@ from reconciler.metrics import Metrics
 from reconciler.program import ClusterAccess
 from reconciler.queue import Backoff, ShutDown, WorkQueue
 from reconciler.settings import Settings, SettingsError
+from reconciler.vocabulary import LABEL_PASSWORD_SECRET
 from reconciler.watch import OWNED_SELECTOR, BackupIndex, Health, Key, WatchLoop
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ def _watch_loops(
     health: Health,
     backups: BackupIndex,
 ) -> list[WatchLoop]:
-    loops = []
+    loops: list[WatchLoop] = []
     for namespace in settings.namespaces or (None,):
         for kind, selector, resync in (
             (Kind.MYSQL, settings.label_selector, settings.resync_period_s),
@@ -224,6 +225,7 @@ def _watch_loops(
             (Kind.CLAIM, OWNED_SELECTOR, OWNED_RESYNC_S),
             (Kind.POD, OWNED_SELECTOR, OWNED_RESYNC_S),
             (Kind.JOB, OWNED_SELECTOR, OWNED_RESYNC_S),
+            (Kind.SECRET, f"{LABEL_PASSWORD_SECRET}=true", OWNED_RESYNC_S),
         ):
             loops.append(
                 WatchLoop(
@@ -237,9 +239,21 @@ def _watch_loops(
                     kind=kind,
                     label_selector=selector,
                     backups=backups,
+                    instances_in=lambda namespace: instances_in(loops, namespace),
                 )
             )
     return loops
+
+
+def instances_in(loops: list[WatchLoop], namespace: str) -> list[Key]:
+    """The MySQL objects of a namespace, as the MySQL loops last listed or saw them."""
+    return [
+        key
+        for loop in loops
+        if loop.kind == Kind.MYSQL
+        for key in list(loop.intents)
+        if key[0] == namespace
+    ]
 
 
 def _work(

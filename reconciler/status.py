@@ -290,6 +290,81 @@ class Volumes:
 
 
 @dataclass(frozen=True)
+class Rotation:
+    """One attempt to give root a new password on the running server: its Job (and the
+    Secret of the same name that hands the Job the last applied and the new password),
+    the digest of the password it sets, and how it ended."""
+
+    job: str
+    target: str  # passwords.digest of the password it sets
+    phase: JobPhase = JobPhase.RUNNING
+    message: str | None = None
+    retry_token: str | None = None  # the retry annotation's value this attempt honoured
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "target": self.target,
+            "phase": self.phase.value,
+            "message": self.message,
+            "retryToken": self.retry_token,
+        }
+
+    @staticmethod
+    def from_dict(raw: object) -> Rotation | None:
+        if not isinstance(raw, Mapping):
+            return None
+        job, target = raw.get("job"), raw.get("target")
+        try:
+            phase = JobPhase(str(raw.get("phase")))
+        except ValueError:
+            return None
+        if not isinstance(job, str) or not isinstance(target, str):
+            return None
+        return Rotation(
+            job=job,
+            target=target,
+            phase=phase,
+            message=_optional_str(raw.get("message")),
+            retry_token=_optional_str(raw.get("retryToken")),
+        )
+
+
+@dataclass(frozen=True)
+class PasswordRecord:
+    """The root password the server has, as a keyed digest (passwords.digest: without the
+    operator's passphrase it says nothing about the password), and its rotations."""
+
+    applied: str
+    attempts: int = 0  # rotation Jobs started in this lifetime (they are numbered)
+    rotations: int = 0  # rotations applied; the server restarts for each
+    rotated_at: str | None = None  # RFC 3339, the last one
+    rotation: Rotation | None = None  # the attempt under way, or the last failed one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "attempts": self.attempts,
+            "rotations": self.rotations,
+            "rotatedAt": self.rotated_at,
+            "rotation": self.rotation.to_dict() if self.rotation is not None else None,
+        }
+
+    @staticmethod
+    def from_dict(raw: object) -> PasswordRecord | None:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("applied"), str):
+            return None
+        attempts, rotations = raw.get("attempts"), raw.get("rotations")
+        return PasswordRecord(
+            applied=str(raw["applied"]),
+            attempts=attempts if isinstance(attempts, int) and attempts > 0 else 0,
+            rotations=rotations if isinstance(rotations, int) and rotations > 0 else 0,
+            rotated_at=_optional_str(raw.get("rotatedAt")),
+            rotation=Rotation.from_dict(raw.get("rotation")),
+        )
+
+
+@dataclass(frozen=True)
 class InstanceStatus:
     observed_generation: int | None = None
     conditions: tuple[Condition, ...] = ()
@@ -308,6 +383,7 @@ class InstanceStatus:
     # The drift (drift.signature) the last heal reverted: seen again, it is only reported,
     # so a drift an `up --refresh` does not revert costs one run, not one per pass.
     drift_healed: str | None = None
+    password: PasswordRecord | None = None
 
     def to_patch(self) -> dict[str, Any]:
         """A merge patch body for the status subresource; None removes a field."""
@@ -326,6 +402,7 @@ class InstanceStatus:
                 "finalBackup": self.final_backup.to_dict() if self.final_backup else None,
                 "lastScheduleTime": self.last_schedule_time,
                 "driftHealed": self.drift_healed,
+                "password": self.password.to_dict() if self.password else None,
             }
         }
 
@@ -352,6 +429,7 @@ def parse_status(obj: Mapping[str, Any]) -> InstanceStatus:
         final_backup=JobRecord.from_dict(raw.get("finalBackup")),
         last_schedule_time=_optional_str(raw.get("lastScheduleTime")),
         drift_healed=_optional_str(raw.get("driftHealed")),
+        password=PasswordRecord.from_dict(raw.get("password")),
     )
 
 

@@ -225,8 +225,9 @@ def as_claimed(observation: Observation, instance: Instance, *, every: bool = Fa
 
 def serving_despite(action: object) -> bool:
     """The step is about storage only (a refused growth, or a resize under way, which can
-    last until the next mount), which lifecycle reports only once the server is ready:
-    it serves, so requested and scheduled backups go on."""
+    last until the next mount), or a password change that failed (the server keeps the
+    password it had, which the Jobs use), and lifecycle reports it only once the server is
+    ready: it serves, so requested and scheduled backups go on."""
     if isinstance(action, Stall):
-        return action.reason is Reason.STORAGE_NOT_EXPANDABLE
+        return action.reason in (Reason.STORAGE_NOT_EXPANDABLE, Reason.PASSWORD_ROTATION_FAILED)
     return isinstance(action, Wait) and action.reason in RESIZING_REASONS

@@ -40,6 +40,13 @@ from reconciler.fingerprint import inputs_fingerprint
 from reconciler.live import ClaimState, VolumeState
 from reconciler.names import names_for
 from reconciler.observation import Live, Observation
+from reconciler.passwords import (
+    RotationContext,
+    declared_password,
+    dropped_rotation,
+    settle_rotation,
+    unknown_password,
+)
 from reconciler.policy import (
     IMAGE_PULL_REASONS,
     annotation,
@@ -81,11 +88,25 @@ def decide_teardown(observation: Observation) -> Action:
         return _namespace_deleted(observation, namespace, name, uid)
     parsed = observation.parsed_object
     status, instance, spec_error = parsed.status, parsed.instance, parsed.spec_error or ""
-    live = observation.live
+    live, key = observation.live, observation.fingerprint_key
     if instance is not None:
         requested = requested_backups_on_delete(observation, instance)
         if requested is not None:
             return requested
+        if status.password is not None:
+            settled = settle_rotation(
+                RotationContext(
+                    instance=instance,
+                    record=status.password,
+                    passwords=observation.passwords,
+                    key=observation.fingerprint_key,
+                    retry=None,
+                    job=live.rotation_job,
+                    now=observation.now,
+                )
+            )
+            if settled is not None:
+                return settled
     skip = annotation(obj, ANNOTATION_SKIP_FINAL_BACKUP) == uid
     restore = status.restore
     if restore is not None and restore.phase is JobPhase.RUNNING and instance is not None:
@@ -117,12 +138,15 @@ def decide_teardown(observation: Observation) -> Action:
                 f"the stack's state is missing and the spec is invalid ({spec_error}); fix "
                 "the spec so the operator can adopt and remove the instance's objects",
             )
+        password = declared_password(instance, status.password, observation.passwords, key)
+        if password is None and status.password is not None:
+            return unknown_password(instance)
         desired = desired_for(
-            as_claimed(observation, instance, every=True), Stage.RELEASING, status
+            as_claimed(observation, instance, every=True), Stage.RELEASING, status, password
         )
         return Deploy(
             desired,
-            inputs_fingerprint(desired, observation.fingerprint_key),
+            inputs_fingerprint(desired, key),
             Reason.STACK_STATE_LOST,
             "the stack's state is missing: adopting the live objects before removing them",
         )
@@ -136,6 +160,9 @@ def decide_teardown(observation: Observation) -> Action:
         return Wait(Reason.DELETING, f"waiting for {', '.join(going)} to be deleted", GOING_POLL_S)
     # The emptied stack stays, with its history (history.py): a re-created instance of the
     # same name continues it. The claim may be gone by now: what it held is in the status.
+    dropped = dropped_rotation(status.password)
+    if dropped is not None:
+        return dropped
     return RemoveFinalizer(_goodbye(status, instance, skip, keeps_data or _held_data(status)))
 
 
@@ -226,7 +253,13 @@ def _final_backup(
             return found
         upload = found
     claimed = as_claimed(observation, instance, every=True)
-    desired = replace(desired_for(claimed, Stage.FINAL_BACKUP, status), final_upload=upload)
+    key = observation.fingerprint_key
+    password = declared_password(instance, status.password, observation.passwords, key)
+    if password is None and status.password is not None:
+        return unknown_password(instance)
+    desired = replace(
+        desired_for(claimed, Stage.FINAL_BACKUP, status, password), final_upload=upload
+    )
     fingerprint = inputs_fingerprint(desired, observation.fingerprint_key)
     if not synced(status, fingerprint, observation.toolchain, observation.stack):
         reason, message = deploy_reason(status, observation.stack, generation_of(observation.obj))

@@ -27,6 +27,7 @@ from reconciler.status import (
     InstanceStatus,
     JobPhase,
     JobRecord,
+    PasswordRecord,
     ToolchainVersions,
     UpdateRecord,
     Volumes,
@@ -115,6 +116,10 @@ def new_stall(before: InstanceStatus, after: InstanceStatus) -> Notice | None:
 
 def volumes_recorded(status: InstanceStatus, volumes: Volumes) -> InstanceStatus:
     return replace(status, volumes=volumes)
+
+
+def password_recorded(status: InstanceStatus, record: PasswordRecord) -> InstanceStatus:
+    return replace(status, password=record)
 
 
 def job_recorded(

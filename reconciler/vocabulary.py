@@ -66,6 +66,11 @@ LABEL_S3_CREDENTIALS: Final = f"{API_GROUP}/s3-credentials"
 # Annotations a person sets on the MySQL object.
 # Any new value retries a failed backup or restore Job at once.
 ANNOTATION_RETRY: Final = f"{API_GROUP}/retry"
+# On the server's pod template: the password rotations applied (the pod restarts for each).
+ANNOTATION_PASSWORD_ROTATIONS: Final = f"{API_GROUP}/password-rotations"
+# The keys of a rotation Job's Secret: the password the server has and the new one.
+ROTATION_OLD_KEY: Final = "old"
+ROTATION_NEW_KEY: Final = "new"
 # Set to the object's uid: delete without the final backup; the data volume is retained.
 ANNOTATION_SKIP_FINAL_BACKUP: Final = f"{API_GROUP}/skip-final-backup"
 
@@ -78,6 +83,7 @@ class Component(StrEnum):
     RESTORE = "restore"
     BACKUP = "backup"
     CREDENTIALS = "credentials"
+    PASSWORD = "password-rotation"  # noqa: S105 (a component name)
     SCRIPTS = "scripts"
 
 

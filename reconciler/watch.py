@@ -11,7 +11,9 @@ belong to (its labels name it) when one of them changes, so a Job that completes
 claim that binds is noticed at once instead of at the next poll. The MySQLBackup loop
 wakes the instance a backup names (`spec.instance`) and keeps `BackupIndex`, the names of
 the unfinished requested and scheduled backups, per instance, so that a pass reads only
-those.
+those. The loop over the Secrets labelled as password Secrets (only their metadata is
+kept) wakes the MySQL objects of the Secret's namespace, so an edited password is applied
+without waiting for a resync.
 The queue holds keys only: the worker reads the objects fresh, so nothing here caches
 objects (only each MySQL object's `intent`, and those names). A watch that fails
 reconnects with capped exponential backoff, reset by every successful list; `Health`
@@ -207,6 +209,7 @@ class WatchLoop:
         kind: str = Kind.MYSQL,
         label_selector: str = "",
         backups: BackupIndex | None = None,
+        instances_in: Callable[[str], list[Key]] | None = None,
     ) -> None:
         self.gateway = gateway
         self.queue = queue
@@ -221,7 +224,13 @@ class WatchLoop:
         self.stop_event = threading.Event()
         self.intents: dict[Key, Intent] = {}
         self.backups = backups if backups is not None else BackupIndex()
-        handlers = {Kind.MYSQL: self._mysql_event, Kind.BACKUP: self._backup_event}
+        # The MySQL objects of a namespace, which a password Secret's change wakes.
+        self.instances_in = instances_in or (lambda _namespace: [])
+        handlers = {
+            Kind.MYSQL: self._mysql_event,
+            Kind.BACKUP: self._backup_event,
+            Kind.SECRET: self._secret_event,
+        }
         self._handle: Callable[[str, Mapping[str, Any]], None] = handlers.get(
             kind, self._owned_event
         )
@@ -317,6 +326,14 @@ class WatchLoop:
             # A new request is served like a new object; the operator's own status writes
             # need not wake anything (the instance's pass made them).
             self.queue.add(key, urgent=True)
+
+    def _secret_event(self, _event_type: str, obj: Mapping[str, Any]) -> None:
+        """A password Secret changed (its value, most likely): the instances of its
+        namespace look again; the ones that reference it rotate the password."""
+        namespace = obj.get("metadata", {}).get("namespace")
+        if isinstance(namespace, str):
+            for key in self.instances_in(namespace):
+                self.queue.add(key, wake=True)
 
     def _owned_event(self, _event_type: str, obj: Mapping[str, Any]) -> None:
         key = instance_key(obj)

@@ -283,15 +283,25 @@ def test_storage_may_grow_but_not_shrink(custom: client.CustomObjectsApi, namesp
     assert patch_size("2048Mi")["spec"]["storage_size"] == "2048Mi"
 
 
-def test_the_password_cannot_change(custom: client.CustomObjectsApi, namespace: str) -> None:
-    create(custom, namespace, mysql_object("fixed-password", ORIGINAL_SPEC), dry_run=False)
-    message = rejection_message(
-        lambda: custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, "fixed-password", {"spec": {"password": "other"}}
-        )
+def test_the_password_may_change_and_switch_to_a_secret(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    # The operator rotates it on the running server (reconciler/passwords.py).
+    create(custom, namespace, mysql_object("new-password", ORIGINAL_SPEC), dry_run=False)
+    changed = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "new-password", {"spec": {"password": "other"}}
     )
-    assert "spec.password: Invalid value" in message
-    assert "cannot be changed" in message
+    assert changed["spec"]["password"] == "other"
+    switched = custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "new-password",
+        {"spec": {"password": None, "passwordSecretRef": {"name": "root-pw"}}},
+    )
+    assert switched["spec"]["passwordSecretRef"] == {"name": "root-pw", "key": "password"}
+    assert "password" not in switched["spec"]
 
 
 def test_what_to_restore_is_decided_at_creation(

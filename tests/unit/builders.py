@@ -19,13 +19,15 @@ from reconciler.backup_objects import BackupObjectState
 from reconciler.desired import ClaimBinding, Desired
 from reconciler.fingerprint import fingerprint_key, inputs_fingerprint
 from reconciler.names import volume_labels
-from reconciler.observation import Live, Observation, StackState
+from reconciler.observation import Live, Observation, Passwords, StackState
+from reconciler.passwords import digest
 from reconciler.policy import desired_for, storage_fields
 from reconciler.spec import Instance, parse_instance
 from reconciler.status import (
     InstanceStatus,
     JobPhase,
     JobRecord,
+    PasswordRecord,
     ToolchainVersions,
     VolumeRecord,
     Volumes,
@@ -55,6 +57,8 @@ TOOLCHAIN: Final = ToolchainVersions("3.274.1", "3.272.0", "4.25.0")
 NOW: Final = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 STAMP: Final = "2026-01-01T12:00:00Z"  # NOW as the API server writes it
 FINGERPRINT_KEY: Final = fingerprint_key("unit-test-passphrase")
+# The value of the user's password Secret (spec.passwordSecretRef) in these tests.
+SECRET_PASSWORD: Final = "secret-password"
 
 # The instance's fixed names (names.py derives them; spelled out here so that a change
 # there shows up in the tests).
@@ -80,10 +84,12 @@ def mysql_object(
     deleting: bool = False,
     annotations: Mapping[str, str] | None = None,
     status: InstanceStatus | None = None,
+    password_record: bool = True,
     **spec_changes: Any,
 ) -> dict[str, Any]:
     """A MySQL object as the API server returns it. A spec change to None removes the
-    field (`password=None` with `passwordSecretRef=...`)."""
+    field (`password=None` with `passwordSecretRef=...`). Its status records that the
+    server has the spec's password (`password_record=False`: the first pass has yet to)."""
     spec: dict[str, Any] = {
         "image": IMAGE,
         "database": DATABASE,
@@ -111,6 +117,10 @@ def mysql_object(
         metadata["annotations"] = dict(annotations)
     obj: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata}
     obj["spec"] = spec
+    if password_record and (status is None or status.password is None):
+        wanted = spec.get("password", SECRET_PASSWORD)
+        record = PasswordRecord(applied=digest(str(wanted), FINGERPRINT_KEY))
+        status = replace(status or InstanceStatus(), password=record)
     if status is not None:
         obj["status"] = status.to_patch()["status"]
     return obj
@@ -139,7 +149,9 @@ def synced_status(
 ) -> InstanceStatus:
     """`status` as a successful `up` of `stage` for the spec leaves it: the inputs
     fingerprint and the toolchain recorded."""
-    found = desired_for(instance(**spec), stage, status)
+    declared = instance(**spec)
+    password = declared.spec.password or SECRET_PASSWORD
+    found = desired_for(declared, stage, status, password)
     return replace(status, inputs_fingerprint=inputs_fingerprint(found, key), toolchain=TOOLCHAIN)
 
 
@@ -501,7 +513,9 @@ def observe(
     host_path_root: str | None = None,
     transfer_image: str | None = None,
     s3_secret: parse.SecretState | None = None,
+    passwords: Passwords | None = None,
 ) -> Observation:
+    """`passwords`: by default, the referenced Secret holds SECRET_PASSWORD."""
     return Observation(
         obj=obj,
         toolchain=TOOLCHAIN,
@@ -514,6 +528,7 @@ def observe(
         host_path_root=host_path_root,
         transfer_image=transfer_image,
         s3_secret=s3_secret,
+        passwords=passwords if passwords is not None else Passwords(wanted=SECRET_PASSWORD),
     )
 
 

@@ -55,6 +55,7 @@ PURE: Final = (
     "history",
     "storage",
     "drift",
+    "passwords",
 )
 
 

@@ -101,13 +101,14 @@ def test_no_backup_record_is_read_before_the_final_backup_is_recorded() -> None:
     assert plan_of(mysql_object(status=living)).backup_object is None
 
 
-def test_a_password_secret_ref_is_checked_while_the_object_lives() -> None:
+def test_a_password_secret_ref_is_read_while_the_object_lives_and_while_it_goes() -> None:
+    # The final backup needs the password the server has, which may be the Secret's.
     obj = mysql_object(password=None, passwordSecretRef={"name": "root-pw", "key": "pw"})
     assert plan_of(obj).secret == "root-pw"
     deleting = mysql_object(
         deleting=True, password=None, passwordSecretRef={"name": "root-pw", "key": "pw"}
     )
-    assert plan_of(deleting).secret is None
+    assert plan_of(deleting).secret == "root-pw"
 
 
 def test_an_invalid_spec_checks_no_secret() -> None:

@@ -114,6 +114,9 @@ class GatewayPort(Protocol):
     def service_routes(self, namespace: str, service: str) -> bool: ...
     def get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None: ...
+    def create_secret(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
+    def delete_secret(self, namespace: str, name: str) -> None: ...
     def namespace_terminating(self, namespace: str) -> bool: ...
     def get_backup_object(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
@@ -274,6 +277,19 @@ class FakeGateway:
 
     def secret_metadata(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return copy.deepcopy(self.secrets.get(name))
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        secret = self.secrets.get(name) or {}
+        value = (secret.get("stringData") or {}).get(key)
+        return value if isinstance(value, str) else None
+
+    def create_secret(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        self.secrets.setdefault(manifest["metadata"]["name"], copy.deepcopy(dict(manifest)))
+        self.log.append(f"secret + {manifest['metadata']['name']}")
+
+    def delete_secret(self, namespace: str, name: str) -> None:
+        self.secrets.pop(name, None)
+        self.log.append(f"secret - {name}")
 
     def namespace_terminating(self, namespace: str) -> bool:
         return self.terminating
