@@ -24,7 +24,17 @@ class JobOutcome:
     log: str
 
 
-def _job(name: str, instance: str, host: str, script: str, deadline_s: int) -> client.V1Job:
+def _job(
+    name: str,
+    instance: str,
+    host: str,
+    script: str,
+    deadline_s: int,
+    password_from: tuple[str, str] | None = None,
+) -> client.V1Job:
+    """`password_from`: (Secret, key) of the password; the instance's credentials Secret
+    (what the operator's own Jobs use) by default."""
+    secret, key = password_from or (f"{instance}-credentials", "password")
     return client.V1Job(
         metadata=client.V1ObjectMeta(name=name, labels={"e2e-client": instance}),
         spec=client.V1JobSpec(
@@ -58,7 +68,7 @@ def _job(name: str, instance: str, host: str, script: str, deadline_s: int) -> c
                                     name="MYSQL_PWD",
                                     value_from=client.V1EnvVarSource(
                                         secret_key_ref=client.V1SecretKeySelector(
-                                            name=f"{instance}-credentials", key="password"
+                                            name=secret, key=key
                                         )
                                     ),
                                 ),
@@ -72,12 +82,17 @@ def _job(name: str, instance: str, host: str, script: str, deadline_s: int) -> c
 
 
 def start_job(
-    harness: Harness, instance: str, script: str, *, host: str | None = None, deadline_s: int = 300
+    harness: Harness,
+    instance: str,
+    script: str,
+    *,
+    host: str | None = None,
+    deadline_s: int = 300,
+    password_from: tuple[str, str] | None = None,
 ) -> str:
     name = f"sql-{uuid.uuid4().hex[:8]}"
-    harness.batch.create_namespaced_job(
-        harness.namespace, _job(name, instance, host or instance, script, deadline_s)
-    )
+    job = _job(name, instance, host or instance, script, deadline_s, password_from)
+    harness.batch.create_namespaced_job(harness.namespace, job)
     return name
 
 
@@ -103,14 +118,36 @@ CONNECT = (
 )
 
 
-def sql(harness: Harness, instance: str, database: str, statements: str) -> str:
+def sql(
+    harness: Harness,
+    instance: str,
+    database: str,
+    statements: str,
+    *,
+    user: str = "root",
+    password_from: tuple[str, str] | None = None,
+) -> str:
     """Runs SQL through the instance's Service; returns the rows, tab-separated."""
-    script = CONNECT + (
-        f'mysql -h "$MYSQL_HOST" -uroot "{database}" --batch --skip-column-names -e "{statements}"'
+    script = CONNECT.replace("-uroot", f"-u{user}") + (
+        f'mysql -h "$MYSQL_HOST" -u{user} "{database}" --batch --skip-column-names '
+        f'-e "{statements}"'
     )
-    outcome = wait_job(harness, start_job(harness, instance, script))
+    outcome = wait_job(harness, start_job(harness, instance, script, password_from=password_from))
     assert outcome.succeeded, outcome.log
     return outcome.log
+
+
+def connects(harness: Harness, instance: str, password_from: tuple[str, str]) -> bool:
+    """Whether root connects through the instance's Service with that password (a few
+    tries, as a client that just started would)."""
+    script = (
+        "for i in 1 2 3 4 5; do "
+        'mysql -h "$MYSQL_HOST" -uroot --connect-timeout=2 -e "SELECT 1" && exit 0; sleep 2; '
+        "done; exit 1"
+    )
+    return wait_job(
+        harness, start_job(harness, instance, script, password_from=password_from)
+    ).succeeded
 
 
 def write_rows(

@@ -14,6 +14,7 @@ provisioner. The reconciler watches only the test's namespace.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -508,9 +509,40 @@ def test_a_password_secret_is_used_only_with_its_owners_consent(harness: Harness
     )
     harness.patch(NAME, {"metadata": {"annotations": {"otus.homework/retry": "consented"}}})
     harness.wait_ready(NAME, generation=1)
+    # The pods read the operator's copy, the password the server has.
     (container,) = harness.apps.read_namespaced_deployment(NAME, ns).spec.template.spec.containers
     (password,) = [e for e in container.env if e.name == "MYSQL_ROOT_PASSWORD"]
-    assert password.value_from.secret_key_ref.name == "root-pw"
+    assert password.value_from.secret_key_ref.name == f"{NAME}-credentials"
+    assert secret_text(harness, f"{NAME}-credentials") == "s3cret!"
+
+    # A new value is watched and rotated: a Job (its pod succeeds on kwok), then the copy
+    # and a restart of the server, and the rotation's own Secret goes.
+    harness.core.patch_namespaced_secret("root-pw", ns, {"stringData": {"password": "n3w!"}})
+    rotated = harness.wait_for(
+        NAME,
+        lambda obj: (
+            has_condition("Ready", "True")(obj)
+            and ((obj or {}).get("status", {}).get("password") or {}).get("rotations") == 1
+        ),
+        "the new password applied",
+        120,
+    )
+    job_name = f"{NAME}-password-{rotated['metadata']['uid'].replace('-', '')[:8]}-1"
+    job = harness.batch.read_namespaced_job(job_name, ns)
+    assert job.status.succeeded == 1
+    assert secret_text(harness, f"{NAME}-credentials") == "n3w!"
+    template = harness.apps.read_namespaced_deployment(NAME, ns).spec.template
+    assert template.metadata.annotations == {"otus.homework/password-rotations": "1"}
+    assert read_or_none(lambda: harness.core.read_namespaced_secret(job_name, ns)) is None
+    assert "PasswordRotated" in [str(event.reason) for event in harness.events(NAME)]
+    said = json.dumps(rotated["status"]) + "\n".join(harness.log_lines())
+    assert "s3cret!" not in said
+    assert "n3w!" not in said
+
+
+def secret_text(harness: Harness, name: str) -> str:
+    data = harness.core.read_namespaced_secret(name, harness.namespace).data or {}
+    return base64.b64decode(data["password"]).decode()
 
 
 def test_host_paths_outside_the_operators_root_are_refused(harness: Harness) -> None:
