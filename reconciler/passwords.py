@@ -262,7 +262,7 @@ def _finish(context: RotationContext, rotation: Rotation) -> RecordPassword:
     notice = Notice(
         "PasswordRotated",
         f"{field}: every root account has the new password (Job {rotation.job}); the server "
-        "restarted to use it",
+        "restarts to use it",
     )
     return RecordPassword(done, delete_secret=rotation.job, notice=notice)
 
