@@ -10,9 +10,13 @@
 #   compressed bytes decompress to a stream that ends with the `-- Dump completed`
 #   trailer, the size is not zero), synced and renamed. Then dump-<sequence>.meta records
 #   its size and sha256 (written to a temporary file and renamed). The bytes are checked
-#   and hashed as they are written: one `tee` hands the same compressed stream to the
-#   file, to `gzip -dc | tail` and to `sha256sum`, which run beside the dump instead of
-#   reading the file again after it. A dump is *verified* only when its .meta names it with
+#   and hashed as they are written, beside the dump instead of reading the file again
+#   after it: one `tee` hands the dump tool's output to gzip and to `tail` (the trailer),
+#   another hands gzip's output to the file and to `sha256sum`. The trailer is read
+#   before compression, which costs a copy instead of a second decompression; every
+#   compressed byte is still covered by gzip's and tee's exit statuses and by the sha256
+#   that restore.sh checks, with a full decompression, before it applies anything.
+#   A dump is *verified* only when its .meta names it with
 #   the right size, so a failed or interrupted backup never leaves a verified dump behind;
 #   its leftovers (temporary files, a .sql.gz without .meta) are removed on the next run.
 # - An idle watchdog kills a dump whose output has not grown for
@@ -155,24 +159,6 @@ size_of() {
   if [ -e "$1" ]; then wc -c <"$1" | tr -d ' '; else echo 0; fi
 }
 
-newline='
-'
-# The decompressing check of the stream: the last two lines of `gzip -dc`, then a marker
-# that only a complete decompression prints.
-CHECK_STREAM='{ gzip -dc 2>/dev/null && echo "#gzip-ok"; } | tail -n 2'
-# Prints the last line of the stream that FILE (CHECK_STREAM's output) saw; fails if the
-# stream did not decompress.
-last_line_in() {
-  tail_lines=$(cat "$1")
-  case $tail_lines in
-    *'#gzip-ok') ;;
-    *) return 1 ;;
-  esac
-  tail_lines=${tail_lines%'#gzip-ok'}
-  tail_lines=${tail_lines%"$newline"}  # the newline that ended the last line
-  last_line=${tail_lines##*$newline}
-  printf '%s\n' "$last_line"
-}
 
 # The meta file of a dump is dump-<sequence>.meta, next to dump-<sequence>.sql.gz.
 meta_value() {  # meta_value FILE KEY
@@ -231,7 +217,7 @@ spawn() {
 finished() { [ -s "$work/$1.rc" ]; }
 running() { [ -s "$work/$1.pid" ] && ! finished "$1"; }
 
-CHILDREN='dump gzip tee hash check'
+CHILDREN='dump split gzip tee hash check'
 any_running() {
   for child in $CHILDREN; do
     if running "$child"; then return 0; fi
@@ -324,14 +310,16 @@ else
 fi
 
 partial="$dir/.dump-inprogress.$sequence.$$"
-mkfifo "$work/pipe" "$work/compressed" "$work/to-check" "$work/to-hash"
+mkfifo "$work/dumped" "$work/to-gzip" "$work/to-check" "$work/compressed" "$work/to-hash"
 log "dumping $what from $host:$port (server $server_version, final=$final) into $dump_file"
-# dump -> gzip -> tee -> the file, the decompressing check and the hash, all at once.
+# dump -> tee -> gzip -> tee -> the file and the hash; the first tee also feeds the
+# trailer check. All at once.
 spawn hash "$work/to-hash" "$work/sha256" "$work/hash.err" sha256sum
-spawn check "$work/to-check" "$work/tail" "$work/check.err" sh -c "$CHECK_STREAM"
-spawn tee "$work/compressed" "$work/to-hash" "$work/tee.err" tee "$partial" "$work/to-check"
-spawn gzip "$work/pipe" "$work/compressed" "$work/gzip.err" gzip -c
-spawn dump /dev/null "$work/pipe" "$work/dump.err" "$dump_tool" "$@"
+spawn tee "$work/compressed" "$work/to-hash" "$work/tee.err" tee "$partial"
+spawn gzip "$work/to-gzip" "$work/compressed" "$work/gzip.err" gzip -c
+spawn check "$work/to-check" "$work/tail" "$work/check.err" tail -n 1
+spawn split "$work/dumped" "$work/to-gzip" "$work/split.err" tee "$work/to-check"
+spawn dump /dev/null "$work/dumped" "$work/dump.err" "$dump_tool" "$@"
 
 show_tool_errors() {
   if [ -s "$work/dump.err" ]; then sed 's/^/backup: dump tool: /' "$work/dump.err" >&2; fi
@@ -364,11 +352,16 @@ dump_status=$(cat "$work/dump.rc")
 gzip_status=$(cat "$work/gzip.rc")
 [ "$gzip_status" = 0 ] ||
   fail "gzip exited with status $gzip_status: $(tail -n 1 "$work/gzip.err")"
+split_status=$(cat "$work/split.rc")
+[ "$split_status" = 0 ] ||
+  fail "passing the dump on failed (tee exited with status $split_status): $(tail -n 1 "$work/split.err")"
+check_status=$(cat "$work/check.rc")
+[ "$check_status" = 0 ] || fail "reading the dump's trailer failed (tail exited with status $check_status)"
 hash_status=$(cat "$work/hash.rc")
 [ "$hash_status" = 0 ] || fail "sha256sum exited with status $hash_status"
 size=$(size_of "$partial")
 [ "$size" -gt 0 ] || fail "the dump is empty"
-trailer=$(last_line_in "$work/tail") || fail "the compressed dump does not decompress"
+trailer=$(cat "$work/tail")
 case $trailer in
   '-- Dump completed'*) ;;
   *) fail "the dump does not end with the '-- Dump completed' trailer" ;;

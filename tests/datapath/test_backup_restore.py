@@ -537,17 +537,19 @@ def test_a_failed_dump_leaves_nothing_verified_and_the_previous_dumps_intact(
 def test_a_dump_that_cannot_be_written_fails_saying_why_and_leaves_nothing_verified(
     jobs: Jobs, mariadb: MariaDB, database: str
 ) -> None:
-    """A full volume: tee reports the failed write and, as GNU tee does, keeps feeding the
-    check and the hash until the end; the backup fails with tee's message, not with a
-    broken pipe of the tools upstream."""
+    """A full volume: the tee that writes the file reports the failed write and, as GNU
+    tee does, keeps feeding the hash until the end; the backup fails with tee's message,
+    not with a broken pipe of the tools upstream."""
     create_database(mariadb, database)
     jobs.backup()
     previous = files(jobs.backup_dir)
     real_tee = shutil.which("tee")
     assert real_tee is not None
+    # Only the file's write fails; the tee before gzip is the real one.
     jobs.stub(
         "tee",
-        f'printf \'tee: %s: No space left on device\\n\' "$1" >&2\n{real_tee} "$2"\nexit 1\n',
+        "case $1 in */.dump-inprogress.*) ;; *) exec " + real_tee + ' "$@" ;; esac\n'
+        "printf 'tee: %s: No space left on device\\n' \"$1\" >&2\ncat\nexit 1\n",
     )
 
     failed = jobs.backup(expect=1, stubs=True)
