@@ -33,6 +33,8 @@ REQUEST_TIMEOUT_S: Final = 60
 # leaves tens of MiB resident after it is freed (the parsed objects fragment the heap).
 LIST_PAGE_SIZE: Final = 250
 MERGE_PATCH: Final = "application/merge-patch+json"
+# A Lease call that takes longer is retried: the holder's renew deadline is 10 s.
+LEASE_TIMEOUT_S: Final = 4
 
 
 class Conflict(Exception):
@@ -100,6 +102,7 @@ class Gateway:
         self.backup_records = client.CustomObjectsApi(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
         self.storage = client.StorageV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
 
     # -- lists and watches -----------------------------------------------------------------
 
@@ -510,6 +513,46 @@ class Gateway:
         if found is None:
             return True  # gone is as terminating as it gets
         return (found.get("status") or {}).get("phase") == "Terminating"
+
+    # -- the leader election's Lease ----------------------------------------------------
+
+    def get_lease(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._get(
+            lambda: self.coordination.read_namespaced_lease(name, namespace, _preload_content=False)
+        )
+
+    def create_lease(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
+        """Creates the Lease; False when another candidate created it first."""
+        try:
+            self.coordination.create_namespaced_lease(
+                namespace,
+                dict(manifest),  # type: ignore[arg-type]
+                _request_timeout=LEASE_TIMEOUT_S,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise _unavailable(error) from None
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+        return True
+
+    def replace_lease(self, namespace: str, name: str, manifest: Mapping[str, Any]) -> None:
+        """Replaces the Lease at the resourceVersion in `manifest`; raises Conflict when it
+        changed since (another candidate wrote it) or is gone."""
+        try:
+            self.coordination.replace_namespaced_lease(
+                name,
+                namespace,
+                dict(manifest),  # type: ignore[arg-type]
+                _request_timeout=LEASE_TIMEOUT_S,
+            )
+        except ApiException as error:
+            if error.status in (404, 409):
+                raise Conflict(f"Lease {namespace}/{name} changed") from None
+            raise _unavailable(error) from None
+        except TransportError as error:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
 
     # -- the calls -------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ PURE: Final = (
     "storage",
     "drift",
     "passwords",
+    "leases",
 )
 
 
