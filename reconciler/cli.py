@@ -33,7 +33,13 @@ from reconciler.names import names_for
 from reconciler.policy import desired_for
 from reconciler.runner import AlreadyRunning, make_driver, resolve_passphrase, run
 from reconciler.runs import StackError, stack_name
-from reconciler.settings import Settings, SettingsError, add_arguments, load_settings
+from reconciler.settings import (
+    Settings,
+    SettingsError,
+    add_arguments,
+    add_run_arguments,
+    load_settings,
+)
 from reconciler.spec import SpecError, parse_instance
 from reconciler.status import JobPhase, parse_status
 from reconciler.vocabulary import BACKUP_KIND, PASSWORD_KEY, Stage
@@ -88,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Exactly one reconciler may run against a state backend at a time.",
     )
     add_arguments(run_parser)
+    add_run_arguments(run_parser)
     preview = commands.add_parser(
         "preview", help="print the plan a manifest would cause; exit 0 no changes, 2 changes"
     )

@@ -1,9 +1,10 @@
 """`reconciler run`: wires the watch loops, the work queue, N workers and the HTTP server.
 
 Exactly one reconciler may drive a state backend at a time: two would run the same
-stacks concurrently. In a cluster, run it as a Deployment with one replica and the
-Recreate strategy. On one machine, a lock file in the state directory makes a second
-reconciler on the same directory refuse to start.
+stacks concurrently. With `--leader-elect`, any number may run and only the holder of a
+Lease reconciles (leader.py); the others serve /healthz and wait. Without it, run one
+replica with the Recreate strategy. On one machine, a lock file in the state directory
+makes a second reconciler on the same directory refuse to start.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from reconciler.driver import Driver, DriverConfig
 from reconciler.executor import Executor, Outcome
 from reconciler.fingerprint import fingerprint_key
 from reconciler.http import serve
-from reconciler.kube import Gateway, Kind, load_api_client
+from reconciler.kube import LEASE_TIMEOUT_S, Gateway, Kind, load_api_client
+from reconciler.leader import Elector
 from reconciler.memory import pin_mmap_threshold
 from reconciler.metrics import Metrics
 from reconciler.program import ClusterAccess
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE: Final = ".reconciler.lock"
 WORK_DIR: Final = "workspace"
+# The exit status after the Lease was lost: the pod restarts and becomes a candidate.
+EXIT_LOST_LEASE: Final = 3
 # Owned objects only wake instances; their loops re-list rarely.
 OWNED_RESYNC_S: Final = 3600.0
 
@@ -128,85 +132,163 @@ class Workers:
             ]
 
 
+class Probe:
+    """What /healthz answers; replaced as the process goes from following to leading."""
+
+    def __init__(self, check: Callable[[], tuple[bool, str]]) -> None:
+        self._check = check
+
+    def set(self, check: Callable[[], tuple[bool, str]]) -> None:
+        self._check = check
+
+    def __call__(self) -> tuple[bool, str]:
+        return self._check()
+
+
 def run(settings: Settings) -> int:
     if not pin_mmap_threshold():
         log.info("no glibc mallopt: large buffers may stay resident", extra={"phase": "start"})
-    with single_instance(settings.state_dir):
-        gateway = Gateway(load_api_client(settings.kubeconfig))
-        passphrase = resolve_passphrase(settings, gateway)
-        driver = make_driver(settings, passphrase)
-        driver.repair_backend()
-        wrong = driver.check_passphrase()
-        if wrong is not None:
-            # Every instance would stall on it; saying so once, loudly, is better.
-            raise SettingsError(
-                f"the state passphrase does not decrypt the existing stacks ({wrong}); "
-                "refusing to start. Give the passphrase the stacks were made with"
-            )
-        toolchain = driver.toolchain_versions()
-        log.info("starting", extra={"phase": "start", "toolchain": toolchain.to_dict()})
-        metrics = Metrics()
-        backups = BackupIndex()
-        executor = Executor(
-            gateway,
-            driver,
-            toolchain,
-            metrics,
-            cluster_domain=settings.cluster_domain,
-            fingerprint_key=fingerprint_key(passphrase),
-            selector=settings.selector,
-            host_path_root=settings.host_path_root,
-            transfer_image=settings.transfer_image,
-            requested_backups=backups.open_for,
-        )
-        queue: WorkQueue[Key] = WorkQueue()
-        backoff: Backoff[Key] = Backoff(settings.backoff_base_s, settings.backoff_max_s)
-        health = Health(stale_after_s=2 * settings.watch_timeout_s + 60)
-        workers_state = Workers(settings.stuck_after_s)
-        metrics.watch_queue(queue)
-        loops = _watch_loops(settings, gateway, queue, health, backups)
+    stopping = threading.Event()
+    on_stop: list[Callable[[], None]] = []
 
-        def healthy() -> tuple[bool, str]:
-            stale, stuck = health.stale_loops(), workers_state.stuck()
-            if not health.healthy():
-                return False, f"watch loops not running: {', '.join(stale) or 'none started'}"
-            if stuck:
-                worker, key, seconds = stuck[0]
-                return False, f"{worker} stuck on {key[0]}/{key[1]} for {seconds:.0f}s"
-            return True, "ok"
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"phase": "stop", "signal": signum})
+        stopping.set()
+        for callback in list(on_stop):
+            callback()
 
-        server = serve(settings.http_address, healthy, metrics)
-        stopping = threading.Event()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    election = settings.leader_election
+    if election is None:
+        # The state directory's lock first: a second reconciler on it says why it stops.
+        with single_instance(settings.state_dir):
+            gateway = Gateway(load_api_client(settings.kubeconfig))
+            metrics = Metrics()
+            probe = Probe(lambda: (False, "starting"))
+            server = serve(settings.http_address, probe, metrics)
+            try:
+                return _reconcile(settings, gateway, metrics, probe, stopping, on_stop)
+            finally:
+                server.shutdown()
+    gateway = Gateway(load_api_client(settings.kubeconfig))
+    metrics = Metrics()
+    elector = Elector(gateway, election.namespace, election.lease_name, election.identity)
 
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("stopping", extra={"phase": "stop", "signal": signum})
-            stopping.set()
-            for loop in loops:
-                loop.stop()
-            queue.shut_down()
+    def follower_health() -> tuple[bool, str]:
+        return True, f"following: the lease is held by {elector.holder or 'nobody'}"
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        for loop in loops:
-            # Daemons: a watch blocked on the server is simply abandoned at exit.
-            threading.Thread(target=loop.run, name=loop.name, daemon=True).start()
-        workers = [
-            threading.Thread(
-                target=_work,
-                args=(queue, executor, backoff, workers_state, f"worker-{index}"),
-                name=f"worker-{index}",
-                daemon=True,
-            )
-            for index in range(settings.workers)
-        ]
-        for worker in workers:
-            worker.start()
-        stopping.wait()
-        # An engine run in progress is not interrupted: a worker finishes its current key.
-        for worker in workers:
-            worker.join()
+    # A follower serves /healthz (and /metrics) while it waits.
+    probe = Probe(follower_health)
+    server = serve(settings.http_address, probe, metrics)
+    # Renewing goes on after a SIGTERM, while the workers finish their current keys.
+    done = threading.Event()
+    renewing: threading.Thread | None = None
+    try:
+        if not elector.acquire(stopping):
+            return 0
+        renewing = elector.keep(done, _lost_the_lease)
+        with single_instance(settings.state_dir):
+            return _reconcile(settings, gateway, metrics, probe, stopping, on_stop)
+    finally:
+        done.set()
         server.shutdown()
+        if renewing is not None:
+            # A renewal still under way would take the Lease back after the release;
+            # one that does not end in time leaves the Lease to expire instead.
+            renewing.join(timeout=2 * LEASE_TIMEOUT_S)
+            if not renewing.is_alive():
+                elector.release()
+
+
+def _lost_the_lease(reason: str) -> None:
+    """Ends the process at once: a successor may already be taking over, and nothing
+    this process would do next (an engine run, a status write) may run beside it. What
+    was under way is recovered by the successor as after a crash."""
+    log.error("lost the leadership; exiting", extra={"phase": "leader", "reason": reason})
+    logging.shutdown()
+    os._exit(EXIT_LOST_LEASE)
+
+
+def _reconcile(
+    settings: Settings,
+    gateway: Gateway,
+    metrics: Metrics,
+    probe: Probe,
+    stopping: threading.Event,
+    on_stop: list[Callable[[], None]],
+) -> int:
+    passphrase = resolve_passphrase(settings, gateway)
+    driver = make_driver(settings, passphrase)
+    driver.repair_backend()
+    wrong = driver.check_passphrase()
+    if wrong is not None:
+        # Every instance would stall on it; saying so once, loudly, is better.
+        raise SettingsError(
+            f"the state passphrase does not decrypt the existing stacks ({wrong}); "
+            "refusing to start. Give the passphrase the stacks were made with"
+        )
+    toolchain = driver.toolchain_versions()
+    log.info("starting", extra={"phase": "start", "toolchain": toolchain.to_dict()})
+    backups = BackupIndex()
+    executor = Executor(
+        gateway,
+        driver,
+        toolchain,
+        metrics,
+        cluster_domain=settings.cluster_domain,
+        fingerprint_key=fingerprint_key(passphrase),
+        selector=settings.selector,
+        host_path_root=settings.host_path_root,
+        transfer_image=settings.transfer_image,
+        requested_backups=backups.open_for,
+    )
+    queue: WorkQueue[Key] = WorkQueue()
+    backoff: Backoff[Key] = Backoff(settings.backoff_base_s, settings.backoff_max_s)
+    health = Health(stale_after_s=2 * settings.watch_timeout_s + 60)
+    workers_state = Workers(settings.stuck_after_s)
+    metrics.watch_queue(queue)
+    loops = _watch_loops(settings, gateway, queue, health, backups)
+
+    def healthy() -> tuple[bool, str]:
+        stale, stuck = health.stale_loops(), workers_state.stuck()
+        if not health.healthy():
+            return False, f"watch loops not running: {', '.join(stale) or 'none started'}"
+        if stuck:
+            worker, key, seconds = stuck[0]
+            return False, f"{worker} stuck on {key[0]}/{key[1]} for {seconds:.0f}s"
+        return True, "ok"
+
+    probe.set(healthy)
+
+    def shut_down() -> None:
+        for loop in loops:
+            loop.stop()
+        queue.shut_down()
+
+    on_stop.append(shut_down)
+    if stopping.is_set():  # a signal during the start: nothing more is started
+        shut_down()
         return 0
+    for loop in loops:
+        # Daemons: a watch blocked on the server is simply abandoned at exit.
+        threading.Thread(target=loop.run, name=loop.name, daemon=True).start()
+    workers = [
+        threading.Thread(
+            target=_work,
+            args=(queue, executor, backoff, workers_state, f"worker-{index}"),
+            name=f"worker-{index}",
+            daemon=True,
+        )
+        for index in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    stopping.wait()
+    # An engine run in progress is not interrupted: a worker finishes its current key.
+    for worker in workers:
+        worker.join()
+    return 0
 
 
 def _watch_loops(

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import socket
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
+from reconciler.leases import DEFAULT_LEASE_NAME
 from reconciler.selectors import Selector, SelectorError, parse_selector
 
 ENV_PREFIX: Final = "MYSQL_OPERATOR_"
@@ -29,6 +33,8 @@ DEFAULT_PROJECT: Final = "mysql-operator"
 DEFAULT_CLUSTER_DOMAIN: Final = "cluster.local"
 DEFAULT_STUCK_AFTER_S: Final = 900.0
 MAX_WORKERS: Final = 64
+SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_DNS_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class SettingsError(ValueError):
@@ -69,6 +75,13 @@ class HttpAddress:
 
 
 @dataclass(frozen=True)
+class LeaderElection:
+    namespace: str  # where the Lease lives: the operator's own namespace
+    lease_name: str
+    identity: str  # unique per process: the pod's name and a random suffix
+
+
+@dataclass(frozen=True)
 class Settings:
     namespaces: tuple[str, ...]  # empty: every namespace
     workers: int
@@ -93,6 +106,9 @@ class Settings:
     # The image whose Python moves dumps to and from S3 in backup and restore Jobs (the
     # reconciler's own); None: instances with spec.backup.s3 are Stalled, saying so.
     transfer_image: str | None = None
+    # Leader election on a Lease (`run` only): None runs without one. Several reconcilers
+    # may then share a state backend: only the Lease's holder reconciles.
+    leader_election: LeaderElection | None = None
 
     @property
     def watches_all_namespaces(self) -> bool:
@@ -145,6 +161,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stuck-after",
         help=f"seconds after which a running reconcile counts as stuck for /healthz "
         f"(default {DEFAULT_STUCK_AFTER_S:.0f})",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags only `run` has."""
+    parser.add_argument(
+        "--leader-elect",
+        action="store_const",
+        const="true",
+        help="reconcile only while holding a Lease, so that several replicas may run",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        help="the Lease's namespace (default: $POD_NAMESPACE, or the pod's own namespace)",
+    )
+    parser.add_argument(
+        "--leader-election-name", help=f"the Lease's name (default {DEFAULT_LEASE_NAME})"
     )
 
 
@@ -205,6 +238,12 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
             DEFAULT_STUCK_AFTER_S,
         ),
         transfer_image=_image(pick(getattr(args, "transfer_image", None), "TRANSFER_IMAGE")),
+        leader_election=_leader_election(
+            pick(getattr(args, "leader_elect", None), "LEADER_ELECT"),
+            pick(getattr(args, "leader_election_namespace", None), "LEADER_ELECTION_NAMESPACE"),
+            pick(getattr(args, "leader_election_name", None), "LEADER_ELECTION_NAME"),
+            environ,
+        ),
     )
 
 
@@ -268,6 +307,37 @@ def _image(text: str | None) -> str | None:
     if not text.strip() or any(c.isspace() for c in text):
         raise SettingsError(f"--transfer-image: an image reference without spaces: {text!r}")
     return text
+
+
+def _leader_election(
+    enabled: str | None, namespace: str | None, name: str | None, environ: Mapping[str, str]
+) -> LeaderElection | None:
+    if enabled is None or enabled.lower() == "false":
+        return None
+    if enabled.lower() != "true":
+        raise SettingsError(f"--leader-elect: 'true' or 'false', got {enabled!r}")
+    namespace = namespace or environ.get("POD_NAMESPACE") or _own_namespace()
+    if not namespace:
+        raise SettingsError(
+            "--leader-election-namespace: required outside a pod (or set $POD_NAMESPACE)"
+        )
+    lease_name = name or DEFAULT_LEASE_NAME
+    for flag, value in (
+        ("--leader-election-namespace", namespace),
+        ("--leader-election-name", lease_name),
+    ):
+        if not _DNS_NAME.fullmatch(value):
+            raise SettingsError(f"{flag}: not a valid Kubernetes name: {value!r}")
+    # Two processes must never share an identity: a restarted pod keeps its name.
+    holder = environ.get("POD_NAME") or socket.gethostname()
+    return LeaderElection(namespace, lease_name, f"{holder}_{uuid.uuid4().hex[:10]}")
+
+
+def _own_namespace() -> str | None:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _http_address(text: str) -> HttpAddress:

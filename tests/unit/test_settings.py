@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import settings as settings_module
+from reconciler.leases import DEFAULT_LEASE_NAME
 from reconciler.settings import (
     DEFAULT_PASSPHRASE_ENV,
     DEFAULT_STUCK_AFTER_S,
     LogLevel,
     SecretReference,
     SettingsError,
+    load_settings,
     parse_settings,
 )
 
@@ -148,3 +151,65 @@ def test_the_transfer_image_comes_from_the_environment_or_a_flag() -> None:
     assert parse_settings(["--transfer-image=op:2"], env).transfer_image == "op:2"
     with pytest.raises(SettingsError, match="--transfer-image"):
         parse_settings(["--transfer-image=op 2"], HOME)
+
+
+def test_no_leader_election_unless_asked() -> None:
+    assert parse_settings([], HOME).leader_election is None
+    env = {**HOME, "MYSQL_OPERATOR_LEADER_ELECT": "false"}
+    assert parse_settings([], env).leader_election is None
+
+
+def test_leader_election_in_a_pod() -> None:
+    env = {
+        **HOME,
+        "MYSQL_OPERATOR_LEADER_ELECT": "true",
+        "POD_NAME": "mysql-operator-5d9c-abcde",
+        "POD_NAMESPACE": "ops",
+    }
+    first, second = parse_settings([], env).leader_election, parse_settings([], env).leader_election
+    assert first is not None
+    assert second is not None
+    assert (first.namespace, first.lease_name) == ("ops", DEFAULT_LEASE_NAME)
+    assert first.identity.startswith("mysql-operator-5d9c-abcde_")
+    # A restarted container keeps its pod's name, never its identity.
+    assert first.identity != second.identity
+
+
+def test_leader_election_flags_beat_the_environment() -> None:
+    from reconciler.cli import build_parser
+
+    env = {**HOME, "POD_NAMESPACE": "ops"}
+    args = build_parser().parse_args(
+        ["run", "--leader-elect", "--leader-election-namespace=ctl", "--leader-election-name=l1"]
+    )
+    election = load_settings(args, env).leader_election
+    assert election is not None
+    assert (election.namespace, election.lease_name) == ("ctl", "l1")
+
+
+@pytest.mark.parametrize(
+    ("env", "flag"),
+    [
+        ({"MYSQL_OPERATOR_LEADER_ELECT": "yes"}, "--leader-elect"),
+        ({"MYSQL_OPERATOR_LEADER_ELECT": "true"}, "--leader-election-namespace"),
+        (
+            {"MYSQL_OPERATOR_LEADER_ELECT": "true", "POD_NAMESPACE": "Not_A_Name"},
+            "--leader-election-namespace",
+        ),
+        (
+            {
+                "MYSQL_OPERATOR_LEADER_ELECT": "true",
+                "POD_NAMESPACE": "ops",
+                "MYSQL_OPERATOR_LEADER_ELECTION_NAME": "a/b",
+            },
+            "--leader-election-name",
+        ),
+    ],
+)
+def test_bad_leader_election_settings_name_the_flag(
+    env: dict[str, str], flag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not in a pod: no service account namespace file to fall back on.
+    monkeypatch.setattr(settings_module, "SERVICE_ACCOUNT_NAMESPACE", Path("/nonexistent/ns"))
+    with pytest.raises(SettingsError, match=f"^{flag}:"):
+        parse_settings([], {**HOME, **env})
