@@ -57,6 +57,9 @@ class InstallConfig:
     kubeconfig: str | None = None  # None: the provider's ambient $KUBECONFIG / ~/.kube/config
     context: str | None = None
     resources: Resources = field(default_factory=Resources)
+    # The reconciler runs with --leader-elect and may touch a Lease in its namespace. The
+    # Deployment keeps one replica: the file backend has one writer (docs/design.md).
+    leader_election: bool = False
 
     @property
     def uses_state_claim(self) -> bool:
@@ -119,8 +122,12 @@ def parse_config(raw: Mapping[str, RawValue]) -> InstallConfig:
     storage_class = raw.get("stateStorageClass")
     if storage_class is not None and not isinstance(storage_class, str):
         raise ConfigError("stateStorageClass: expected a string")
+    leader_election = (text("leaderElection") or "false").lower()
+    if leader_election not in ("true", "false"):
+        raise ConfigError(f"leaderElection: 'true' or 'false', not {leader_election!r}")
     defaults = Resources()
     return InstallConfig(
+        leader_election=leader_election == "true",
         image=image,
         namespace=namespace,
         image_pull_policy=pull_policy,
@@ -166,6 +173,7 @@ KEYS: Final = (
     "memoryRequest",
     "cpuLimit",
     "memoryLimit",
+    "leaderElection",
 )
 SECRET_KEYS: Final = ("passphrase",)
 

@@ -79,6 +79,12 @@ RULES: Final[tuple[Rule, ...]] = (
 )
 
 
+# With leader election: the Lease, in the operator's own namespace only (a Role there).
+LEASE_RULES: Final[tuple[Rule, ...]] = (
+    Rule(("coordination.k8s.io",), ("leases",), ("get", "create", "update")),
+)
+
+
 # Resources without a namespace: only these need a ClusterRole when the operator watches
 # some namespaces only.
 CLUSTER_SCOPED: Final = frozenset(

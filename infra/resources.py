@@ -20,6 +20,7 @@ from pulumi_kubernetes.core.v1 import (
     EnvVarArgs,
     EnvVarSourceArgs,
     HTTPGetActionArgs,
+    ObjectFieldSelectorArgs,
     PersistentVolumeClaimVolumeSourceArgs,
     PodSecurityContextArgs,
     PodSpecArgs,
@@ -59,6 +60,7 @@ class Names:
     cluster_role: str  # cluster-scoped: the namespace keeps two installations apart
     cluster_role_binding: str
     role: str  # in each watched namespace, when the operator watches only some
+    lease_role: str  # in the operator's namespace, with leader election
     state_claim: str
     state_volume: str  # cluster-scoped, only with stateHostPath
     passphrase_secret: str
@@ -74,6 +76,7 @@ def names_for(config: InstallConfig) -> Names:
         cluster_role=f"{APP}:{ns}",
         cluster_role_binding=f"{APP}:{ns}",
         role=f"{APP}:{ns}",
+        lease_role=f"{APP}-leader-election",
         state_claim=f"{APP}-state",
         state_volume=f"{APP}-state-{ns}",
         passphrase_secret=f"{APP}-state-passphrase",
@@ -211,6 +214,19 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
         env.append(setting("HOST_PATH_ROOT", config.host_path_root))
     if config.backend_url is not None:
         env.append(setting("BACKEND_URL", config.backend_url))
+    if config.leader_election:
+        env.append(setting("LEADER_ELECT", "true"))
+        # The Lease's namespace, and the pod's name in the holder's identity.
+        env += [
+            EnvVarArgs(
+                name=name,
+                value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path=path)),
+            )
+            for name, path in (
+                ("POD_NAME", "metadata.name"),
+                ("POD_NAMESPACE", "metadata.namespace"),
+            )
+        ]
     env += [
         # The passphrase only ever travels as a reference to the Secret.
         EnvVarArgs(

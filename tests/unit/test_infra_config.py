@@ -57,6 +57,7 @@ def test_an_empty_storage_class_is_kept() -> None:
         ({"image": "i", "stateHostPath": "relative/dir"}, "stateHostPath"),
         ({"image": "i", "stateHostPath": "/srv/../etc"}, "stateHostPath"),
         ({"image": "i", "memoryLimit": "2 GB"}, "memoryLimit"),
+        ({"image": "i", "leaderElection": "yes"}, "leaderElection"),
     ],
 )
 def test_errors_name_the_key(raw: dict[str, str | list[str] | None], key: str) -> None:

@@ -326,6 +326,36 @@ def test_the_environment_is_what_the_reconciler_settings_read(
     assert settings.passphrase.env_var == DEFAULT_PASSPHRASE_ENV
 
 
+def test_leader_election_gets_a_lease_role_in_the_operators_namespace_only(
+    monkeypatch: pytest.MonkeyPatch, default: Rendered
+) -> None:
+    assert default.installed.lease_role is None
+    assert "MYSQL_OPERATOR_LEADER_ELECT" not in env_of(default.container())
+    rendered = render(config_of(leaderElection="true"), monkeypatch)
+    role = rendered.one(ROLE, "lease-role").inputs
+    assert role["metadata"]["namespace"] == "ops"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": verbs}
+        for verbs in (["get", "create", "update"],)
+    ]
+    binding = rendered.one(ROLE_BINDING, "lease-role-binding").inputs
+    assert binding["metadata"]["namespace"] == "ops"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "mysql-operator", "namespace": "ops"}
+    ]
+    env = env_of(rendered.container())
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    election = parse_settings(
+        [], {**settings_environ(rendered.container()), "POD_NAMESPACE": "ops", "POD_NAME": "pod"}
+    ).leader_election
+    assert election is not None
+    assert election.namespace == "ops"
+    # Still one replica: the file backend has a single writer.
+    assert rendered.one(DEPLOYMENT).inputs["spec"]["replicas"] == 1
+
+
 def test_watching_every_namespace_sets_no_namespaces(default: Rendered) -> None:
     assert "MYSQL_OPERATOR_NAMESPACES" not in env_of(default.container())
 

@@ -22,7 +22,7 @@ from typing import Final
 
 import pytest
 
-from infra.rbac import API_GROUP, MANAGE, READ, RULES, permissions
+from infra.rbac import API_GROUP, LEASE_RULES, MANAGE, READ, RULES, permissions
 from reconciler.program import SKIP_AWAIT
 from reconciler.vocabulary import API_GROUP as RECONCILER_API_GROUP
 
@@ -40,6 +40,8 @@ BACKUPS: Final = (API_GROUP, "mysqlbackups")
 CUSTOM_OBJECT_ATTRIBUTES: Final = {"custom": "mysqls", "backup_records": "mysqlbackups"}
 CLAIMS: Final = ("", "persistentvolumeclaims")
 VOLUMES: Final = ("", "persistentvolumes")
+# Only with leader election, and only in the operator's namespace (a Role of its own).
+LEASES: Final = ("coordination.k8s.io", "leases")
 # (API class, method) -> (apiGroup, resource, verb). A method missing here fails the test:
 # add it with the permission it needs, and the rule to infra/rbac.py.
 METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
@@ -95,6 +97,9 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("BatchV1Api", "list_job_for_all_namespaces"): ("batch", "jobs", "list"),
     ("StorageV1Api", "read_storage_class"): ("storage.k8s.io", "storageclasses", "get"),
     ("CoreV1Api", "read_namespaced_service"): ("", "services", "get"),
+    ("CoordinationV1Api", "read_namespaced_lease"): (*LEASES, "get"),
+    ("CoordinationV1Api", "create_namespaced_lease"): (*LEASES, "create"),
+    ("CoordinationV1Api", "replace_namespaced_lease"): (*LEASES, "update"),
 }
 # pulumi_kubernetes module group -> API group.
 GROUPS: Final = {"core": "", "apps": "apps", "batch": "batch"}
@@ -259,9 +264,21 @@ def test_the_scans_find_what_the_reconciler_is_known_to_do() -> None:
     assert set(program_kinds()) == set(PLURALS)
 
 
+def watched_needs() -> set[Permission]:
+    """What the reconciler needs in the namespaces it watches (and cluster-wide)."""
+    return {need for need in reconciler_needs() if need[:2] != LEASES}
+
+
 def test_the_role_allows_everything_the_reconciler_calls() -> None:
-    missing = reconciler_needs() - permissions()
+    missing = watched_needs() - permissions()
     assert not missing, f"the ClusterRole does not allow {sorted(missing)}"
+
+
+def test_the_lease_role_is_exactly_what_leader_election_calls() -> None:
+    lease_needs = {need for need in reconciler_needs() if need[:2] == LEASES}
+    assert lease_needs == {(*LEASES, "get"), (*LEASES, "create"), (*LEASES, "update")}
+    assert permissions(LEASE_RULES) == lease_needs
+    assert not {granted[:2] for granted in permissions()} & {LEASES}, "Leases cluster-wide"
 
 
 def test_the_role_allows_everything_the_stack_program_manages() -> None:
@@ -270,7 +287,7 @@ def test_the_role_allows_everything_the_stack_program_manages() -> None:
 
 
 def test_the_role_grants_nothing_beyond_those_needs() -> None:
-    extra = permissions() - reconciler_needs() - program_needs()
+    extra = permissions() - watched_needs() - program_needs()
     assert not extra, f"the ClusterRole grants more than needed: {sorted(extra)}"
 
 
