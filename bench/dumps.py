@@ -240,6 +240,7 @@ class Round:
             "RESTORE_BACKUP": "bench",
             "EXPECTED_SIZE": fields["size"],
             "EXPECTED_SHA256": fields["sha256"],
+            "RESTORE_STREAM_CHECKED": "true",  # as transfer_jobs.downloading sets it
         }
         download = shlex.join([sys.executable, "-m", "reconciler.transfer", "download"])
         script = shlex.join(["dash", str(SCRIPTS.joinpath("restore.sh"))])

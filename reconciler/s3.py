@@ -24,7 +24,7 @@ import os
 import ssl
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -345,9 +345,16 @@ class S3Client:
         if response.status != 200:
             raise S3Error(f"PUT /{bucket}/{key}: {response.status} {_error_code(content)}")
 
-    def get_file(self, bucket: str, key: str, target: Path) -> str:
+    def get_file(
+        self,
+        bucket: str,
+        key: str,
+        target: Path,
+        observe: Callable[[bytes], None] | None = None,
+    ) -> str:
         """Downloads an object into `target`, synced; returns the SHA-256 of what was
-        written. A missing object is an S3Error naming the key."""
+        written. `observe` sees every chunk as it is written. A missing object is an
+        S3Error naming the key."""
         response = self._send("GET", f"/{bucket}/{key}")
         try:
             if response.status != 200:
@@ -359,6 +366,8 @@ class S3Client:
                 while chunk := response.read(CHUNK_BYTES):
                     digest.update(chunk)
                     out.write(chunk)
+                    if observe is not None:
+                        observe(chunk)
                 out.flush()
                 os.fsync(out.fileno())
             return digest.hexdigest()

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import sys
+import threading
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,10 @@ TERMINATION_LOG: Final = "/dev/termination-log"
 DUMP_NAME: Final = re.compile(r"dump-[0-9]{10}\.sql\.gz")
 SHA256: Final = re.compile(r"[0-9a-f]{64}")
 META_SUFFIX: Final = ".meta"
+TRAILER: Final = "-- Dump completed"
+GZIP_WBITS: Final = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate data
+INFLATE_STEP_BYTES: Final = 1 << 22  # decompressed bytes per step: memory stays bounded
+TAIL_BYTES: Final = 4096  # the end of the stream kept: the trailer line is far shorter
 # Per socket operation: an endpoint that does not answer fails the Job within this.
 TIMEOUT_S: Final = 20.0
 
@@ -198,9 +205,59 @@ def _rotate(s3: S3Client, environ: Mapping[str, str], bucket: str, written: str)
         excess -= 1
 
 
+class GzipTail:
+    """Decompresses a gzip stream as it is downloaded, in a thread of its own (zlib works
+    without the GIL), and keeps the end of what it holds. `finish` gives the stream's
+    last line, or None when the stream did not decompress to its end."""
+
+    def __init__(self) -> None:
+        # Bounded: a download faster than the decompression waits for it.
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
+        self._tail = b""
+        self._complete = False
+        self._thread = threading.Thread(target=self._run, name="gzip-tail", daemon=True)
+        self._thread.start()
+
+    def feed(self, chunk: bytes) -> None:
+        self._chunks.put(chunk)
+
+    def finish(self) -> str | None:
+        self._chunks.put(None)
+        self._thread.join()
+        if not self._complete:
+            return None
+        text = self._tail.removesuffix(b"\n")
+        return text.rpartition(b"\n")[2].decode(errors="replace")
+
+    def _run(self) -> None:
+        inflate = zlib.decompressobj(wbits=GZIP_WBITS)
+        in_member = False  # bytes of a member were read and its end not yet
+        broken = False
+        while (chunk := self._chunks.get()) is not None:
+            data = chunk
+            while data and not broken:
+                try:
+                    out = inflate.decompress(data, INFLATE_STEP_BYTES)
+                except zlib.error:
+                    broken = True  # keep taking chunks: the download goes on
+                    break
+                in_member = True
+                self._tail = (self._tail + out[-TAIL_BYTES:])[-TAIL_BYTES:]
+                data = inflate.unconsumed_tail
+                if inflate.eof:
+                    # gzip allows members one after another: the next starts here.
+                    data = inflate.unused_data + data
+                    inflate = zlib.decompressobj(wbits=GZIP_WBITS)
+                    in_member = False
+        self._complete = not broken and not in_member and bool(self._tail)
+
+
 def download(environ: Mapping[str, str]) -> str:
     """Fetches S3_KEY into STAGING_DIR as RESTORE_SOURCE, checks it against the size and
-    SHA-256 the MySQLBackup recorded, and writes the .meta restore.sh checks."""
+    SHA-256 the MySQLBackup recorded and, decompressing it as it arrives, that it ends
+    with the dump's trailer; writes the .meta restore.sh checks, with that trailer (the
+    Job tells restore.sh so, with RESTORE_STREAM_CHECKED, and it does not decompress the
+    file a second time)."""
     s3 = client_from(environ)
     bucket, key = _required(environ, "S3_BUCKET"), _required(environ, "S3_KEY")
     staging = Path(_required(environ, "STAGING_DIR"))
@@ -220,7 +277,11 @@ def download(environ: Mapping[str, str]) -> str:
         if found is None:
             raise TransferError(EXIT_DUMP_UNUSABLE, f"{what} does not exist")
         _log(f"downloading {url} ({found.size} bytes)")
-        sha256 = s3.get_file(bucket, key, partial)
+        stream = GzipTail()
+        try:
+            sha256 = s3.get_file(bucket, key, partial, stream.feed)
+        finally:
+            last_line = stream.finish()
     except S3Error as error:
         raise TransferError(EXIT_FAILED, f"{what}: {error}") from None
     except OSError as error:
@@ -233,9 +294,23 @@ def download(environ: Mapping[str, str]) -> str:
             f"{what} is corrupt: it is {size} bytes with sha256 {sha256}; the backup "
             f"recorded {expected_size} bytes with sha256 {expected_sha256}",
         )
+    problem = (
+        "it does not decompress"
+        if last_line is None
+        else None
+        if last_line.startswith(TRAILER)
+        else f"it does not end with the '{TRAILER}' trailer"
+    )
+    if problem is not None:
+        partial.unlink()
+        raise TransferError(EXIT_DUMP_UNUSABLE, f"{what} is corrupt: {problem}")
+    assert last_line is not None
     partial.rename(target)
     sequence = name.removeprefix("dump-").removesuffix(".sql.gz")
-    meta = f"sequence={sequence}\nfile={name}\nsize={size}\nsha256={sha256}\nsource={url}\n"
+    meta = (
+        f"sequence={sequence}\nfile={name}\nsize={size}\nsha256={sha256}\nsource={url}\n"
+        f"trailer={last_line}\n"
+    )
     (staging / f"dump-{sequence}.meta").write_text(meta)
     return f"downloaded {url} size={size} sha256={sha256}"
 

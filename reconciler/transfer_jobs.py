@@ -102,6 +102,8 @@ def downloading(job: Manifest, *, source: RestoreSource, staging_mount: str) -> 
             "download", source.transfer_image, env, s3, restore, staging_mount, read_only=False
         )
     ]
+    # The download decompressed the dump to its trailer and wrote that into the .meta.
+    restore.setdefault("env", []).append({"name": "RESTORE_STREAM_CHECKED", "value": "true"})
     _add_ca_volume(pod, s3)
     return job
 

@@ -27,7 +27,10 @@
 # Environment: as backup.sh (MYSQL_*, BACKUP_DIR, BACKUP_SCOPE, TERMINATION_LOG), plus
 # INSTANCE_UID (required), RESTORE_SOURCE (latest | a dump file name),
 # RESTORE_WAIT_SECONDS (300): how long to wait for MySQL, RESTORE_IDLE_TIMEOUT_SECONDS
-# (600): how long the client may read nothing before the watchdog kills it.
+# (600): how long the client may read nothing before the watchdog kills it,
+# RESTORE_STREAM_CHECKED (false): true when the Job's download already decompressed the
+# dump to its end and wrote its last line into the .meta as `trailer=` (the size and
+# sha256 are still checked here).
 #
 # Exit status: 0 restored, initialized, kept or already done; 1 retryable failure;
 # 2 bad configuration; 3 target not empty; 4 dump missing or corrupt.
@@ -81,6 +84,7 @@ uid=${INSTANCE_UID:-}
 source=${RESTORE_SOURCE:-latest}
 wait_seconds=${RESTORE_WAIT_SECONDS:-300}
 idle_timeout=${RESTORE_IDLE_TIMEOUT_SECONDS:-600}
+stream_checked=${RESTORE_STREAM_CHECKED:-false}
 
 is_count() {  # a positive integer without leading zeros (not octal) that fits in 9 digits
   case $1 in
@@ -89,6 +93,10 @@ is_count() {  # a positive integer without leading zeros (not octal) that fits i
 }
 
 [ -n "$host" ] || bad_config "MYSQL_HOST is required"
+case $stream_checked in
+  true | false) ;;
+  *) bad_config "RESTORE_STREAM_CHECKED must be 'true' or 'false', got '$stream_checked'" ;;
+esac
 [ -n "${MYSQL_PWD:-}" ] || bad_config "MYSQL_PWD is required"
 is_count "$port" || bad_config "MYSQL_PORT must be a port number, got '$port'"
 case $user in
@@ -253,14 +261,18 @@ check_dump() {
   [ -f "$path" ] || finish 4 "dump $dump not found"
   size=$(size_of "$path")
   # The hash and the decompressing trailer check each read the whole dump: they run side
-  # by side, and their results are read in the order below.
+  # by side, and their results are read in the order below. A dump the Job's download
+  # decompressed as it arrived is not decompressed again: its .meta holds the trailer.
   rm -f "$work/trailer"
-  (
-    if trailer=$(last_line_of "$path"); then printf '%s\n' "$trailer" >"$work/trailer"; fi
-  ) &
-  trailer_pid=$!
+  trailer_pid=
+  if [ "$stream_checked" = false ]; then
+    (
+      if trailer=$(last_line_of "$path"); then printf '%s\n' "$trailer" >"$work/trailer"; fi
+    ) &
+    trailer_pid=$!
+  fi
   sha256=$(sha256_of "$path")
-  wait "$trailer_pid" || true
+  if [ -n "$trailer_pid" ]; then wait "$trailer_pid" || true; fi
   case $dump in
     *.sql.gz)
       meta=${path%.sql.gz}.meta
@@ -277,6 +289,12 @@ check_dump() {
       ;;
     *) sequence=legacy ;;  # dump-<UTC stamp>-<NNN>.sql from the previous backup script
   esac
+  if [ "$stream_checked" = true ]; then
+    case $dump in
+      *.sql.gz) meta_value "$meta" trailer >"$work/trailer" ;;
+    esac
+    [ -s "$work/trailer" ] || corrupt "${meta##*/} has no trailer from the download's check"
+  fi
   [ -f "$work/trailer" ] || corrupt "it does not decompress"
   trailer=$(cat "$work/trailer")
   case $trailer in

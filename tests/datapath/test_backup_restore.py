@@ -980,6 +980,53 @@ def test_restore_refuses_a_corrupt_dump(
     assert "mysql_operator" not in mariadb.sql("SHOW DATABASES")
 
 
+def test_a_dump_checked_by_the_download_is_applied_without_a_second_decompression(
+    jobs: Jobs, mariadb: MariaDB, database: str
+) -> None:
+    """RESTORE_STREAM_CHECKED: the Job's download decompressed the dump and wrote its last
+    line into the .meta; size and sha256 are still checked here."""
+    create_database(mariadb, database)
+    jobs.backup()
+    expected = snapshot(mariadb, database)
+    mariadb.sql(f"DROP DATABASE `{database}`")
+    meta = jobs.backup_dir / "dump-0000000001.meta"
+    dump = jobs.backup_dir / dump_name(1)
+    last_line = gzip.decompress(dump.read_bytes()).splitlines()[-1].decode()
+    text = meta.read_text()
+    checked = {"RESTORE_STREAM_CHECKED": "true"}
+
+    # Without the download's record of the trailer, nothing is applied.
+    refused = jobs.restore(expect=4, env=checked)
+    assert refused.message == (
+        f"dump {dump.name} is corrupt: {meta.name} has no trailer from the download's check"
+    )
+    meta.write_text(text + "trailer=-- not the end\n")
+    refused = jobs.restore(expect=4, env=checked)
+    assert refused.message is not None
+    assert refused.message.endswith("does not end with the '-- Dump completed' trailer")
+    # The hash is still checked.
+    meta.write_text(text.replace("sha256=", "sha256=0") + f"trailer={last_line}\n")
+    refused = jobs.restore(expect=4, env=checked)
+    assert refused.message is not None
+    assert refused.message.startswith(f"dump {dump.name} is corrupt: sha256 is ")
+    assert database not in mariadb.sql("SHOW DATABASES")
+
+    meta.write_text(text + f"trailer={last_line}\n")
+    restored = jobs.restore(env=checked)
+
+    assert restored.message is not None
+    assert restored.message.startswith(f"restored {dump.name} sequence=1 ")
+    assert snapshot(mariadb, database) == expected
+
+
+def test_restore_stream_checked_must_be_true_or_false(jobs: Jobs) -> None:
+    refused = jobs.restore(expect=2, env={"RESTORE_STREAM_CHECKED": "yes"})
+    assert refused.message == (
+        "restore failed: bad configuration: "
+        "RESTORE_STREAM_CHECKED must be 'true' or 'false', got 'yes'"
+    )
+
+
 def test_restore_without_a_dump_starts_empty(jobs: Jobs, mariadb: MariaDB, database: str) -> None:
     started = jobs.restore()
 

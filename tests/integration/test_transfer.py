@@ -227,6 +227,21 @@ def test_a_download_is_checked_against_the_recorded_checksum(
     meta = (good / "dump-0000000001.meta").read_text()
     assert f"size={len(content)}\nsha256={sha256}\n" in meta
     assert "file=dump-0000000001.sql.gz\n" in meta
+    assert meta.endswith("trailer=-- Dump completed on 2026-12-01\n")
+
+    # The checksum the backup recorded, but a dump that ends early (written by a broken
+    # backup): decompressed as it arrives, it is refused before restore.sh reads it.
+    early = gzip.compress(b"INSERT INTO kept VALUES (1,'row-1');\n")
+    store.client.put_object(BUCKET, key, early)
+    code, message = download(
+        tmp_path / "early",
+        EXPECTED_SIZE=str(len(early)),
+        EXPECTED_SHA256=hashlib.sha256(early).hexdigest(),
+    )
+    assert code == 4
+    assert message.endswith("is corrupt: it does not end with the '-- Dump completed' trailer")
+    assert list((tmp_path / "early").iterdir()) == []
+    store.client.put_object(BUCKET, key, content)
 
     # Truncated in the bucket: refused as corrupt (exit 4), naming the backup; nothing left.
     store.client.put_object(BUCKET, key, content[: len(content) // 2])

@@ -359,6 +359,8 @@ def test_the_restore_job_downloads_and_checks_the_dump_before_restore_sh_reads_i
     assert (env["RESTORE_SOURCE"], env["RESTORE_BACKUP"]) == ("dump-0000000001.sql.gz", "nightly")
     restore_env = {item["name"]: item.get("value") for item in restore["env"]}
     assert restore_env["RESTORE_SOURCE"] == "dump-0000000001.sql.gz"
+    # The download decompresses the dump to its trailer; restore.sh does not again.
+    assert restore_env["RESTORE_STREAM_CHECKED"] == "true"
     # Both read and write the pod's own staging directory, not a claim.
     assert {"name": "backup", "emptyDir": {}} in pod["volumes"]
     assert all(mount.get("readOnly") is not True for mount in restore["volumeMounts"][1:])
