@@ -47,8 +47,9 @@ class MinIO:
 
 
 def _live(endpoint: str) -> bool:
+    """Ready for requests: `live` answers before the server has initialized its drives."""
     try:
-        with urllib.request.urlopen(f"{endpoint}/minio/health/live", timeout=2) as reply:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=2) as reply:  # noqa: S310 (loopback)
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
