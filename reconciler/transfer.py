@@ -215,6 +215,7 @@ class GzipTail:
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
         self._tail = b""
         self._complete = False
+        self._failure: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="gzip-tail", daemon=True)
         self._thread.start()
 
@@ -224,12 +225,27 @@ class GzipTail:
     def finish(self) -> str | None:
         self._chunks.put(None)
         self._thread.join()
+        if self._failure is not None:
+            # Not the dump's fault: the download fails, to be tried again.
+            failure = f"{type(self._failure).__name__}: {self._failure}"
+            raise TransferError(EXIT_FAILED, f"checking the dump's trailer failed: {failure}")
         if not self._complete:
             return None
         text = self._tail.removesuffix(b"\n")
         return text.rpartition(b"\n")[2].decode(errors="replace")
 
     def _run(self) -> None:
+        ended = False
+        try:
+            ended = self._inflate()
+        except Exception as error:  # reported by finish, as a failure to retry
+            self._failure = error
+        finally:
+            # Whatever stopped the decompression, the download never waits on the queue.
+            while not ended:
+                ended = self._chunks.get() is None
+
+    def _inflate(self) -> bool:
         inflate = zlib.decompressobj(wbits=GZIP_WBITS)
         in_member = False  # bytes of a member were read and its end not yet
         broken = False
@@ -250,6 +266,7 @@ class GzipTail:
                     inflate = zlib.decompressobj(wbits=GZIP_WBITS)
                     in_member = False
         self._complete = not broken and not in_member and bool(self._tail)
+        return True
 
 
 def download(environ: Mapping[str, str]) -> str:

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from reconciler.transfer import GzipTail
+from reconciler.transfer import GzipTail, TransferError
 
 pytestmark = pytest.mark.unit
 
@@ -53,3 +53,21 @@ def test_a_damaged_stream_has_no_last_line() -> None:
     assert tail_of(gzip.compress(DUMP) + b"\0\0\0\0") is None  # trailing garbage
     assert tail_of(b"") is None
     assert tail_of(zlib.compress(DUMP)) is None  # zlib, not gzip
+
+
+def test_a_failing_decompression_never_blocks_the_download(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More chunks than the queue holds, after the decompression died of the unexpected:
+    a failure to retry, not a corrupt dump."""
+
+    class Exploding:
+        def decompress(self, _data: bytes, _max_length: int) -> bytes:
+            raise MemoryError
+
+    monkeypatch.setattr(zlib, "decompressobj", lambda **_kwargs: Exploding())
+    stream = GzipTail()
+    for _ in range(200):
+        stream.feed(b"x" * 1024)
+    with pytest.raises(TransferError, match="checking the dump's trailer failed: MemoryError"):
+        stream.finish()
