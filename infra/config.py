@@ -60,10 +60,19 @@ class InstallConfig:
     # The reconciler runs with --leader-elect and may touch a Lease in its namespace. The
     # Deployment keeps one replica: the file backend has one writer (docs/design.md).
     leader_election: bool = False
+    # A Secret in `namespace` with access_key_id and secret_access_key, for an S3
+    # backendUrl: they reach the reconciler as the AWS variables the CLI reads.
+    backend_credentials_secret: str | None = None
 
     @property
     def uses_state_claim(self) -> bool:
         return self.backend_url is None
+
+    @property
+    def replicas(self) -> int:
+        """Two with a remote backend and leader election (one leads, one stands by);
+        otherwise one: the state claim has a single writer."""
+        return 2 if self.leader_election and not self.uses_state_claim else 1
 
 
 # The raw value of one key: a string, or a list for watchedNamespaces given as an object.
@@ -122,12 +131,18 @@ def parse_config(raw: Mapping[str, RawValue]) -> InstallConfig:
     storage_class = raw.get("stateStorageClass")
     if storage_class is not None and not isinstance(storage_class, str):
         raise ConfigError("stateStorageClass: expected a string")
+    credentials_secret = text("backendCredentialsSecret")
+    if credentials_secret is not None:
+        if backend_url is None:
+            raise ConfigError("backendCredentialsSecret: only with backendUrl")
+        _label("backendCredentialsSecret", credentials_secret)
     leader_election = (text("leaderElection") or "false").lower()
     if leader_election not in ("true", "false"):
         raise ConfigError(f"leaderElection: 'true' or 'false', not {leader_election!r}")
     defaults = Resources()
     return InstallConfig(
         leader_election=leader_election == "true",
+        backend_credentials_secret=credentials_secret,
         image=image,
         namespace=namespace,
         image_pull_policy=pull_policy,
@@ -174,6 +189,7 @@ KEYS: Final = (
     "cpuLimit",
     "memoryLimit",
     "leaderElection",
+    "backendCredentialsSecret",
 )
 SECRET_KEYS: Final = ("passphrase",)
 

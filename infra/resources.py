@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs, DeploymentStrategyArgs
+from pulumi_kubernetes.apps.v1 import (
+    DeploymentSpecArgs,
+    DeploymentStrategyArgs,
+    RollingUpdateDeploymentArgs,
+)
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
     ContainerArgs,
@@ -214,6 +218,22 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
         env.append(setting("HOST_PATH_ROOT", config.host_path_root))
     if config.backend_url is not None:
         env.append(setting("BACKEND_URL", config.backend_url))
+    if config.backend_credentials_secret is not None:
+        # The state store's keys, only ever as references to the Secret.
+        env += [
+            EnvVarArgs(
+                name=name,
+                value_from=EnvVarSourceArgs(
+                    secret_key_ref=SecretKeySelectorArgs(
+                        name=config.backend_credentials_secret, key=key
+                    )
+                ),
+            )
+            for name, key in (
+                ("AWS_ACCESS_KEY_ID", "access_key_id"),
+                ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
+            )
+        ]
     if config.leader_election:
         env.append(setting("LEADER_ELECT", "true"))
         # The Lease's namespace, and the pod's name in the holder's identity.
@@ -311,10 +331,16 @@ def reconciler_volumes(config: InstallConfig, names: Names) -> list[VolumeArgs]:
 
 def deployment_spec(config: InstallConfig, names: Names) -> DeploymentSpecArgs:
     return DeploymentSpecArgs(
-        # Two reconcilers must never drive the same stacks (docs/design.md):
-        # one replica, and Recreate so that a rollout never overlaps two pods.
-        replicas=1,
-        strategy=DeploymentStrategyArgs(type="Recreate"),
+        # Two reconcilers must never drive the same stacks (docs/design.md). One replica
+        # is recreated, so that a rollout never overlaps two pods; two (leader election on
+        # a remote backend) roll one at a time, so that one always stands by.
+        replicas=config.replicas,
+        strategy=DeploymentStrategyArgs(type="Recreate")
+        if config.replicas == 1
+        else DeploymentStrategyArgs(
+            type="RollingUpdate",
+            rolling_update=RollingUpdateDeploymentArgs(max_surge=1, max_unavailable=0),
+        ),
         revision_history_limit=3,
         selector=LabelSelectorArgs(match_labels=selector_for(config)),
         template=PodTemplateSpecArgs(

@@ -58,6 +58,11 @@ def test_an_empty_storage_class_is_kept() -> None:
         ({"image": "i", "stateHostPath": "/srv/../etc"}, "stateHostPath"),
         ({"image": "i", "memoryLimit": "2 GB"}, "memoryLimit"),
         ({"image": "i", "leaderElection": "yes"}, "leaderElection"),
+        ({"image": "i", "backendCredentialsSecret": "keys"}, "backendCredentialsSecret"),
+        (
+            {"image": "i", "backendUrl": "s3://b", "backendCredentialsSecret": "Bad_Name"},
+            "backendCredentialsSecret",
+        ),
     ],
 )
 def test_errors_name_the_key(raw: dict[str, str | list[str] | None], key: str) -> None:

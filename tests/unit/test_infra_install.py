@@ -356,6 +356,39 @@ def test_leader_election_gets_a_lease_role_in_the_operators_namespace_only(
     assert rendered.one(DEPLOYMENT).inputs["spec"]["replicas"] == 1
 
 
+def test_a_remote_backend_with_leader_election_runs_two_replicas_rolled_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rendered = render(
+        config_of(
+            backendUrl="s3://state/op?endpoint=http://s3:9000",
+            backendCredentialsSecret="state-store",
+            leaderElection="true",
+        ),
+        monkeypatch,
+    )
+    spec = rendered.one(DEPLOYMENT).inputs["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    env = env_of(rendered.container())
+    for name, key in (
+        ("AWS_ACCESS_KEY_ID", "access_key_id"),
+        ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
+    ):
+        assert "value" not in env[name]
+        assert env[name]["valueFrom"] == {"secretKeyRef": {"name": "state-store", "key": key}}
+    # Without leader election, or on the state claim, one replica, recreated.
+    for raw in (
+        {"backendUrl": "s3://state/op"},
+        {"leaderElection": "true"},
+    ):
+        single = render(config_of(**raw), monkeypatch).one(DEPLOYMENT).inputs["spec"]
+        assert (single["replicas"], single["strategy"]) == (1, {"type": "Recreate"})
+
+
 def test_watching_every_namespace_sets_no_namespaces(default: Rendered) -> None:
     assert "MYSQL_OPERATOR_NAMESPACES" not in env_of(default.container())
 
