@@ -251,13 +251,15 @@ class GzipTail:
         broken = False
         while (chunk := self._chunks.get()) is not None:
             data = chunk
-            while data and not broken:
+            # Until this chunk is consumed and zlib holds no more output for it (a step
+            # ends at INFLATE_STEP_BYTES of output, input used or not).
+            while not broken:
                 try:
                     out = inflate.decompress(data, INFLATE_STEP_BYTES)
                 except zlib.error:
                     broken = True  # keep taking chunks: the download goes on
                     break
-                in_member = True
+                in_member = in_member or bool(data)
                 self._tail = (self._tail + out[-TAIL_BYTES:])[-TAIL_BYTES:]
                 data = inflate.unconsumed_tail
                 if inflate.eof:
@@ -265,6 +267,8 @@ class GzipTail:
                     data = inflate.unused_data + data
                     inflate = zlib.decompressobj(wbits=GZIP_WBITS)
                     in_member = False
+                elif not data and not out:
+                    break
         self._complete = not broken and not in_member and bool(self._tail)
         return True
 

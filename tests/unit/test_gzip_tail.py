@@ -31,6 +31,16 @@ def test_the_last_line_of_a_whole_stream(chunk: int) -> None:
     assert tail_of(data, chunk) == "-- Dump completed on 2026-12-03  7:00:00"
 
 
+def test_a_stream_that_expands_far_beyond_a_step_is_read_to_its_end() -> None:
+    """64 MiB from a few dozen KiB: many steps of bounded output per chunk, and output
+    still held by zlib when the input is all consumed."""
+    data = gzip.compress(b"\0" * (64 << 20) + b"\n-- Dump completed\n")
+    assert len(data) < 1 << 20
+    assert tail_of(data) == "-- Dump completed"
+    assert tail_of(data, 997) == "-- Dump completed"
+    assert tail_of(data[:-8]) is None
+
+
 def test_a_last_line_without_a_newline() -> None:
     assert tail_of(gzip.compress(b"a\nlast")) == "last"
 
