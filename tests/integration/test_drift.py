@@ -72,16 +72,21 @@ def test_hand_edits_are_healed_by_default_and_only_reported_when_asked(harness: 
     edit_by_hand(harness, HEALED)
     edit_by_hand(harness, REPORTED)
 
-    healed_events = eventually(
-        lambda: [e for e in harness.events(HEALED) if e.reason == "DriftHealed"],
-        lambda found: len(found) == 1,
+    image_edit = "containers[0].image: declared 'mysql:5.7', found 'mysql:8.0'"
+    port_edit = f"Service/{HEALED} spec.ports[0].port: declared 3306, found 3307"
+
+    def healed() -> list[str]:
+        return [e.message or "" for e in harness.events(HEALED) if e.reason == "DriftHealed"]
+
+    # One heal, or two when a pass ran between the two edits and saw only the first.
+    said = eventually(
+        healed,
+        lambda found: image_edit in " ".join(found) and port_edit in " ".join(found),
         timeout_s=90,
         interval_s=1,
-        what="the drift healed",
+        what="both edits healed",
     )
-    said = healed_events[0].message
-    assert "containers[0].image: declared 'mysql:5.7', found 'mysql:8.0'" in said, said
-    assert f"Service/{HEALED} spec.ports[0].port: declared 3306, found 3307" in said, said
+    assert 1 <= len(said) <= 2, said
     assert image_and_port(harness, HEALED) == ("mysql:5.7", 3306)
     settled = harness.wait_for(
         HEALED,
@@ -92,10 +97,12 @@ def test_hand_edits_are_healed_by_default_and_only_reported_when_asked(harness: 
     assert (condition(settled, "Ready") or {}).get("status") == "True"
     history = harness.history(HEALED)
     assert history.returncode == 0, history.stderr
-    latest = json.loads(history.stdout)["updates"][0]
-    assert (latest["kind"], latest["result"]) == ("heal", "succeeded"), latest
-    assert "DriftHealing: putting back what was edited by hand" in latest["cause"], latest
-    assert latest["resourceChanges"].get("replace") == 1, latest
+    heals = [u for u in json.loads(history.stdout)["updates"] if u["kind"] == "heal"]
+    assert len(heals) == len(said), heals
+    for heal in heals:
+        assert heal["result"] == "succeeded", heal
+        assert "DriftHealing: putting back what was edited by hand" in heal["cause"], heal
+    assert sum(heal["resourceChanges"].get("replace", 0) for heal in heals) == 1, heals
 
     reported = harness.wait_for(
         REPORTED,
