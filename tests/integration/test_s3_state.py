@@ -5,10 +5,7 @@ and the passphrase."""
 
 from __future__ import annotations
 
-import base64
 import json
-import re
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +16,9 @@ import yaml
 from kubernetes import client
 from localcluster import object_store
 
-from reconciler.s3 import Credentials, S3Client
-from tests.conftest import CLUSTER
+from reconciler.s3 import S3Client
 from tests.harness import Harness, harness_in_new_namespace
+from tests.local_s3 import local_store
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -39,38 +36,18 @@ def state_url(
     the environment every reconciler process of the test inherits; the prefix is emptied
     afterwards."""
     assert BUCKET in object_store.BUCKETS
-    env = subprocess.run(
-        [str(CLUSTER), "env", "--state-dir", str(kubeconfig.parent)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found = re.search(r"^export AWS_ENDPOINT_URL='(\S+)'$", env.stdout, re.M)
-    if env.returncode != 0 or found is None:
-        pytest.fail(f"this test needs the local cluster's S3 store: {env.stderr.strip()}")
-    endpoint = found.group(1)
-    data = (
-        client.CoreV1Api(api_client)
-        .read_namespaced_secret(object_store.SECRET, object_store.NAMESPACE)
-        .data
-        or {}
-    )
-    credentials = Credentials(
-        base64.b64decode(data["access_key_id"]).decode(),
-        base64.b64decode(data["secret_access_key"]).decode(),
-    )
+    store = local_store(kubeconfig, api_client)
     prefix = f"test-state-{uuid.uuid4().hex[:8]}"
     url = (
-        f"s3://{BUCKET}/{prefix}?endpoint={endpoint}&region={object_store.REGION}"
+        f"s3://{BUCKET}/{prefix}?endpoint={store.endpoint}&region={object_store.REGION}"
         "&use_path_style=true"
     )
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", store.credentials.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", store.credentials.secret_access_key)
     monkeypatch.setenv("MYSQL_OPERATOR_BACKEND_URL", url)
-    store = S3Client(endpoint, credentials)
-    yield url, store, prefix
-    for item in list(store.list_objects(BUCKET, f"{prefix}/")):
-        store.delete_object(BUCKET, item.key)
+    yield url, store.client, prefix
+    for item in list(store.client.list_objects(BUCKET, f"{prefix}/")):
+        store.client.delete_object(BUCKET, item.key)
 
 
 @pytest.fixture
