@@ -194,6 +194,14 @@ def load_crd(path: Path = CRD_FILE) -> dict[str, Any]:
     return document
 
 
+def _from_secret(name: str, secret: str, key: str) -> EnvVarArgs:
+    """A variable that holds a Secret's value, by reference only."""
+    return EnvVarArgs(
+        name=name,
+        value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=secret, key=key)),
+    )
+
+
 def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
     """The reconciler's settings (reconciler/settings.py reads `MYSQL_OPERATOR_<NAME>`)."""
 
@@ -221,14 +229,7 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
     if config.backend_credentials_secret is not None:
         # The state store's keys, only ever as references to the Secret.
         env += [
-            EnvVarArgs(
-                name=name,
-                value_from=EnvVarSourceArgs(
-                    secret_key_ref=SecretKeySelectorArgs(
-                        name=config.backend_credentials_secret, key=key
-                    )
-                ),
-            )
+            _from_secret(name, config.backend_credentials_secret, key)
             for name, key in (
                 ("AWS_ACCESS_KEY_ID", "access_key_id"),
                 ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
@@ -249,14 +250,7 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
         ]
     env += [
         # The passphrase only ever travels as a reference to the Secret.
-        EnvVarArgs(
-            name=DEFAULT_PASSPHRASE_ENV,
-            value_from=EnvVarSourceArgs(
-                secret_key_ref=SecretKeySelectorArgs(
-                    name=names.passphrase_secret, key=PASSPHRASE_KEY
-                )
-            ),
-        ),
+        _from_secret(DEFAULT_PASSPHRASE_ENV, names.passphrase_secret, PASSPHRASE_KEY),
         # The CLI writes its workspace files under PULUMI_HOME; the root filesystem is
         # read-only, so that is an emptyDir (the image puts the provider plugin on PATH).
         EnvVarArgs(name="PULUMI_HOME", value=PULUMI_HOME),
