@@ -523,19 +523,13 @@ class Gateway:
 
     def create_lease(self, namespace: str, manifest: Mapping[str, Any]) -> bool:
         """Creates the Lease; False when another candidate created it first."""
-        try:
-            self.coordination.create_namespaced_lease(
+        return self._create(
+            lambda: self.coordination.create_namespaced_lease(
                 namespace,
                 dict(manifest),  # type: ignore[arg-type]
                 _request_timeout=LEASE_TIMEOUT_S,
             )
-        except ApiException as error:
-            if error.status == 409:
-                return False
-            raise _unavailable(error) from None
-        except TransportError as error:
-            raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
-        return True
+        )
 
     def replace_lease(self, namespace: str, name: str, manifest: Mapping[str, Any]) -> None:
         """Replaces the Lease at the resourceVersion in `manifest`; raises Conflict when it
@@ -588,15 +582,18 @@ class Gateway:
         except TransportError as error:
             raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
 
-    def _create(self, call: Callable[[], Any]) -> None:
-        """A create that is done when the object exists already (409): repeatable."""
+    def _create(self, call: Callable[[], Any]) -> bool:
+        """A create that is done when the object exists already (409): repeatable. False
+        when it existed."""
         try:
             call()
         except ApiException as error:
             if error.status != 409:
                 raise _unavailable(error) from None
+            return False
         except TransportError as error:
             raise ApiUnavailable(f"Kubernetes API unreachable: {error}") from None
+        return True
 
     def _delete(self, call: Callable[[], Any]) -> None:
         try:
