@@ -41,7 +41,7 @@ from pulumi_kubernetes.rbac.v1 import (
 )
 
 from infra.config import InstallConfig
-from infra.rbac import LEASE_RULES, RULES, cluster_rules, namespaced_rules
+from infra.rbac import LEASE_RULES, OWN_POD_RULES, RULES, cluster_rules, namespaced_rules
 from infra.resources import (
     BACKUP_CRD_FILE,
     PASSPHRASE_KEY,
@@ -71,7 +71,7 @@ class Installed:
     cluster_role: ClusterRole
     cluster_role_binding: ClusterRoleBinding
     roles: tuple[Role, ...]  # one per watched namespace, when only some are watched
-    lease_role: Role | None  # with leader election: the Lease in the operator's namespace
+    own_role: Role  # in the operator's namespace: its pods, and the Lease with election
     host_path_policy: ValidatingAdmissionPolicy
     state_volume: PersistentVolume | None
     state_claim: PersistentVolumeClaim | None
@@ -190,25 +190,24 @@ class _Installation:
                 )
             )
             roles.append(role)
-        lease_role = None
-        if config.leader_election:
-            lease_role = Role(
-                "lease-role",
-                metadata=metadata(config, names.lease_role),
-                rules=policy_rules(LEASE_RULES),
-                opts=self.opts(depends_on=in_namespace),
+        own_rules = OWN_POD_RULES + (LEASE_RULES if config.leader_election else ())
+        own_role = Role(
+            "own-namespace-role",
+            metadata=metadata(config, names.own_role),
+            rules=policy_rules(own_rules),
+            opts=self.opts(depends_on=in_namespace),
+        )
+        role_bindings.append(
+            RoleBinding(
+                "own-namespace-role-binding",
+                metadata=metadata(config, names.own_role),
+                role_ref=RoleRefArgs(
+                    api_group="rbac.authorization.k8s.io", kind="Role", name=names.own_role
+                ),
+                subjects=subjects,
+                opts=self.opts(depends_on=[own_role, service_account]),
             )
-            role_bindings.append(
-                RoleBinding(
-                    "lease-role-binding",
-                    metadata=metadata(config, names.lease_role),
-                    role_ref=RoleRefArgs(
-                        api_group="rbac.authorization.k8s.io", kind="Role", name=names.lease_role
-                    ),
-                    subjects=subjects,
-                    opts=self.opts(depends_on=[lease_role, service_account]),
-                )
-            )
+        )
         policy_spec, binding_spec = host_path_policy(config)
         policy = ValidatingAdmissionPolicy(
             "host-path-policy",
@@ -253,7 +252,7 @@ class _Installation:
             cluster_role=cluster_role,
             cluster_role_binding=binding,
             roles=tuple(roles),
-            lease_role=lease_role,
+            own_role=own_role,
             host_path_policy=policy,
             state_volume=state_volume,
             state_claim=state_claim,

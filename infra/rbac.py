@@ -79,7 +79,10 @@ RULES: Final[tuple[Rule, ...]] = (
 )
 
 
-# With leader election: the Lease, in the operator's own namespace only (a Role there).
+# In the operator's own namespace only (a Role there): its own pods, to tell whether the
+# holder of a stack lock still runs (reconciler/stale_locks.py).
+OWN_POD_RULES: Final[tuple[Rule, ...]] = (Rule(("",), ("pods",), ("get",)),)
+# With leader election: the Lease, in the operator's own namespace only (the same Role).
 LEASE_RULES: Final[tuple[Rule, ...]] = (
     Rule(("coordination.k8s.io",), ("leases",), ("get", "create", "update")),
 )

@@ -64,7 +64,7 @@ class Names:
     cluster_role: str  # cluster-scoped: the namespace keeps two installations apart
     cluster_role_binding: str
     role: str  # in each watched namespace, when the operator watches only some
-    lease_role: str  # in the operator's namespace, with leader election
+    own_role: str  # in the operator's namespace: its pods, and the Lease with election
     state_claim: str
     state_volume: str  # cluster-scoped, only with stateHostPath
     passphrase_secret: str
@@ -80,7 +80,7 @@ def names_for(config: InstallConfig) -> Names:
         cluster_role=f"{APP}:{ns}",
         cluster_role_binding=f"{APP}:{ns}",
         role=f"{APP}:{ns}",
-        lease_role=f"{APP}-leader-election",
+        own_role=f"{APP}-own-namespace",
         state_claim=f"{APP}-state",
         state_volume=f"{APP}-state-{ns}",
         passphrase_secret=f"{APP}-state-passphrase",
@@ -237,17 +237,18 @@ def operator_env(config: InstallConfig, names: Names) -> list[EnvVarArgs]:
         ]
     if config.leader_election:
         env.append(setting("LEADER_ELECT", "true"))
-        # The Lease's namespace, and the pod's name in the holder's identity.
-        env += [
-            EnvVarArgs(
-                name=name,
-                value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path=path)),
-            )
-            for name, path in (
-                ("POD_NAME", "metadata.name"),
-                ("POD_NAMESPACE", "metadata.namespace"),
-            )
-        ]
+    # The pod's name and namespace: the Lease's holder identity and namespace, and where
+    # the holder of a stack lock (a pod's name) is looked up.
+    env += [
+        EnvVarArgs(
+            name=name,
+            value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path=path)),
+        )
+        for name, path in (
+            ("POD_NAME", "metadata.name"),
+            ("POD_NAMESPACE", "metadata.namespace"),
+        )
+    ]
     env += [
         # The passphrase only ever travels as a reference to the Secret.
         _from_secret(DEFAULT_PASSPHRASE_ENV, names.passphrase_secret, PASSPHRASE_KEY),

@@ -142,9 +142,14 @@ def broken_stack_sidecars(directory: Path, project: str, stack: str) -> list[Pat
     return [path for path in candidates if is_broken_sidecar(path)]
 
 
-def is_locked(directory: Path, project: str, stack: str) -> bool:
-    """Whether a lock file exists for the stack."""
-    return any(any(found.iterdir()) for found in _lock_dirs(directory, project, stack))
+def lock_files(directory: Path, project: str, stack: str) -> list[Path]:
+    """The stack's lock files, one per holder."""
+    return sorted(
+        path
+        for found in _lock_dirs(directory, project, stack)
+        for path in found.glob("*.json")
+        if path.is_file()
+    )
 
 
 # A new stack's files: its configuration `Pulumi.<stack>.yaml` in the work directory, which

@@ -7,9 +7,9 @@ never logged or put into an exception message.
 
 Errors come out as `StackError` with a `FailureKind`, so that the caller can tell a bad
 spec from a transient failure from a stuck stack. A stack left
-locked or with pending operations by a crash is recovered here before the next run:
-the DIY lock is cancelled (only one reconciler drives a stack, so a lock found at the
-start of a run is stale), and pending operations are dropped from the checkpoint with an
+locked or with pending operations by a crash is recovered here before the next run: a
+DIY lock is removed only when its holder is provably gone (stale_locks.py), else the run
+stops and names the holder; pending operations are dropped from the checkpoint with an
 export/import.
 """
 
@@ -38,8 +38,9 @@ from pulumi import automation as auto
 # (test_driver_helpers.py).
 from pulumi.automation._stack import StackInitMode
 
-from reconciler import backend_files
+from reconciler import backend_files, backend_locks
 from reconciler.backend_files import deployed_kubernetes_objects, drop_pending_operations
+from reconciler.backend_locks import local_identity
 from reconciler.desired import Desired
 from reconciler.engine_events import RunTimings, StepClock
 from reconciler.history import HistoryEntry
@@ -47,6 +48,8 @@ from reconciler.history import entry as history_entry
 from reconciler.observation import StackState
 from reconciler.program import ClusterAccess, build_program
 from reconciler.runs import FailureKind, RunResult, StackError, stack_name
+from reconciler.s3 import S3Error
+from reconciler.stale_locks import StackLock, Verdict
 from reconciler.status import ToolchainVersions
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,9 @@ class DriverConfig:
     cluster: ClusterAccess
     # repr=False: settings objects end up in logs.
     passphrase: str = field(repr=False)
+    # Whether a stack lock's holder is provably gone; by default only this host's
+    # processes are looked at (backend_locks.HolderCheck).
+    lock_judge: Callable[[StackLock], Verdict] | None = field(default=None, compare=False)
 
 
 def translate(error: auto.CommandError) -> StackError:
@@ -235,6 +241,8 @@ class Driver:
         self._command_lock = threading.Lock()
         self._stack_template: backend_files.StackTemplate | None = None
         self._stack_template_sought = False
+        self._lock_store = backend_locks.lock_store(config.backend_url, config.project_name)
+        self._judge_lock = config.lock_judge or backend_locks.HolderCheck(local_identity())
 
     def _pulumi_command(self) -> auto.PulumiCommand:
         """One CLI handle for every workspace: each new one runs `pulumi version` to check it."""
@@ -527,13 +535,13 @@ class Driver:
 
     def _failure(self, stack: auto.Stack, error: auto.CommandError) -> StackError:
         if isinstance(error, auto.ConcurrentUpdateError):
-            # With one reconciler and one operation per stack, the lock is a crash's:
-            # clear it now, and let the caller retry with backoff.
+            # Another holder's lock: removed only if that holder is provably gone; either
+            # way the caller retries with backoff.
             try:
-                stack.cancel()
-            except auto.CommandError as cancel_error:
-                log.warning("stack %s: cancel failed: %s", stack.name, cancel_error)
-            return StackError(FailureKind.STUCK, "the stack was locked by a crashed run")
+                self._clear_stale_locks(stack.name)
+            except StackError as stuck:
+                return stuck
+            return StackError(FailureKind.STUCK, "the stack was locked by a run that has ended")
         return translate(error)
 
     def repair_backend(self) -> None:
@@ -543,19 +551,15 @@ class Driver:
             _remove_sidecars(backend_files.broken_sidecars(self._backend_directory))
 
     def _recover(self, stack: auto.Stack) -> None:
-        """Clears what a crashed run left: unreadable sidecars, a lock, then pending
-        operations."""
+        """Clears what a crashed run left: unreadable sidecars, locks whose holders are
+        gone, then pending operations."""
         directory = self._backend_directory
         if directory is not None:
             _remove_sidecars(
                 backend_files.broken_stack_sidecars(directory, self.config.project_name, stack.name)
             )
-        if self._is_locked(stack):
-            log.warning("stack %s was locked by a crashed run: cancelling", stack.name)
-            try:
-                stack.cancel()
-            except auto.CommandError as error:
-                raise StackError(FailureKind.STUCK, summarize_error(str(error))) from None
+        if self._lock_store is not None:
+            self._clear_stale_locks(stack.name)
         if self._checkpoint_is_clean(stack):
             return  # no `stack export` (a CLI run and a passphrase decryption) per reconcile
         try:
@@ -568,12 +572,38 @@ class Driver:
         log.warning("stack %s had %d pending operations: dropping them", stack.name, count)
         stack.import_stack(auto.Deployment(version=exported.version, deployment=cleaned))
 
-    def _is_locked(self, stack: auto.Stack) -> bool:
-        # The DIY backend keeps locks as files; anything else is asked through the engine.
-        directory = self._backend_directory
-        return directory is not None and backend_files.is_locked(
-            directory, self.config.project_name, stack.name
-        )
+    def _clear_stale_locks(self, stack: str) -> None:
+        """Removes the stack's locks whose holders are provably gone; raises STUCK, naming
+        the holders, when any lock is left."""
+        store = self._lock_store
+        if store is None:
+            raise StackError(
+                FailureKind.STUCK,
+                "the stack is locked, and this process cannot read the backend's locks to "
+                "tell whether their holders still run",
+            )
+        left: list[str] = []
+        try:
+            locks, unreadable = store.locks(stack)
+            for lock in locks:
+                verdict = self._judge_lock(lock)
+                if verdict.gone:
+                    log.warning(
+                        "stack %s: removing the lock of %s: %s",
+                        stack,
+                        lock.holder(),
+                        verdict.reason,
+                    )
+                    store.remove(lock)
+                else:
+                    left.append(f"{lock.holder()}: {verdict.reason}")
+        except (OSError, S3Error) as error:
+            raise StackError(
+                FailureKind.STUCK, f"the stack is locked, and its locks cannot be read: {error}"
+            ) from None
+        left += [f"{key}: unreadable" for key in unreadable]
+        if left:
+            raise StackError(FailureKind.STUCK, "the stack is locked by " + "; ".join(left))
 
     def _is_cloud_backend(self) -> bool:
         """A Pulumi Cloud-style service, which numbers updates; every other is DIY."""

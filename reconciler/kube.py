@@ -514,6 +514,12 @@ class Gateway:
             return True  # gone is as terminating as it gets
         return (found.get("status") or {}).get("phase") == "Terminating"
 
+    def get_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """A pod of the operator's own (the holder of a stack lock)."""
+        return self._get(
+            lambda: self.core.read_namespaced_pod(name, namespace, _preload_content=False)
+        )
+
     # -- the leader election's Lease ----------------------------------------------------
 
     def get_lease(self, namespace: str, name: str) -> Mapping[str, Any] | None:

@@ -18,21 +18,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Final, TextIO
 
+from reconciler.backend_locks import HolderCheck, local_identity
 from reconciler.driver import Driver, DriverConfig
 from reconciler.executor import Executor, Outcome
 from reconciler.fingerprint import fingerprint_key
 from reconciler.http import serve
-from reconciler.kube import LEASE_TIMEOUT_S, Gateway, Kind, load_api_client
+from reconciler.kube import LEASE_TIMEOUT_S, ApiUnavailable, Gateway, Kind, load_api_client
 from reconciler.leader import Elector
 from reconciler.memory import pin_mmap_threshold
 from reconciler.metrics import Metrics
 from reconciler.program import ClusterAccess
 from reconciler.queue import Backoff, ShutDown, WorkQueue
 from reconciler.settings import Settings, SettingsError
+from reconciler.stale_locks import PodFacts, pod_facts
 from reconciler.vocabulary import LABEL_PASSWORD_SECRET
 from reconciler.watch import OWNED_SELECTOR, BackupIndex, Health, Key, WatchLoop
 
@@ -89,7 +92,11 @@ def resolve_passphrase(settings: Settings, gateway: Gateway) -> str:
     return value
 
 
-def make_driver(settings: Settings, passphrase: str) -> Driver:
+def make_driver(settings: Settings, passphrase: str, gateway: Gateway | None = None) -> Driver:
+    """With a gateway, in a pod ($POD_NAME, $POD_NAMESPACE), stack locks left by this
+    operator's other pods can be judged too (stale_locks.py)."""
+    identity = local_identity(os.environ.get("POD_NAMESPACE"), os.environ.get("POD_NAME"))
+    read_pod = partial(_pod_facts, gateway) if gateway is not None else None
     return Driver(
         DriverConfig(
             project_name=settings.project_name,
@@ -97,8 +104,16 @@ def make_driver(settings: Settings, passphrase: str) -> Driver:
             work_dir=settings.state_dir / WORK_DIR,
             cluster=ClusterAccess(kubeconfig=_kubeconfig_path(settings)),
             passphrase=passphrase,
+            lock_judge=HolderCheck(identity, read_pod),
         )
     )
+
+
+def _pod_facts(gateway: Gateway, namespace: str, name: str) -> PodFacts | None:
+    try:
+        return pod_facts(gateway.get_pod(namespace, name))
+    except ApiUnavailable:
+        return None
 
 
 def _kubeconfig_path(settings: Settings) -> str | None:
@@ -219,7 +234,7 @@ def _reconcile(
     on_stop: list[Callable[[], None]],
 ) -> int:
     passphrase = resolve_passphrase(settings, gateway)
-    driver = make_driver(settings, passphrase)
+    driver = make_driver(settings, passphrase, gateway)
     driver.repair_backend()
     wrong = driver.check_passphrase()
     if wrong is not None:

@@ -13,6 +13,9 @@ truncates in place: the empty sidecar makes every later read of the checkpoint f
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +29,7 @@ from reconciler.desired import Desired
 from reconciler.driver import Driver, DriverConfig, _workspace_kwargs
 from reconciler.observation import StackState
 from reconciler.program import ClusterAccess
-from reconciler.runs import StackError
+from reconciler.runs import FailureKind, StackError
 from reconciler.spec import parse_instance
 from reconciler.vocabulary import Stage
 from tests.harness import GROUP, PLURAL, VERSION, harness_in_new_namespace
@@ -69,16 +72,7 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
         lock_dir = backend / ".pulumi" / "locks" / "organization" / PROJECT / stack
         assert lock_dir.is_dir(), "the DIY backend's lock layout changed"
         lock = lock_dir / f"{uuid.uuid4()}.json"
-        lock.write_text(
-            json.dumps(
-                {
-                    "pid": 999999,
-                    "username": "crashed",
-                    "hostname": "gone",
-                    "timestamp": "2026-01-01T00:00:00Z",
-                }
-            )
-        )
+        lock.write_text(lock_content(socket.gethostname(), ended_pid()))
         checkpoint = next((backend / ".pulumi" / "stacks" / PROJECT).glob(f"{stack}.json"))
         state = json.loads(checkpoint.read_text())
         urn = state["checkpoint"]["latest"]["resources"][-1]["urn"]
@@ -98,6 +92,37 @@ def test_a_stale_lock_and_pending_operations_are_recovered(
         state = driver.stack_state(namespace_name, NAME, definite=True)
         assert state is not None
         assert state.deployed
+
+        # A lock whose holder may still run (here: another machine's) stays, and the run
+        # stops naming it; the stack is not touched.
+        foreign = lock_dir / f"{uuid.uuid4()}.json"
+        foreign.write_text(lock_content("ci-runner-7", 4242))
+        with pytest.raises(StackError) as stopped:
+            driver.up(Desired(instance, Stage.SERVING))
+        assert stopped.value.kind is FailureKind.STUCK
+        assert "the stack is locked by someone@ci-runner-7 (pid 4242" in str(stopped.value)
+        assert foreign.exists()
+        foreign.unlink()
+        assert driver.up(Desired(instance, Stage.SERVING)).result == "succeeded"
+
+
+def lock_content(hostname: str, pid: int) -> str:
+    """A lock file as the CLI writes it."""
+    return json.dumps(
+        {
+            "pid": pid,
+            "username": "someone",
+            "hostname": hostname,
+            "timestamp": "2026-01-01T00:00:00Z",
+        }
+    )
+
+
+def ended_pid() -> int:
+    """The pid of a process that has ended (and been reaped) on this host."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_an_emptied_metadata_sidecar_no_longer_blocks_the_stack(tmp_path: Path) -> None:

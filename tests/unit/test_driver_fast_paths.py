@@ -6,6 +6,9 @@ command stands in for the CLI: nothing here runs the engine."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -411,13 +414,26 @@ def test_recovery_removes_only_the_stacks_broken_sidecars(tmp_path: Path) -> Non
     sidecars["other"].write_bytes(b"")
     subject = driver(f"file://{tmp_path}", tmp_path)
     write_checkpoint(tmp_path, {"resources": []})  # clean: no export needed
-    cancels: list[str] = []
-    stack: Any = SimpleNamespace(name=STACK, cancel=lambda: cancels.append(STACK))
+    # The lock of a process of this host that has ended: removed with its sidecar.
+    lock = Path(str(sidecars["lock"]).removesuffix(".attrs"))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": child.pid,
+                "username": "app",
+                "hostname": socket.gethostname(),
+                "timestamp": "2026-12-03T10:00:00Z",
+            }
+        )
+    )
+    stack: Any = SimpleNamespace(name=STACK)
     subject._recover(stack)
-    assert cancels == [STACK]  # the lock file is still there: recovery goes on past sidecars
+    assert not lock.exists()  # recovery went on past the sidecars
+    assert not sidecars["lock"].exists()
     assert not sidecars["backup"].exists()
     assert sidecars["checkpoint"].exists()
-    assert sidecars["lock"].exists()
     assert sidecars["other"].exists()  # another stack's: left for its own recovery
 
     subject.repair_backend()

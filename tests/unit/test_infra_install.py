@@ -110,6 +110,8 @@ def test_declares_every_object_once(default: Rendered) -> None:
             (SERVICE_ACCOUNT, "service-account"),
             (CLUSTER_ROLE, "cluster-role"),
             (BINDING, "cluster-role-binding"),
+            (ROLE, "own-namespace-role"),
+            (ROLE_BINDING, "own-namespace-role-binding"),
             (PVC, "state-claim"),
             (SECRET, "state-passphrase"),
             (DEPLOYMENT, "reconciler"),
@@ -326,19 +328,25 @@ def test_the_environment_is_what_the_reconciler_settings_read(
     assert settings.passphrase.env_var == DEFAULT_PASSPHRASE_ENV
 
 
-def test_leader_election_gets_a_lease_role_in_the_operators_namespace_only(
+def test_the_operators_namespace_role_reads_its_pods_and_with_election_the_lease(
     monkeypatch: pytest.MonkeyPatch, default: Rendered
 ) -> None:
-    assert default.installed.lease_role is None
+    pods = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}
+    assert default.one(ROLE, "own-namespace-role").inputs["rules"] == [pods]
     assert "MYSQL_OPERATOR_LEADER_ELECT" not in env_of(default.container())
+    assert "POD_NAME" in env_of(default.container())
     rendered = render(config_of(leaderElection="true"), monkeypatch)
-    role = rendered.one(ROLE, "lease-role").inputs
+    role = rendered.one(ROLE, "own-namespace-role").inputs
     assert role["metadata"]["namespace"] == "ops"
     assert role["rules"] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": verbs}
-        for verbs in (["get", "create", "update"],)
+        pods,
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        },
     ]
-    binding = rendered.one(ROLE_BINDING, "lease-role-binding").inputs
+    binding = rendered.one(ROLE_BINDING, "own-namespace-role-binding").inputs
     assert binding["metadata"]["namespace"] == "ops"
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
@@ -451,13 +459,15 @@ def test_watching_some_namespaces_grants_namespaced_rights_in_those_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rendered = render(config_of(watchedNamespaces=["team-a", "team-b"]), monkeypatch)
-    roles = [r for r in rendered.all if r.type == ROLE]
+    roles = [r for r in rendered.all if r.type == ROLE and r.name != "own-namespace-role"]
     assert sorted(r.inputs["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         resources = {res for rule in role.inputs["rules"] for res in rule["resources"]}
         assert "secrets" in resources
         assert "persistentvolumes" not in resources
-    bindings = [r for r in rendered.all if r.type == ROLE_BINDING]
+    bindings = [
+        r for r in rendered.all if r.type == ROLE_BINDING and r.name != "own-namespace-role-binding"
+    ]
     assert sorted(b.inputs["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:
         assert binding.inputs["roleRef"]["kind"] == "Role"
@@ -471,9 +481,11 @@ def test_watching_some_namespaces_grants_namespaced_rights_in_those_only(
     assert namespaces["verbs"] == ["get"]
 
 
-def test_watching_every_namespace_needs_no_roles(default: Rendered) -> None:
-    assert ROLE not in default.types()
-    assert ROLE_BINDING not in default.types()
+def test_watching_every_namespace_needs_no_roles_beyond_the_operators_namespace(
+    default: Rendered,
+) -> None:
+    roles = [r for r in default.all if r.type in (ROLE, ROLE_BINDING)]
+    assert sorted(r.name for r in roles) == ["own-namespace-role", "own-namespace-role-binding"]
 
 
 def test_the_entry_point_keeps_the_passphrase_an_earlier_installation_left(

@@ -22,7 +22,7 @@ from typing import Final
 
 import pytest
 
-from infra.rbac import API_GROUP, LEASE_RULES, MANAGE, READ, RULES, permissions
+from infra.rbac import API_GROUP, LEASE_RULES, MANAGE, OWN_POD_RULES, READ, RULES, permissions
 from reconciler.program import SKIP_AWAIT
 from reconciler.vocabulary import API_GROUP as RECONCILER_API_GROUP
 
@@ -97,6 +97,7 @@ METHOD_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
     ("BatchV1Api", "list_job_for_all_namespaces"): ("batch", "jobs", "list"),
     ("StorageV1Api", "read_storage_class"): ("storage.k8s.io", "storageclasses", "get"),
     ("CoreV1Api", "read_namespaced_service"): ("", "services", "get"),
+    ("CoreV1Api", "read_namespaced_pod"): ("", "pods", "get"),
     ("CoordinationV1Api", "read_namespaced_lease"): (*LEASES, "get"),
     ("CoordinationV1Api", "create_namespaced_lease"): (*LEASES, "create"),
     ("CoordinationV1Api", "replace_namespaced_lease"): (*LEASES, "update"),
@@ -264,9 +265,17 @@ def test_the_scans_find_what_the_reconciler_is_known_to_do() -> None:
     assert set(program_kinds()) == set(PLURALS)
 
 
+# Needs only in the operator's own namespace (its Role there).
+OWN_NAMESPACE_NEEDS: Final = {("", "pods", "get")}
+
+
 def watched_needs() -> set[Permission]:
     """What the reconciler needs in the namespaces it watches (and cluster-wide)."""
-    return {need for need in reconciler_needs() if need[:2] != LEASES}
+    return {
+        need
+        for need in reconciler_needs()
+        if need[:2] != LEASES and need not in OWN_NAMESPACE_NEEDS
+    }
 
 
 def test_the_role_allows_everything_the_reconciler_calls() -> None:
@@ -279,6 +288,13 @@ def test_the_lease_role_is_exactly_what_leader_election_calls() -> None:
     assert lease_needs == {(*LEASES, "get"), (*LEASES, "create"), (*LEASES, "update")}
     assert permissions(LEASE_RULES) == lease_needs
     assert not {granted[:2] for granted in permissions()} & {LEASES}, "Leases cluster-wide"
+
+
+def test_the_own_namespace_role_reads_exactly_the_operators_pods() -> None:
+    # A stack lock's holder is a pod of the operator's (stale_locks.py).
+    assert reconciler_needs() >= OWN_NAMESPACE_NEEDS
+    assert permissions(OWN_POD_RULES) == OWN_NAMESPACE_NEEDS
+    assert not OWN_NAMESPACE_NEEDS & permissions(), "pods readable one by one cluster-wide"
 
 
 def test_the_role_allows_everything_the_stack_program_manages() -> None:

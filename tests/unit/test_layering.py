@@ -57,6 +57,7 @@ PURE: Final = (
     "drift",
     "passwords",
     "leases",
+    "stale_locks",
 )
 
 
