@@ -2,6 +2,7 @@
 CLI run: whether a stack has a checkpoint, how many Kubernetes objects it holds, whether
 it has pending operations, whether it is locked, which metadata sidecars a crash left
 unreadable; and the files of a new, empty stack, made from those of one the CLI created.
+Also what an exported state records of the last `up` (for previews).
 Functions of paths and file contents only; a file that cannot be read that way (another
 backend, a compressed or half-written file) answers "cannot tell", and the driver then
 asks the CLI.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -85,6 +86,51 @@ def deployed_kubernetes_objects(deployment: Mapping[str, Any] | None) -> int:
         for resource in resources
         if str(resource.get("type", "")).startswith(KUBERNETES_PREFIX)
         and not str(resource.get("type", "")).startswith(PROVIDER_TYPE_PREFIX)
+    )
+
+
+# How a decrypted secret looks in `pulumi stack export --show-secrets`: the secret
+# signature, and the value as JSON text.
+SECRET_SIGNATURE_KEY: Final = "4dabf18193072939515e22adb298388d"  # noqa: S105 (a marker)
+SECRET_SIGNATURE: Final = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 (a marker)
+PROVIDER_TYPE: Final = "pulumi:providers:kubernetes"
+SECRET_TYPE: Final = "kubernetes:core/v1:Secret"  # noqa: S105 (a type name)
+
+
+def revealed(value: Any) -> Any:
+    """`value` with every decrypted secret replaced by its plain value."""
+    if isinstance(value, Mapping):
+        if value.get(SECRET_SIGNATURE_KEY) == SECRET_SIGNATURE and "plaintext" in value:
+            return revealed(json.loads(value["plaintext"]))
+        return {key: revealed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [revealed(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a stack's state says about its last `up`: the provider's inputs (kubeconfig
+    and context, as the program declared them) and the password its Secret holds."""
+
+    kubeconfig: str | None
+    context: str | None
+    password: str | None = field(repr=False)
+
+
+def recorded(deployment: Mapping[str, Any], secret_name: str, key: str) -> Recorded:
+    """Read from an export with secrets shown (`pulumi stack export --show-secrets`)."""
+    kubeconfig = context = password = None
+    for resource in deployment.get("resources") or []:
+        kind, inputs = resource.get("type"), revealed(resource.get("inputs") or {})
+        if kind == PROVIDER_TYPE:
+            kubeconfig, context = inputs.get("kubeconfig"), inputs.get("context")
+        elif kind == SECRET_TYPE and (inputs.get("metadata") or {}).get("name") == secret_name:
+            password = (inputs.get("stringData") or {}).get(key)
+    return Recorded(
+        kubeconfig=str(kubeconfig) if kubeconfig is not None else None,
+        context=str(context) if context is not None else None,
+        password=str(password) if password is not None else None,
     )
 
 

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from reconciler.history import render as render_history
 from reconciler.kube import Gateway, load_api_client
 from reconciler.names import names_for
 from reconciler.policy import desired_for
+from reconciler.program import ClusterAccess
 from reconciler.runner import AlreadyRunning, make_driver, resolve_passphrase, run
 from reconciler.runs import StackError, stack_name
 from reconciler.settings import (
@@ -140,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def preview(settings: Settings, manifest: Path, namespace: str | None, output: str) -> int:
+    """The plan of a manifest against the instance's stack. What it reads from the cluster
+    is the MySQL object only (its uid and how far it got); the password the stack
+    declares and the provider's settings come from the stack's own state. The engine runs
+    with no cluster at all (`without_cluster`), so the plan is the same wherever it runs:
+    in the operator's pod, or in CI with the bucket and the passphrase."""
     try:
         # `-`: e.g. `kubectl exec -i` into the reconciler's pod, which has the state.
         text = sys.stdin.read() if str(manifest) == "-" else manifest.read_text()
@@ -168,26 +175,56 @@ def preview(settings: Settings, manifest: Path, namespace: str | None, output: s
     # manifest's changes show.
     status = parse_status(live or {})
     restored = status.restore is not None and status.restore.phase is JobPhase.SUCCEEDED
-    # The stack declares the password the server has (a new one is rotated, not
-    # declared): the operator's Secret holds it once the instance was deployed.
-    applied = None
-    if live is not None:
-        try:
-            applied = gateway.secret_value(
-                instance.namespace, names_for(instance).credentials_secret, PASSWORD_KEY
-            )
-        except UnicodeDecodeError:
-            applied = None
     stage = Stage.SERVING if restored else Stage.RESTORING
-    desired = desired_for(instance, stage, status, applied or instance.spec.password)
-    try:
-        driver = make_driver(settings, resolve_passphrase(settings, gateway))
-        plan = driver.preview(desired)
-    except StackError as error:
-        print(f"reconciler preview: {error.kind.value}: {error.message}", file=sys.stderr)
-        return EXIT_ERROR
+    passphrase = resolve_passphrase(settings, gateway)
+    with tempfile.TemporaryDirectory(prefix="mysql-preview-") as scratch:
+        # A workspace of its own: never the running reconciler's.
+        driver = make_driver(
+            settings,
+            passphrase,
+            work_dir=Path(scratch) / "work",
+            engine_env=without_cluster(Path(scratch)),
+        )
+        try:
+            recorded = driver.recorded(
+                instance.namespace,
+                instance.name,
+                names_for(instance).credentials_secret,
+                PASSWORD_KEY,
+            )
+            # The stack declares the password the server has (a new one is rotated, not
+            # declared), and its provider exactly as the last `up` did.
+            applied = recorded.password if recorded is not None else None
+            desired = desired_for(instance, stage, status, applied or instance.spec.password)
+            cluster = (
+                ClusterAccess(recorded.kubeconfig, recorded.context)
+                if recorded is not None
+                else ClusterAccess()
+            )
+            plan = driver.preview(desired, cluster)
+        except StackError as error:
+            print(f"reconciler preview: {error.kind.value}: {error.message}", file=sys.stderr)
+            return EXIT_ERROR
     print(render_plan(plan, stack_name(instance.namespace, instance.name), output))
     return EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES
+
+
+def without_cluster(scratch: Path) -> dict[str, str]:
+    """The engine's environment for a preview: the provider finds no cluster to reach
+    (no $KUBECONFIG, an empty home without ~/.kube/config, no in-cluster variables), so it
+    plans from the state alone and never sends a request, not even a dry run. Removes
+    $KUBECONFIG from this process's environment, which the CLI inherits (the program
+    would otherwise take it for the provider's kubeconfig)."""
+    os.environ.pop("KUBECONFIG", None)
+    home = scratch / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "HOME": str(home),
+        # Plugins stay where they are.
+        "PULUMI_HOME": os.environ.get("PULUMI_HOME") or str(Path.home() / ".pulumi"),
+        "KUBERNETES_SERVICE_HOST": "",
+        "KUBERNETES_SERVICE_PORT": "",
+    }
 
 
 def history(settings: Settings, instance: str, output: str) -> int:

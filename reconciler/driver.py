@@ -39,7 +39,7 @@ from pulumi import automation as auto
 from pulumi.automation._stack import StackInitMode
 
 from reconciler import backend_files, backend_locks
-from reconciler.backend_files import deployed_kubernetes_objects, drop_pending_operations
+from reconciler.backend_files import Recorded, deployed_kubernetes_objects, drop_pending_operations
 from reconciler.backend_locks import local_identity
 from reconciler.desired import Desired
 from reconciler.engine_events import RunTimings, StepClock
@@ -109,6 +109,8 @@ class DriverConfig:
     # Whether a stack lock's holder is provably gone; by default only this host's
     # processes are looked at (backend_locks.HolderCheck).
     lock_judge: Callable[[StackLock], Verdict] | None = field(default=None, compare=False)
+    # More variables for every CLI run (previews hide the cluster this way: cli.py).
+    engine_env: Mapping[str, str] = field(default_factory=dict)
 
 
 def translate(error: auto.CommandError) -> StackError:
@@ -279,7 +281,11 @@ class Driver:
             work_dir=str(work_dir),
             project_settings=settings,
             secrets_provider="passphrase",
-            env_vars={**ENGINE_ENV, "PULUMI_CONFIG_PASSPHRASE": self.config.passphrase},
+            env_vars={
+                **ENGINE_ENV,
+                **self.config.engine_env,
+                "PULUMI_CONFIG_PASSPHRASE": self.config.passphrase,
+            },
             pulumi_command=self._pulumi_command(),
         )
 
@@ -425,10 +431,23 @@ class Driver:
             partial(stack.up, refresh=refresh, message=message, replace=urns or None),
         )
 
-    def preview(self, desired: Desired) -> Plan:
-        """The plan against the current state; creates nothing, not even the stack."""
+    def recorded(self, namespace: str, name: str, secret_name: str, key: str) -> Recorded | None:
+        """What the stack's state records of its last `up` (one CLI run, which decrypts
+        the state's secrets); None if there is no stack."""
+        try:
+            stack = self._stack(namespace, name, _noop_program, create=False)
+            exported = stack.workspace.export_stack(stack.name)  # --show-secrets
+        except auto.StackNotFoundError:
+            return None
+        except auto.CommandError as error:
+            raise translate(error) from None
+        return backend_files.recorded(exported.deployment or {}, secret_name, key)
+
+    def preview(self, desired: Desired, cluster: ClusterAccess | None = None) -> Plan:
+        """The plan against the current state; creates nothing, not even the stack, and
+        takes no lock. `cluster`: the provider's settings, when not the operator's own."""
         instance = desired.instance
-        program = build_program(desired, self.config.cluster)
+        program = build_program(desired, cluster or self.config.cluster)
         steps: list[PlannedStep] = []
 
         def record(event: auto.EngineEvent) -> None:

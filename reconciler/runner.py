@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -92,7 +92,14 @@ def resolve_passphrase(settings: Settings, gateway: Gateway) -> str:
     return value
 
 
-def make_driver(settings: Settings, passphrase: str, gateway: Gateway | None = None) -> Driver:
+def make_driver(
+    settings: Settings,
+    passphrase: str,
+    gateway: Gateway | None = None,
+    *,
+    work_dir: Path | None = None,
+    engine_env: Mapping[str, str] | None = None,
+) -> Driver:
     """With a gateway, in a pod ($POD_NAME, $POD_NAMESPACE), stack locks left by this
     operator's other pods can be judged too (stale_locks.py)."""
     identity = local_identity(os.environ.get("POD_NAMESPACE"), os.environ.get("POD_NAME"))
@@ -101,10 +108,11 @@ def make_driver(settings: Settings, passphrase: str, gateway: Gateway | None = N
         DriverConfig(
             project_name=settings.project_name,
             backend_url=settings.backend_url,
-            work_dir=settings.state_dir / WORK_DIR,
+            work_dir=work_dir or settings.state_dir / WORK_DIR,
             cluster=ClusterAccess(kubeconfig=_kubeconfig_path(settings)),
             passphrase=passphrase,
             lock_judge=HolderCheck(identity, read_pod),
+            engine_env=dict(engine_env or {}),
         )
     )
 

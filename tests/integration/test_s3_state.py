@@ -19,7 +19,8 @@ from localcluster import object_store
 from reconciler.s3 import S3Client
 from tests.harness import Harness, harness_in_new_namespace
 from tests.local_s3 import local_store
-from tests.support import eventually
+from tests.reader_kubeconfig import reader_kubeconfig
+from tests.support import api_client_for, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +73,11 @@ def test_the_example_lives_its_whole_life_with_its_state_on_s3(
 ) -> None:
     _url, store, prefix = state_url
     ns = harness.namespace
+    # The reconciler's own copy of the kubeconfig: its path is what the stacks' provider
+    # records.
+    operator_kubeconfig = tmp_path / "operator.kubeconfig"
+    operator_kubeconfig.write_bytes(harness.kubeconfig.read_bytes())
+    harness.kubeconfig = operator_kubeconfig
     checkpoint = f"{prefix}/.pulumi/stacks/{PROJECT}/{ns}.{NAME}.json"
     harness.start()
     harness.create(NAME, harness.host_path_spec())
@@ -98,28 +104,48 @@ def test_the_example_lives_its_whole_life_with_its_state_on_s3(
     assert again is not None
     assert again["status"]["lastUpdate"]["id"] == ready["status"]["lastUpdate"]["id"]
 
-    # A preview from another process, on its own empty state directory: the bucket is
-    # all it shares with the reconciler.
+    # Previews from another process, on its own empty state directory: the bucket is all
+    # it shares with the reconciler.
+    harness.stop()
+    reconciler_state = harness.state_dir
     harness.state_dir = tmp_path / "preview-state"
     same = tmp_path / "same.yml"
     same.write_text(yaml.safe_dump(harness.manifest(NAME, harness.host_path_spec())))
-    unchanged = harness.preview(same)
-    assert unchanged.returncode == 0, unchanged.stderr
-    assert json.loads(unchanged.stdout)["hasChanges"] is False
     changed = tmp_path / "changed.yml"
     changed.write_text(
         yaml.safe_dump(harness.manifest(NAME, {**harness.host_path_spec(), "image": "mysql:8.0"}))
     )
-    planned = harness.preview(changed)
+    with_cluster = [harness.preview(same), harness.preview(changed)]
+    # And as CI runs them: the reconciler's kubeconfig (which the stack's provider names)
+    # is not there, and the preview's own can only read MySQL objects in the namespace.
+    harness.kubeconfig = reader_kubeconfig(
+        harness.api_client, operator_kubeconfig, ns, tmp_path / "reader.kubeconfig"
+    )
+    operator_kubeconfig.rename(tmp_path / "kept.kubeconfig")
+    from_ci = [harness.preview(same), harness.preview(changed)]
+    (tmp_path / "kept.kubeconfig").rename(operator_kubeconfig)
+    unchanged, planned = from_ci
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert json.loads(unchanged.stdout)["hasChanges"] is False
     assert planned.returncode == 2, planned.stderr
     assert json.loads(planned.stdout)["steps"] == [
         {"op": "update", "type": "kubernetes:apps/v1:Deployment", "name": NAME}
     ]
+    assert [(run.returncode, json.loads(run.stdout)) for run in with_cluster] == [
+        (run.returncode, json.loads(run.stdout)) for run in from_ci
+    ]
+    # The reader can do nothing else: the credentials Secret is out of its reach.
+    reader = client.CoreV1Api(api_client_for(harness.kubeconfig))
+    with pytest.raises(client.ApiException) as denied:
+        reader.read_namespaced_secret(f"{NAME}-credentials", ns)
+    assert denied.value.status == 403
     history = harness.history(NAME)
     assert history.returncode == 0, history.stderr
     assert [u["kind"] for u in json.loads(history.stdout)["updates"]] == ["update"]
 
     # Deleting: the final backup, then the destroy, read and written on S3.
+    harness.kubeconfig, harness.state_dir = operator_kubeconfig, reconciler_state
+    harness.start()
     harness.delete(NAME)
     harness.wait_gone(NAME)
     after = harness.history(NAME)

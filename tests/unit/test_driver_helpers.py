@@ -3,11 +3,16 @@ what counts as deployed, update ids and plans."""
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
+from reconciler import backend_files
 from reconciler.backend_files import deployed_kubernetes_objects, drop_pending_operations
+from reconciler.cli import without_cluster
 from reconciler.driver import Plan, classify, summarize_error, update_id
 from reconciler.runs import FailureKind, stack_name
 
@@ -97,3 +102,56 @@ def test_the_one_private_sdk_name_the_driver_uses_still_means_what_it_did() -> N
     assert {mode.name for mode in StackInitMode} >= {"CREATE", "SELECT", "CREATE_OR_SELECT"}
     parameters = list(inspect.signature(auto.Stack.__init__).parameters)
     assert parameters[:4] == ["self", "name", "workspace", "mode"]
+
+
+def secret(value: object) -> dict[str, str]:
+    """A secret as `pulumi stack export --show-secrets` prints it."""
+    return {
+        backend_files.SECRET_SIGNATURE_KEY: backend_files.SECRET_SIGNATURE,
+        "plaintext": json.dumps(value),
+    }
+
+
+def test_a_preview_reads_the_provider_and_the_password_its_stack_recorded() -> None:
+    deployment = {
+        "resources": [
+            {"type": "pulumi:pulumi:Stack", "inputs": {}},
+            {
+                "type": "pulumi:providers:kubernetes",
+                "inputs": {"kubeconfig": secret("/etc/kube"), "enableServerSideApply": "true"},
+            },
+            {
+                "type": "kubernetes:core/v1:Secret",
+                "inputs": {"metadata": {"name": "other"}, "stringData": secret({"password": "x"})},
+            },
+            {
+                "type": "kubernetes:core/v1:Secret",
+                "inputs": {
+                    "metadata": {"name": "db-credentials"},
+                    "stringData": {"password": secret("s3cr3t")},
+                },
+            },
+        ]
+    }
+    found = backend_files.recorded(deployment, "db-credentials", "password")
+    assert found == backend_files.Recorded(kubeconfig="/etc/kube", context=None, password="s3cr3t")
+    assert "s3cr3t" not in repr(found)
+    # In a pod the provider records no kubeconfig; a stack without its Secret has none.
+    bare = backend_files.recorded({"resources": []}, "db-credentials", "password")
+    assert bare == backend_files.Recorded(kubeconfig=None, context=None, password=None)
+
+
+def test_a_preview_hides_every_way_to_a_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/home/ops/.kube/config")
+    monkeypatch.setenv("PULUMI_HOME", "/opt/pulumi")
+    env = without_cluster(tmp_path)
+    assert "KUBECONFIG" not in os.environ
+    assert env == {
+        "HOME": str(tmp_path / "home"),
+        "PULUMI_HOME": "/opt/pulumi",
+        "KUBERNETES_SERVICE_HOST": "",
+        "KUBERNETES_SERVICE_PORT": "",
+    }
+    assert list((tmp_path / "home").iterdir()) == []
