@@ -1,11 +1,12 @@
-"""Command line: `reconciler run`, `reconciler preview -f cr.yml` and
-`reconciler history NAMESPACE/NAME`.
+"""Command line: `reconciler run`, `reconciler preview -f cr.yml`,
+`reconciler history NAMESPACE/NAME` and `reconciler migrate-state --to s3://...`.
 
 `run` starts the long-running reconciler (see `runner.py`; exactly one may run per state
 backend). `preview` prints the plan a manifest would cause against the instance's
 current stack state and changes nothing; its exit code is 0 for no changes, 2 for
 changes and 1 for an error, so CI can gate on it. `history` prints the instance's stack
-updates (history.py), newest first.
+updates (history.py), newest first. `migrate-state` copies a file backend's stacks to S3
+(migrate.py).
 
 Log lines are logfmt (`key=value`), one per event, with the instance, the phase and the
 duration where they apply.
@@ -21,20 +22,30 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
+from reconciler.backend_files import backend_directory
 from reconciler.driver import Plan
 from reconciler.history import render as render_history
 from reconciler.kube import Gateway, load_api_client
+from reconciler.migrate import Destination, MigrationError, migrate
 from reconciler.names import names_for
 from reconciler.policy import desired_for
 from reconciler.program import ClusterAccess
-from reconciler.runner import AlreadyRunning, make_driver, resolve_passphrase, run
+from reconciler.runner import (
+    AlreadyRunning,
+    make_driver,
+    resolve_passphrase,
+    run,
+    single_instance,
+)
 from reconciler.runs import StackError, stack_name
+from reconciler.s3 import S3Error
 from reconciler.settings import (
     Settings,
     SettingsError,
@@ -119,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(history)
     history.add_argument("instance", metavar="NAMESPACE/NAME")
     history.add_argument("--output", choices=["text", "json"], default="text")
+    migrate_parser = commands.add_parser(
+        "migrate-state",
+        help="copy every stack of the file backend to an S3 bucket; exit 1 on refusal",
+        description="Copies the state directory's backend (--backend-url, default "
+        "file://<state-dir>) to an S3 backend, byte for byte, with the stacks' history. "
+        "The reconciler must be stopped. Nothing is overwritten, and the source is only "
+        "read; afterwards the engine must list every stack in the bucket and decrypt them "
+        "with the passphrase. Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.",
+    )
+    add_arguments(migrate_parser)
+    migrate_parser.add_argument(
+        "--to", required=True, metavar="S3_URL", help="the S3 backend URL to copy to"
+    )
     return parser
 
 
@@ -135,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(settings)
         if args.command == "history":
             return history(settings, args.instance, args.output)
+        if args.command == "migrate-state":
+            return migrate_state(settings, args.to)
         return preview(settings, Path(args.filename), args.object_namespace, args.output)
     except (SettingsError, AlreadyRunning) as error:
         print(f"reconciler: {error}", file=sys.stderr)
@@ -245,6 +271,55 @@ def history(settings: Settings, instance: str, output: str) -> int:
         return EXIT_ERROR
     print(render_history(stack, entries, output))
     return EXIT_NO_CHANGES
+
+
+def migrate_state(settings: Settings, to: str) -> int:
+    directory = backend_directory(settings.backend_url)
+    if directory is None:
+        print(
+            "reconciler migrate-state: the source must be a directory (file://) backend",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    try:
+        destination = Destination.from_url(to, os.environ)
+        # Held throughout: no reconciler may write the state while it is copied.
+        with single_instance(settings.state_dir):
+            summary = migrate(directory, destination)
+        passphrase = resolve_passphrase(settings, _gateway_if_needed(settings))
+        with tempfile.TemporaryDirectory(prefix="mysql-migrate-") as scratch:
+            copied = make_driver(
+                replace(settings, backend_url=to), passphrase, work_dir=Path(scratch)
+            )
+            listed = copied.stack_names()
+            unreadable = copied.check_passphrase()
+    except (MigrationError, S3Error, OSError) as error:
+        print(f"reconciler migrate-state: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except StackError as error:
+        print(f"reconciler migrate-state: {error.kind.value}: {error.message}", file=sys.stderr)
+        return EXIT_ERROR
+    missing = sorted(set(summary.stacks) - set(listed))
+    if missing or unreadable is not None:
+        print(
+            "reconciler migrate-state: the bucket does not read back as this state: "
+            + (f"stacks missing: {', '.join(missing)}" if missing else str(unreadable)),
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    print(
+        f"copied {summary.copied} files ({summary.copied_bytes} bytes), {summary.skipped} "
+        f"already there; the engine lists all {len(summary.stacks)} stacks in the bucket "
+        "and the passphrase decrypts them. The directory was left as it was."
+    )
+    return EXIT_NO_CHANGES
+
+
+def _gateway_if_needed(settings: Settings) -> Gateway | None:
+    """A gateway only where the passphrase is in a Secret."""
+    if settings.passphrase.secret is None:
+        return None
+    return Gateway(load_api_client(settings.kubeconfig))
 
 
 def _as_stored(

@@ -393,6 +393,14 @@ class Driver:
             raise translate(error) from None
         return None
 
+    def stack_names(self) -> list[str]:
+        """Every stack of the project in the backend, as the CLI lists them."""
+        workspace = auto.LocalWorkspace(**_workspace_kwargs(self._options()))
+        try:
+            return sorted(summary.name for summary in workspace.list_stacks())
+        except auto.CommandError as error:
+            raise translate(error) from None
+
     def toolchain_versions(self) -> ToolchainVersions:
         workspace = auto.LocalWorkspace(**_workspace_kwargs(self._options()))
         return ToolchainVersions(

@@ -74,9 +74,12 @@ def single_instance(state_dir: Path) -> Iterator[None]:
         handle.close()
 
 
-def resolve_passphrase(settings: Settings, gateway: Gateway) -> str:
+def resolve_passphrase(settings: Settings, gateway: Gateway | None) -> str:
+    """The state passphrase: from its Secret (through `gateway`), or its variable."""
     source = settings.passphrase
     if source.secret is not None:
+        if gateway is None:
+            raise SettingsError("--passphrase-secret: no cluster to read the Secret from")
         ref = source.secret
         value = gateway.secret_value(ref.namespace, ref.name, ref.key)
         if not value:

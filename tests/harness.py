@@ -369,21 +369,15 @@ class Harness:
             return -1, str(error)
 
     def preview(self, manifest: Path) -> subprocess.CompletedProcess[str]:
-        return self._command("preview", "-f", str(manifest))
+        return self.command("preview", "-f", str(manifest), "--output=json")
 
     def history(self, name: str) -> subprocess.CompletedProcess[str]:
-        return self._command("history", f"{self.namespace}/{name}")
+        return self.command("history", f"{self.namespace}/{name}", "--output=json")
 
-    def _command(self, *words: str) -> subprocess.CompletedProcess[str]:
+    def command(self, *words: str) -> subprocess.CompletedProcess[str]:
+        """`reconciler WORDS...` with this harness's state directory and kubeconfig."""
         return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "reconciler",
-                *words,
-                "--output=json",
-                *self.common_flags(),
-            ],
+            [sys.executable, "-m", "reconciler", *words, *self.common_flags()],
             cwd=self.source,
             env=self.env(),
             capture_output=True,
