@@ -7,9 +7,9 @@ Also the local facts about a lock's holder: whether a process with its pid still
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
+import pwd
 import socket
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -161,16 +161,21 @@ def process_running(pid: int) -> bool:
 def local_identity(pod_namespace: str | None = None, pod_name: str | None = None) -> Identity:
     """This process as a lock would name it (the CLI it starts writes its locks). In a
     pod, also where the operator's other pods are looked up."""
-    try:
-        username = getpass.getuser()
-    except (KeyError, OSError):
-        username = ""
     return Identity(
         hostname=socket.gethostname(),
-        username=username,
+        username=cli_username(),
         pod_namespace=pod_namespace if pod_name else None,
         pod_name_prefix=pod_name_prefix(pod_name) if pod_name else None,
     )
+
+
+def cli_username() -> str:
+    """The user name the CLI writes into its locks: the password database's name for this
+    uid, else $USER (what Go's os/user does without cgo)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER", "")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import pytest
 from reconciler.backend_locks import (
     DirectoryLocks,
     HolderCheck,
+    cli_username,
     lock_store,
     process_running,
     s3_location,
@@ -241,3 +243,15 @@ def test_the_holder_check_reads_a_pod_only_for_an_operator_pods_lock() -> None:
     # This host's lock: its pid is looked at, never a pod.
     assert not check(lock(IN_POD.hostname, pid=os.getpid())).gone
     assert len(asked) == 2
+
+
+def test_the_user_name_is_the_one_the_cli_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The password database first, as Go's os/user reads it; $USER only without an entry.
+    monkeypatch.setenv("USER", "someone-else")
+    assert cli_username() == pwd.getpwuid(os.getuid()).pw_name
+
+    def no_entry(_uid: int) -> pwd.struct_passwd:
+        raise KeyError(_uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    assert cli_username() == "someone-else"
