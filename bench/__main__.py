@@ -6,7 +6,9 @@ Markdown page (bench/README.md says what each measures).
 - `--broken-mix [R]`: a valid object alone and beside ten broken ones, R times each
   (default 5); docs/benchmarks-broken-mix.json;
 - `--scale [K]`: K objects at once (default 1000) on several kwok nodes, then a restart;
-  docs/benchmarks-scale.json.
+  docs/benchmarks-scale.json;
+- `--backends [N]`: the state on file and on the cluster's S3 store, N objects one at a
+  time (default 10) and `--burst B` at once (default N) on each; docs/benchmarks-backends.json.
 """
 
 from __future__ import annotations
@@ -34,9 +36,15 @@ DEFAULT_OUT: Final = {
     "one-at-a-time-real": Path("docs/benchmarks-real-node.json"),
     "broken-mix": Path("docs/benchmarks-broken-mix.json"),
     "scale": Path("docs/benchmarks-scale.json"),
+    "backends": Path("docs/benchmarks-backends.json"),
 }
 # Resyncs every 10 s make the no-op windows short; 1,000 objects would never be idle.
-DEFAULT_RESYNC_S: Final = {"one-at-a-time": 10.0, "broken-mix": 10.0, "scale": 120.0}
+DEFAULT_RESYNC_S: Final = {
+    "one-at-a-time": 10.0,
+    "broken-mix": 10.0,
+    "scale": 120.0,
+    "backends": 10.0,
+}
 
 
 def _under_docs(path: Path) -> bool:
@@ -58,6 +66,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     scenario.add_argument(
         "--scale", type=int, nargs="?", const=1000, metavar="K", help="objects (default 1000)"
     )
+    scenario.add_argument(
+        "--backends",
+        type=int,
+        nargs="?",
+        const=10,
+        metavar="N",
+        help="file vs S3 state: objects one at a time (default 10)",
+    )
+    parser.add_argument("--burst", type=int, metavar="B", help="--backends: at once (default N)")
     parser.add_argument("--node", choices=["kwok", "real"], default="kwok", help="one at a time")
     parser.add_argument("--workers", type=int, default=2, help="the reconciler's --workers")
     parser.add_argument("--resync-period", type=float, help="seconds (default 10; scale 120)")
@@ -76,15 +93,23 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         if args.scale is not None
         else "broken-mix"
         if args.broken_mix is not None
+        else "backends"
+        if args.backends is not None
         else "one-at-a-time"
     )
+    if args.burst is not None and args.scenario != "backends":
+        parser.error("--burst: only with --backends")
+    if args.scenario == "backends" and args.burst is None:
+        args.burst = args.backends
     if args.node == "real" and args.scenario != "one-at-a-time":
         parser.error(f"--node real: only one at a time ({args.scenario} runs on kwok)")
     if args.no_lock and (args.out is None or _under_docs(args.out)):
         parser.error("--no-lock: give --out outside docs/ (numbers taken beside another run)")
-    counts = (args.instances, args.workers, args.broken_mix, args.scale)
+    counts = (args.instances, args.workers, args.broken_mix, args.scale, args.backends, args.burst)
     if min(count for count in counts if count is not None) < 1:
-        parser.error("--instances, --broken-mix, --scale and --workers: at least 1")
+        parser.error(
+            "--instances, --broken-mix, --scale, --backends, --burst, --workers: at least 1"
+        )
     if args.resync_period is None:
         args.resync_period = DEFAULT_RESYNC_S[args.scenario]
     if shutil.which("pulumi") is None:
@@ -104,6 +129,8 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         return {**chosen, "objects": args.scale}
     if args.scenario == "broken-mix":
         return {**chosen, "repetitions": args.broken_mix}
+    if args.scenario == "backends":
+        return {**chosen, "instances": args.backends, "burst": args.burst}
     return {**chosen, "instances": args.instances, "noop_periods": args.noop_periods}
 
 
@@ -154,6 +181,8 @@ def measure(args: argparse.Namespace, argv: list[str]) -> int:
             scenarios.scale(bench, results, args.scale)
         elif args.scenario == "broken-mix":
             scenarios.broken_mix(bench, results, args.broken_mix)
+        elif args.scenario == "backends":
+            scenarios.backends(bench, results, args.backends, args.burst)
         else:
             scenarios.one_at_a_time(bench, results, args.instances, args.noop_periods)
     except Exception:

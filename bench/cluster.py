@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import tempfile
@@ -27,6 +28,13 @@ LAYOUT_SOURCE: Final = REPO_ROOT / "hack" / "localcluster" / "layout.py"
 EPHEMERAL_RANGE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOCK_PATH: Final = Path(tempfile.gettempdir()) / "mysql-operator-bench.lock"
 REAL_NODE_BRIDGE: Final = Path("/sys/class/net/mysqlop0")  # hack/localcluster/real_node.py
+# The cluster's S3 store, as hack/localcluster/object_store.py names it (NAMESPACE, SECRET,
+# REGION, one of BUCKETS; tests/unit/test_bench_backends.py keeps them equal): its
+# credentials' Secret, its region, the bucket for Pulumi state.
+STORE_NAMESPACE: Final = "local-s3"
+STORE_SECRET: Final = "minio-credentials"  # noqa: S105 (its name, not its value)
+STORE_REGION: Final = "us-east-1"
+STATE_BUCKET: Final = "pulumi-state"
 # Ports below this are left to system services.
 LOWEST_PORT: Final = 10000
 MIN_CHOICES: Final = 1000
@@ -126,6 +134,19 @@ class Cluster:
     def down(self) -> None:
         subprocess.run([str(CLUSTER), "down", "--state-dir", str(self.state_dir)], check=False)
 
+    def store_endpoint(self) -> str:
+        """The URL this host reaches the cluster's S3 store by (`hack/cluster env`)."""
+        done = subprocess.run(
+            [str(CLUSTER), "env", "--state-dir", str(self.state_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = exported(done.stdout, "AWS_ENDPOINT_URL")
+        if found is None:
+            raise RuntimeError(f"`hack/cluster env` printed no AWS_ENDPOINT_URL: {done.stderr}")
+        return found
+
     def component_pids(self) -> dict[str, int]:
         """The PID of each component `up` started (etcd, kube-apiserver, kwok...)."""
         pids = {}
@@ -151,6 +172,18 @@ def flag_value(argv: list[str], flag: str) -> str | None:
         if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
+
+
+def exported(env_text: str, name: str) -> str | None:
+    """The value of `export NAME='value'` in `hack/cluster env`'s output (None: absent)."""
+    found = re.search(rf"^export {re.escape(name)}='([^']*)'$", env_text, re.M)
+    return None if found is None else found.group(1)
+
+
+def s3_backend_url(endpoint: str, prefix: str, bucket: str = STATE_BUCKET) -> str:
+    """A Pulumi DIY backend URL for `prefix` in a bucket of the cluster's store (the
+    credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)."""
+    return f"s3://{bucket}/{prefix}?endpoint={endpoint}&region={STORE_REGION}&use_path_style=true"
 
 
 def kwok_node(index: int) -> dict[str, Any]:

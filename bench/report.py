@@ -344,10 +344,87 @@ def scale(results: Results, page: Page) -> None:
         )
 
 
+def _x(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _s2(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
+BACKEND_PARTS = ("one_at_a_time", "burst")
+
+
+def _side(backend: str, found: dict[str, Any], page: Page) -> None:
+    one, burst = found.get("one_at_a_time") or {}, found.get("burst") or {}
+    o, b = one.get("summary", {}), burst.get("summary", {})
+    page += [
+        f"### {backend}: `{found['backend_url']}`",
+        "",
+        f"Load average before one at a time: {one.get('load_average_before')}; before the"
+        f" burst: {burst.get('load_average_before')}.",
+        "",
+    ]
+    page += table(
+        ["seconds", "one at a time p50", "p95", "burst p50", "p95"],
+        [[t, *_pcts(o, k), *_pcts(b, k)] for t, k in SPLIT],
+    )
+    if burst.get("all_ready_s") is not None:
+        page += [
+            f"Burst of {burst['objects']}: the creates took {burst['apply_span_s']} s; from the"
+            f" first, the first / half / **all Ready {burst['first_ready_s']} /"
+            f" {burst['half_ready_s']} / {burst['all_ready_s']} s**;"
+            f" {burst['instances_per_minute']} instances per minute.",
+            "",
+        ]
+
+
+def _each_object(found: dict[str, Any]) -> Page:
+    columns = [
+        [row["total_s"] for row in (found.get(backend) or {}).get(part, {}).get("instances", [])]
+        for part in BACKEND_PARTS
+        for backend in ("file", "s3")
+    ]
+    count = max(len(column) for column in columns)
+    return table(
+        ["object", "one at a time: file", "S3", "burst: file", "S3"],
+        [
+            [index, *(c[index] if index < len(c) else None for c in columns)]
+            for index in range(count)
+        ],
+    )
+
+
+def backends(results: Results, page: Page) -> None:
+    options, found = results["options"], results.get("backends") or {}
+    page += [
+        f"## The state on file and on S3: {options['instances']} objects one at a time,"
+        f" {options['burst']} at once",
+        "",
+        "The same reconciler with its Pulumi state in a directory (`file://`, the default)"
+        " and under a prefix of this run's own in the cluster's S3 store (MinIO, a host"
+        " process of the cluster, on loopback). In this order: one at a time on file, then on"
+        " S3; a burst on file, then on S3; each a process of its own for a namespace of its"
+        " own, settled a resync period before its first object.",
+        "",
+    ]
+    if ratios := results.get("ratios"):
+        page += table(
+            ["figure", "file", "S3", "**S3 / file**"],
+            [[r["what"], _s2(r["file"]), _s2(r["s3"]), f"**{_x(r['ratio'])}**"] for r in ratios],
+        )
+    for backend in ("file", "s3"):
+        if backend in found:
+            _side(backend, found[backend], page)
+    if found:
+        page += ["### Applied → Ready seen, each object (s)", "", *_each_object(found)]
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Results, Page], None]]] = {
     "one-at-a-time": ("one object at a time, reconciler and direct apply", one_at_a_time),
     "broken-mix": ("a valid object beside ten broken ones", broken_mix),
     "scale": ("many objects at once, then a restart", scale),
+    "backends": ("the state on file and on S3, one at a time and at once", backends),
 }
 
 

@@ -10,6 +10,7 @@ RSS: the sum of VmRSS over the live tree (shared pages counted once per process)
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -243,6 +244,11 @@ class Objects:
                 time.sleep(poll_s)
         return seen
 
+    def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's values, decoded."""
+        found = self.core.read_namespaced_secret(name, namespace)
+        return {key: base64.b64decode(value).decode() for key, value in (found.data or {}).items()}
+
     def event_time(self, namespace: str, name: str, reason: str) -> float | None:
         """When the newest Event of `reason` about `name` was last seen (1 s resolution);
         Events outlive their object (a deleted restore Job's `Completed`, say)."""
@@ -274,6 +280,33 @@ def bench_env(kubeconfig: Path) -> dict[str, str]:
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PYTHONPATH": str(REPO_ROOT),
     }
+
+
+# What could point the reconciler at another backend than the one a scenario chose.
+BACKEND_VARIABLES: Final = (
+    "MYSQL_OPERATOR_BACKEND_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
+
+
+def backend_env(
+    env: dict[str, str], url: str | None = None, credentials: tuple[str, str] | None = None
+) -> dict[str, str]:
+    """`env` with its state backend chosen: without a url, the reconciler's default
+    (`file://<state-dir>`); with one, `MYSQL_OPERATOR_BACKEND_URL` and the store's
+    (access key id, secret access key). Whatever the bench's own environment says about a
+    backend is dropped."""
+    chosen = {key: value for key, value in env.items() if key not in BACKEND_VARIABLES}
+    if url is not None:
+        chosen["MYSQL_OPERATOR_BACKEND_URL"] = url
+    if credentials is not None:
+        chosen["AWS_ACCESS_KEY_ID"], chosen["AWS_SECRET_ACCESS_KEY"] = credentials
+    return chosen
 
 
 @dataclass

@@ -1,22 +1,26 @@
 """The scenarios, each with one reconciler process (`runner.Reconciler`) on the bench's own
 cluster, filling the results dict that becomes the JSON and the page (`bench.report`):
 `one_at_a_time` (reconciler and direct-apply baseline interleaved; idle RSS; no-op cost),
-`broken_mix` (a valid object alone, then beside ten broken ones) and `scale` (K objects at
-once on several kwok nodes, idle and resync cost, then a restart). bench/README.md.
+`broken_mix` (a valid object alone, then beside ten broken ones), `scale` (K objects at
+once on several kwok nodes, idle and resync cost, then a restart) and `backends` (one at a
+time and a burst, with the state on file and on the cluster's S3 store). bench/README.md.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from bench import runner, stats
 from bench.baseline import DirectApply
-from bench.cluster import Cluster, kwok_node
+from bench.cluster import STORE_NAMESPACE, STORE_SECRET, Cluster, kwok_node, s3_backend_url
 from bench.runner import Objects, Reconciler, cpu_now, eventually, load_average, rss_sample
 from bench.stats import check, reconciled_lines, summarize
 from reconciler.names import names_for
@@ -51,9 +55,15 @@ class Bench:
     workers: int
     resync_s: float
 
-    def reconciler(self, namespaces: tuple[str, ...], log: str, env: dict[str, str]) -> Reconciler:
+    def reconciler(
+        self,
+        namespaces: tuple[str, ...],
+        log: str,
+        env: dict[str, str],
+        state_dir: Path | None = None,
+    ) -> Reconciler:
         return Reconciler(
-            state_dir=self.work_dir / "state",
+            state_dir=state_dir or self.work_dir / "state",
             log_path=self.work_dir / f"{log}.log",
             kubeconfig=self.cluster.kubeconfig,
             namespaces=namespaces,
@@ -445,3 +455,95 @@ def scale_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for what, target, part, key, sized in TARGETS
     ]
+
+
+# -- state backends ------------------------------------------------------------------------------
+
+BACKENDS: Final = ("file", "s3")
+
+
+@contextmanager
+def _running(
+    bench: Bench, namespace: str, log: str, env: dict[str, str], state_dir: Path
+) -> Iterator[Reconciler]:
+    """A reconciler for `namespace`, healthy and settled for a resync period; stopped after."""
+    reconciler = bench.reconciler((namespace,), log, env, state_dir)
+    try:
+        reconciler.start()
+        reconciler.wait_healthy()
+        time.sleep(bench.resync_s)
+        yield reconciler
+    finally:
+        reconciler.stop()
+
+
+def _one_by_one(bench: Bench, reconciler: Reconciler, namespace: str, count: int) -> dict[str, Any]:
+    load = load_average()
+    rows = [bench.timed(reconciler, namespace, f"one-{index}") for index in range(count)]
+    return {"load_average_before": load, "instances": rows, "summary": summarize(rows)}
+
+
+def _burst(bench: Bench, reconciler: Reconciler, namespace: str, count: int) -> dict[str, Any]:
+    """`count` objects created at once; each one's time split by the log as one at a time."""
+    load = load_average()
+    names = [f"burst-{index}" for index in range(count)]
+    applied = {name: bench.objects.create(namespace, name) for name in names}
+    seen = bench.objects.wait_all_ready(
+        namespace, names, 600 + 30.0 * count, reconciler.check_running, runner.POLL_S
+    )
+
+    def split() -> list[dict[str, Any]]:
+        lines = reconciled_lines(reconciler.lines())
+        return [
+            {"name": name, **stats.object_split(lines, f"{namespace}/{name}", at, seen[name])}
+            for name, at in applied.items()
+        ]
+
+    rows = eventually(
+        split, lambda found: all(row["ready_seen_after_s"] is not None for row in found), 30, "log"
+    )
+    ready = {item["metadata"]["name"]: item for item in bench.objects.list(namespace)}
+    rows = [{**row, **bench.cluster_times(ready[row["name"]], seen[row["name"]])} for row in rows]
+    return {
+        "load_average_before": load,
+        **stats.burst_summary(list(applied.values()), seen),
+        "instances": rows,
+        "summary": summarize(rows),
+    }
+
+
+def backends(bench: Bench, results: dict[str, Any], instances: int, burst: int) -> None:
+    """The reconciler with its state on `file://<state dir>` (the default) and under a
+    prefix of this run's own in the cluster's S3 store: one at a time on file, then on S3;
+    then a burst on file, then on S3. Each of the four gets its own namespace and process
+    (one after the other: they share the bench's HTTP port); each backend keeps one state
+    directory and one environment (passphrase, credentials) for both its processes."""
+    parts = {"one_at_a_time": (instances, _one_by_one), "burst": (burst, _burst)}
+    namespaces = {
+        (b, part): f"bench-{b}-{part}".replace("_", "-") for b in BACKENDS for part in parts
+    }
+    bench.objects.apply_crd(namespaces.values())
+    prefix = f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+    s3_url = s3_backend_url(bench.cluster.store_endpoint(), prefix)
+    keys = bench.objects.secret_data(STORE_NAMESPACE, STORE_SECRET)
+    envs = {
+        "file": runner.backend_env(bench.env()),
+        "s3": runner.backend_env(
+            bench.env(), s3_url, (keys["access_key_id"], keys["secret_access_key"])
+        ),
+    }
+    state_dirs = {backend: bench.work_dir / f"state-{backend}" for backend in BACKENDS}
+    found: dict[str, dict[str, Any]] = {
+        "file": {"backend_url": f"file://{state_dirs['file']}"},
+        "s3": {"backend_url": s3_url},
+    }
+    results["backends"] = found
+    for part, (count, measure) in parts.items():
+        for backend in BACKENDS:
+            namespace = namespaces[(backend, part)]
+            log = f"reconciler-{namespace.removeprefix('bench-')}"
+            with _running(bench, namespace, log, envs[backend], state_dirs[backend]) as process:
+                found[backend][part] = measure(bench, process, namespace, count)
+            _log(f"{backend}, {part}", found[backend][part]["summary"]["total_s"])
+    results["ratios"] = stats.backend_ratios(found["file"], found["s3"])
+    _log("s3 / file", [(row["what"], row["ratio"]) for row in results["ratios"]])

@@ -342,3 +342,35 @@ def mem_total_kib(meminfo: str) -> int:
         if line.startswith("MemTotal:"):
             return int(line.split()[1])
     return 0
+
+
+# -- state backends ---------------------------------------------------------------------------
+
+# (what, the scenario's part, the column, its percentile; None: a value of the part itself)
+BACKEND_RATIOS: Final = (
+    ("one at a time: applied → Ready, p50", "one_at_a_time", "total_s", "p50"),
+    ("one at a time: applied → Ready, p95", "one_at_a_time", "total_s", "p95"),
+    ("one at a time: the engine's own cost, p50", "one_at_a_time", "engine_s", "p50"),
+    ("burst: first apply → all Ready", "burst", "all_ready_s", None),
+    ("burst: applied → Ready per object, p50", "burst", "total_s", "p50"),
+)
+
+
+def backend_value(side: Mapping[str, Any], part: str, key: str, pct: str | None) -> float | None:
+    """A figure of one backend's results: a percentile of a column's summary, or a value
+    of the part itself (None when it was not measured)."""
+    found = side.get(part) or {}
+    if pct is None:
+        value = found.get(key)
+    else:
+        value = ((found.get("summary") or {}).get(key) or {}).get(pct)
+    return None if value is None else float(value)
+
+
+def backend_ratios(file: Mapping[str, Any], s3: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each of BACKEND_RATIOS on both backends, and S3 / file."""
+    rows = []
+    for what, part, key, pct in BACKEND_RATIOS:
+        on_file, on_s3 = backend_value(file, part, key, pct), backend_value(s3, part, key, pct)
+        rows.append({"what": what, "file": on_file, "s3": on_s3, "ratio": ratio(on_s3, on_file)})
+    return rows
