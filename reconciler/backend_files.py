@@ -70,8 +70,17 @@ def some_stack(directory: Path, project: str) -> str | None:
 def latest_deployment(path: Path) -> Mapping[str, Any] | None:
     """The checkpoint's latest deployment; None when the file cannot be read as JSON."""
     try:
-        checkpoint = json.loads(path.read_text()).get("checkpoint", {})
-    except (OSError, ValueError, AttributeError):
+        return deployment_of(path.read_bytes())
+    except OSError:
+        return None
+
+
+def deployment_of(content: bytes) -> Mapping[str, Any] | None:
+    """A checkpoint file's latest deployment ({} for a stack never deployed); None when the
+    content is not a checkpoint in JSON (half-written, or compressed)."""
+    try:
+        checkpoint = json.loads(content).get("checkpoint", {})
+    except (ValueError, AttributeError):
         return None
     latest = checkpoint.get("latest") if isinstance(checkpoint, Mapping) else None
     return latest if isinstance(latest, Mapping) else {}

@@ -1,6 +1,7 @@
 """A DIY backend's stack locks where they are kept: files under a directory backend, or
 objects in an S3 bucket. Listing, reading and removing one lock at a time; which lock may
-be removed is `stale_locks`' decision.
+be removed is `stale_locks`' decision. Of a bucket, also its checkpoints, which the driver
+reads without a CLI run as it reads a directory's files.
 
 Also the local facts about a lock's holder: whether a process with its pid still runs.
 """
@@ -15,7 +16,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from reconciler import backend_files
 from reconciler.s3 import Credentials, S3Client, S3Error
@@ -69,7 +70,10 @@ class DirectoryLocks:
 
 
 @dataclass(frozen=True)
-class BucketLocks:
+class BucketBackend:
+    """An S3 backend's stack locks, and its checkpoints as they are stored (uncompressed
+    JSON under `.pulumi/stacks/<project>/`), read without a CLI run."""
+
     client: S3Client
     bucket: str
     prefix: str  # the backend's path in the bucket, '' or ending in '/'
@@ -77,6 +81,17 @@ class BucketLocks:
 
     def _folder(self, stack: str) -> str:
         return f"{self.prefix}.pulumi/locks/{ORGANIZATION}/{self.project}/{stack}/"
+
+    def latest_deployment(self, stack: str) -> Mapping[str, Any] | None:
+        """The checkpoint's latest deployment; {} for a stack never deployed; None when
+        there is no such object or it cannot be read (the CLI can tell)."""
+        key = f"{self.prefix}.pulumi/stacks/{self.project}/{stack}.json"
+        try:
+            if self.client.head_object(self.bucket, key) is None:
+                return None
+            return backend_files.deployment_of(self.client.get_object(self.bucket, key))
+        except (S3Error, OSError):
+            return None
 
     def locks(self, stack: str) -> tuple[list[StackLock], list[str]]:
         found: list[StackLock] = []
@@ -135,7 +150,7 @@ def lock_store(
     client = S3Client(
         endpoint, Credentials(key_id, secret, region), ca_file=environ.get("AWS_CA_BUNDLE")
     )
-    return BucketLocks(client, bucket, prefix, project)
+    return BucketBackend(client, bucket, prefix, project)
 
 
 def process_running(pid: int) -> bool:

@@ -244,6 +244,9 @@ class Driver:
         self._stack_template: backend_files.StackTemplate | None = None
         self._stack_template_sought = False
         self._lock_store = backend_locks.lock_store(config.backend_url, config.project_name)
+        self._bucket = (
+            self._lock_store if isinstance(self._lock_store, backend_locks.BucketBackend) else None
+        )
         self._judge_lock = config.lock_judge or backend_locks.HolderCheck(local_identity())
 
     def _pulumi_command(self) -> auto.PulumiCommand:
@@ -295,11 +298,12 @@ class Driver:
         stack = stack_name(namespace, name)
         try:
             workspace = _Workspace(
-                lambda existing: self._checkpoint_file(existing) is not None,
+                self._stack_exists,
                 program=program,
                 **_workspace_kwargs(self._options()),
             )
-            if not create:
+            if not create or (self._bucket is not None and self._stack_exists(stack)):
+                # An existing stack in a bucket is selected without a CLI run too.
                 return _Stack(stack, workspace, StackInitMode.SELECT)
             if self._backend_directory is not None and self._checkpoint_file(stack) is None:
                 # A directory backend keeps a file per stack, so none means a new stack:
@@ -538,16 +542,16 @@ class Driver:
 
     def stack_state(self, namespace: str, name: str, *, definite: bool) -> StackState | None:
         """Whether the stack exists and how many Kubernetes objects its state holds. Read
-        from the checkpoint file where the backend is a directory (cheap); elsewhere it
-        costs a CLI run, so it is asked only when `definite`, else the answer is None."""
-        path = self._checkpoint_file(stack_name(namespace, name))
-        if path is not None:
-            latest = backend_files.latest_deployment(path)
-            if latest is not None:
-                return StackState(True, deployed_kubernetes_objects(latest))
-            # Being rewritten, or compressed: the CLI can tell.
-        elif self._backend_directory is not None:
+        from the checkpoint where the backend is a directory or a bucket (cheap); else, or
+        when it cannot be read that way, it costs a CLI run, so it is asked only when
+        `definite`, else the answer is None."""
+        stack = stack_name(namespace, name)
+        latest = self._latest(stack)
+        if latest is not None:
+            return StackState(True, deployed_kubernetes_objects(latest))
+        if self._backend_directory is not None and self._checkpoint_file(stack) is None:
             return StackState(False, 0)
+        # Being rewritten, compressed, or in a bucket that could not be read: the CLI can tell.
         if not definite:
             return None
         try:
@@ -642,11 +646,27 @@ class Driver:
             return None
         return backend_files.checkpoint_file(directory, self.config.project_name, stack)
 
+    def _stack_exists(self, stack: str) -> bool:
+        """Whether the backend holds the stack, as far as can be told without a CLI run
+        (False: not known to; the CLI then selects it)."""
+        if self._backend_directory is not None:
+            return self._checkpoint_file(stack) is not None
+        return self._bucket is not None and self._bucket.latest_deployment(stack) is not None
+
+    def _latest(self, stack: str) -> Mapping[str, Any] | None:
+        """The stack's latest deployment read straight from the backend (a directory's
+        file, a bucket's object); None when it has none or it cannot be read that way."""
+        path = self._checkpoint_file(stack)
+        if path is not None:
+            return backend_files.latest_deployment(path)
+        if self._bucket is not None:
+            return self._bucket.latest_deployment(stack)
+        return None
+
     def _checkpoint_is_clean(self, stack: auto.Stack) -> bool:
-        """True when the DIY backend's checkpoint file shows no pending operations; False
-        when it does, or cannot be read that way (another backend, a compressed file)."""
-        path = self._checkpoint_file(stack.name)
-        latest = backend_files.latest_deployment(path) if path is not None else None
+        """True when the DIY backend's checkpoint shows no pending operations; False when
+        it does, or cannot be read that way (another backend, a compressed file)."""
+        latest = self._latest(stack.name)
         return latest is not None and not latest.get("pending_operations")
 
 

@@ -155,3 +155,13 @@ def test_a_preview_hides_every_way_to_a_cluster(
         "KUBERNETES_SERVICE_PORT": "",
     }
     assert list((tmp_path / "home").iterdir()) == []
+
+
+def test_a_checkpoint_read_from_a_bucket_is_its_latest_deployment() -> None:
+    latest = {"resources": [{"type": "kubernetes:core/v1:Secret"}]}
+    stored = json.dumps({"version": 3, "checkpoint": {"latest": latest}}).encode()
+    assert backend_files.deployment_of(stored) == latest
+    never_deployed = json.dumps({"version": 3, "checkpoint": {"latest": None}}).encode()
+    assert backend_files.deployment_of(never_deployed) == {}
+    assert backend_files.deployment_of(b'{"version": 3, "checkp') is None  # cut short
+    assert backend_files.deployment_of(b"\x1f\x8b\x08\x00") is None  # compressed
