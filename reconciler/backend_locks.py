@@ -8,7 +8,6 @@ Also the local facts about a lock's holder: whether a process with its pid still
 
 from __future__ import annotations
 
-import logging
 import os
 import pwd
 import socket
@@ -30,8 +29,6 @@ from reconciler.stale_locks import (
     pod_name_prefix,
     same_host,
 )
-
-log = logging.getLogger(__name__)
 
 # What the CLI names a stack in project mode: <organization>/<project>/<stack>.
 ORGANIZATION = "organization"
@@ -87,8 +84,7 @@ class BucketBackend:
         there is no such object or it cannot be read (the CLI can tell)."""
         key = f"{self.prefix}.pulumi/stacks/{self.project}/{stack}.json"
         try:
-            if self.client.head_object(self.bucket, key) is None:
-                return None
+            # A missing object is an S3Error (404) too: one request either way.
             return backend_files.deployment_of(self.client.get_object(self.bucket, key))
         except (S3Error, OSError):
             return None
