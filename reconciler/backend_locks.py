@@ -79,10 +79,21 @@ class BucketBackend:
     def _folder(self, stack: str) -> str:
         return f"{self.prefix}.pulumi/locks/{ORGANIZATION}/{self.project}/{stack}/"
 
+    def _checkpoint_key(self, stack: str) -> str:
+        return f"{self.prefix}.pulumi/stacks/{self.project}/{stack}.json"
+
+    def has_checkpoint(self, stack: str) -> bool:
+        """Whether the stack's checkpoint object exists (a HEAD: its body is not read);
+        False when the store cannot say."""
+        try:
+            return self.client.head_object(self.bucket, self._checkpoint_key(stack)) is not None
+        except (S3Error, OSError):
+            return False
+
     def latest_deployment(self, stack: str) -> Mapping[str, Any] | None:
         """The checkpoint's latest deployment; {} for a stack never deployed; None when
         there is no such object or it cannot be read (the CLI can tell)."""
-        key = f"{self.prefix}.pulumi/stacks/{self.project}/{stack}.json"
+        key = self._checkpoint_key(stack)
         try:
             # A missing object is an S3Error (404) too: one request either way.
             return backend_files.deployment_of(self.client.get_object(self.bucket, key))
@@ -138,7 +149,18 @@ def lock_store(
     directory = backend_files.backend_directory(backend_url)
     if directory is not None:
         return DirectoryLocks(directory, project)
-    location = s3_location(backend_url)
+    found = s3_bucket(backend_url, environ)
+    if found is None:
+        return None
+    client, bucket, prefix = found
+    return BucketBackend(client, bucket, prefix, project)
+
+
+def s3_bucket(url: str, environ: Mapping[str, str]) -> tuple[S3Client, str, str] | None:
+    """A client, the bucket and the prefix of an `s3://` backend URL, with the keys (and CA
+    bundle) of the AWS environment variables; None when `url` is not one or there are no
+    keys."""
+    location = s3_location(url)
     key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
     if location is None or not key_id or not secret:
         return None
@@ -146,7 +168,7 @@ def lock_store(
     client = S3Client(
         endpoint, Credentials(key_id, secret, region), ca_file=environ.get("AWS_CA_BUNDLE")
     )
-    return BucketBackend(client, bucket, prefix, project)
+    return client, bucket, prefix
 
 
 def process_running(pid: int) -> bool:

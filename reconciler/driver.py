@@ -651,7 +651,7 @@ class Driver:
         (False: not known to; the CLI then selects it)."""
         if self._backend_directory is not None:
             return self._checkpoint_file(stack) is not None
-        return self._bucket is not None and self._bucket.latest_deployment(stack) is not None
+        return self._bucket is not None and self._bucket.has_checkpoint(stack)
 
     def _latest(self, stack: str) -> Mapping[str, Any] | None:
         """The stack's latest deployment read straight from the backend (a directory's

@@ -22,8 +22,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from reconciler import backend_files
-from reconciler.backend_locks import s3_location
-from reconciler.s3 import Credentials, S3Client
+from reconciler.backend_locks import s3_bucket, s3_location
+from reconciler.s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +97,12 @@ class Destination:
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str]) -> Destination:
-        location = s3_location(url)
-        if location is None:
+        if s3_location(url) is None:
             raise MigrationError(f"--to: an s3:// backend URL, got {url.split('?', 1)[0]!r}")
-        key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
-        if not key_id or not secret:
+        found = s3_bucket(url, environ)
+        if found is None:
             raise MigrationError("--to: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-        endpoint, bucket, prefix, region = location
-        credentials = Credentials(key_id, secret, region)
-        client = S3Client(endpoint, credentials, ca_file=environ.get("AWS_CA_BUNDLE"))
-        return cls(client, bucket, prefix)
+        return cls(*found)
 
     def key(self, item: SourceFile) -> str:
         return f"{self.prefix}{item.relative}"
