@@ -359,6 +359,20 @@ class Harness:
     def log_lines(self) -> list[str]:
         return self.log_path.read_text().splitlines() if self.log_path.exists() else []
 
+    def in_sync_passes(self, name: str) -> int:
+        """Passes that found the instance in sync (Ready, no engine run)."""
+        marker = f"instance={self.namespace}/{name} phase=ready outcome=done"
+        return sum(marker in line for line in self.log_lines())
+
+    def engine_runs(self, name: str | None = None) -> int:
+        """Engine runs the reconciler's log reports, for one instance or for all."""
+        marker = f"instance={self.namespace}/{name} " if name is not None else ""
+        return sum(
+            int(line.split("engine_runs=")[1].split()[0])
+            for line in self.log_lines()
+            if marker in line and "engine_runs=" in line
+        )
+
     def http_get(self, path: str) -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:

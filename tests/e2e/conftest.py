@@ -28,6 +28,7 @@ from localcluster.layout import Layout, NodeKind, default_state_dir
 
 from tests.conftest import CLUSTER, REPO_ROOT
 from tests.e2e.host_snapshot import HostSnapshot
+from tests.pulumi_project import crd_exists, remove_installation
 from tests.support import api_client_for
 
 STATUS_TIMEOUT_S = 30.0
@@ -145,6 +146,18 @@ def namespace(real_node: RealNode, request: pytest.FixtureRequest) -> Iterator[s
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture
+def installation_namespace(real_node: RealNode) -> Iterator[str]:
+    """A name for an installation of the operator with `pulumi up` of infra/; what
+    `pulumi destroy` keeps (and a failed test left) is removed afterwards, and the CRDs
+    too when the test created them."""
+    namespace = f"mysql-operator-{uuid.uuid4().hex[:8]}"
+    api = real_node.api()
+    crd_existed = crd_exists(api)
+    yield namespace
+    remove_installation(api, namespace, crd=not crd_existed)
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,7 +29,7 @@ from tests.e2e.data_story import (
     rows_survive_delete_and_come_back_on_recreate,
 )
 from tests.harness import Harness
-from tests.pulumi_project import Project, crd_exists, new_project, remove_installation
+from tests.pulumi_project import Project, new_project
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -71,15 +69,6 @@ def operator_log(harness: Harness, namespace: str) -> str:
         except client.exceptions.ApiException as error:
             logs.append(f"{pod.metadata.name}: no log ({error.status})")
     return "\n".join(logs)
-
-
-@pytest.fixture
-def installation_namespace(real_node: RealNode) -> Iterator[str]:
-    namespace = f"mysql-operator-{uuid.uuid4().hex[:8]}"
-    api = real_node.api()
-    crd_existed = crd_exists(api)
-    yield namespace
-    remove_installation(api, namespace, crd=not crd_existed)
 
 
 def test_the_installed_operator_keeps_the_data_promise(

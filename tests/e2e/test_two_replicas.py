@@ -25,6 +25,7 @@ import yaml
 from kubernetes import client
 from localcluster import object_store
 
+from bench.cluster import s3_backend_url
 from reconciler.leases import DEFAULT_LEASE_NAME
 from reconciler.s3 import S3Client
 from tests.e2e.conftest import RealNode
@@ -32,7 +33,8 @@ from tests.e2e.data_story import ORIGINAL_SPEC, e2e_harness
 from tests.e2e.test_in_cluster import DEPLOYMENT, operator_log, preview_in_pod
 from tests.e2e.test_local_s3 import host_client
 from tests.harness import REPO_ROOT
-from tests.pulumi_project import Project, crd_exists, new_project, remove_installation
+from tests.local_s3 import prefix_of_its_own
+from tests.pulumi_project import Project, new_project
 from tests.reader_kubeconfig import reader_kubeconfig
 from tests.support import eventually
 
@@ -46,30 +48,12 @@ READY_TIMEOUT_S: Final = 600.0
 
 
 @pytest.fixture
-def installation_namespace(real_node: RealNode) -> Iterator[str]:
-    namespace = f"mysql-operator-{uuid.uuid4().hex[:8]}"
-    api = real_node.api()
-    crd_existed = crd_exists(api)
-    yield namespace
-    remove_installation(api, namespace, crd=not crd_existed)
-
-
-@pytest.fixture
 def store(real_node: RealNode) -> Iterator[tuple[S3Client, str]]:
     """The store as this host reaches it, and a prefix of this test's own (emptied
     afterwards)."""
     s3 = host_client(real_node.api())
-    prefix = f"e2e-state-{uuid.uuid4().hex[:8]}"
-    yield s3, prefix
-    for item in list(s3.list_objects(BUCKET, f"{prefix}/")):
-        s3.delete_object(BUCKET, item.key)
-
-
-def backend_url(endpoint: str, prefix: str) -> str:
-    return (
-        f"s3://{BUCKET}/{prefix}?endpoint={endpoint}&region={object_store.REGION}"
-        "&use_path_style=true"
-    )
+    with prefix_of_its_own(s3, BUCKET, "e2e-state") as prefix:
+        yield s3, prefix
 
 
 def lease_holder(core_api: client.ApiClient, namespace: str) -> str | None:
@@ -144,7 +128,7 @@ def test_the_leaders_death_during_an_up_loses_nothing_and_ci_previews_from_outsi
                 "imagePullPolicy": "Never",
                 "namespace": installation_namespace,
                 "watchedNamespaces": harness.namespace,
-                "backendUrl": backend_url(object_store.IN_CLUSTER_ENDPOINT, prefix),
+                "backendUrl": s3_backend_url(object_store.IN_CLUSTER_ENDPOINT, prefix, BUCKET),
                 "backendCredentialsSecret": STORE_SECRET,
                 "leaderElection": "true",
                 "workers": "2",
@@ -219,7 +203,7 @@ def test_the_leaders_death_during_an_up_loses_nothing_and_ci_previews_from_outsi
                 "AWS_SECRET_ACCESS_KEY": s3.credentials.secret_access_key,
                 "PULUMI_CONFIG_PASSPHRASE": base64.b64decode(passphrase).decode(),
             }
-            url = backend_url(s3.endpoint, prefix)
+            url = s3_backend_url(s3.endpoint, prefix, BUCKET)
             same = harness.manifest(NAMES[0], dict(ORIGINAL_SPEC))
             changed = harness.manifest(NAMES[0], {**ORIGINAL_SPEC, "image": "mysql:8.0"})
             from_ci = [preview_from_host(m, url, env, tmp_path) for m in (same, changed)]

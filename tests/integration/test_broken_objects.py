@@ -73,15 +73,6 @@ def spec_for(harness: Harness, name: str, change: dict[str, Any]) -> dict[str, A
     return {**spec, **change}
 
 
-def engine_runs(harness: Harness, name: str) -> int:
-    marker = f"instance={harness.namespace}/{name} "
-    return sum(
-        int(line.split("engine_runs=")[1].split()[0])
-        for line in harness.log_lines()
-        if marker in line and "engine_runs=" in line
-    )
-
-
 def test_ten_broken_objects_say_why_and_do_not_hold_back_a_valid_one(harness: Harness) -> None:
     for name, (change, _, _) in BROKEN.items():
         harness.create(name, spec_for(harness, name, change))
@@ -104,9 +95,9 @@ def test_ten_broken_objects_say_why_and_do_not_hold_back_a_valid_one(harness: Ha
     # Waiting is not work: a broken object costs at most its stage's engine runs, and one
     # that needs none (a missing Secret) never had one.
     for name in ("no-secret-1", "no-secret-2"):
-        assert engine_runs(harness, name) == 0
+        assert harness.engine_runs(name) == 0
     for name in BROKEN:
-        assert engine_runs(harness, name) <= 3, (name, engine_runs(harness, name))
+        assert harness.engine_runs(name) <= 3, (name, harness.engine_runs(name))
     failing = harness.get("failing-job")
     assert failing is not None
     # The failure is recorded: Restored=False between attempts, or the next attempt running

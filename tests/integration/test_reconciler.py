@@ -19,7 +19,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -37,7 +37,6 @@ from tests.harness import (
     Harness,
     Recorder,
     condition,
-    harness_in_new_namespace,
     has_condition,
 )
 from tests.support import eventually, read_or_none
@@ -46,14 +45,6 @@ pytestmark = pytest.mark.integration
 
 NAME: Final = "mysql-instance"
 BROKEN: Final = "broken-instance"
-
-
-@pytest.fixture
-def harness(
-    api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
-) -> Iterator[Harness]:
-    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
-        yield harness
 
 
 def deploys_of(harness: Harness, name: str) -> list[str]:
@@ -142,14 +133,9 @@ def test_the_reconciler_drives_the_original_example_from_creation_to_deletion(
 
     # 4. Unchanged: resyncs reconcile it again, but without an engine run.
     first_update = status["lastUpdate"]["id"]
-    in_sync_marker = f"instance={ns}/{NAME} phase=ready outcome=done"
-
-    def in_sync_passes() -> int:
-        return sum(in_sync_marker in line for line in harness.log_lines())
-
-    seen = in_sync_passes()
+    seen = harness.in_sync_passes(NAME)
     eventually(
-        in_sync_passes,
+        lambda: harness.in_sync_passes(NAME),
         lambda count: count >= seen + 2,
         timeout_s=60,
         what="two more passes without an engine run (resyncs)",

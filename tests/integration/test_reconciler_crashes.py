@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from kubernetes import client
 
 from tests.harness import (
     FINALIZER,
@@ -39,14 +38,6 @@ from tests.support import api_client_for, eventually, read_or_none
 pytestmark = pytest.mark.integration
 
 NAME: Final = "mysql-instance"
-
-
-@pytest.fixture
-def harness(
-    api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
-) -> Iterator[Harness]:
-    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
-        yield harness
 
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]

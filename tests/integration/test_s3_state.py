@@ -6,7 +6,6 @@ and the passphrase."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -16,9 +15,10 @@ import yaml
 from kubernetes import client
 from localcluster import object_store
 
+from bench.cluster import s3_backend_url
 from reconciler.s3 import S3Client
-from tests.harness import Harness, harness_in_new_namespace
-from tests.local_s3 import local_store
+from tests.harness import Harness
+from tests.local_s3 import local_store, prefix_of_its_own, put_keys_in_environment
 from tests.reader_kubeconfig import reader_kubeconfig
 from tests.support import api_client_for, eventually
 
@@ -38,34 +38,11 @@ def state_url(
     afterwards."""
     assert BUCKET in object_store.BUCKETS
     store = local_store(kubeconfig, api_client)
-    prefix = f"test-state-{uuid.uuid4().hex[:8]}"
-    url = (
-        f"s3://{BUCKET}/{prefix}?endpoint={store.endpoint}&region={object_store.REGION}"
-        "&use_path_style=true"
-    )
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", store.credentials.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", store.credentials.secret_access_key)
-    monkeypatch.setenv("MYSQL_OPERATOR_BACKEND_URL", url)
-    yield url, store.client, prefix
-    for item in list(store.client.list_objects(BUCKET, f"{prefix}/")):
-        store.client.delete_object(BUCKET, item.key)
-
-
-@pytest.fixture
-def harness(
-    api_client: client.ApiClient, kubeconfig: Path, namespace_name: str, tmp_path: Path
-) -> Iterator[Harness]:
-    with harness_in_new_namespace(api_client, kubeconfig, namespace_name, tmp_path) as harness:
-        yield harness
-
-
-def engine_runs(harness: Harness, name: str) -> int:
-    marker = f"instance={harness.namespace}/{name} "
-    return sum(
-        int(line.split("engine_runs=")[1].split()[0])
-        for line in harness.log_lines()
-        if marker in line and "engine_runs=" in line
-    )
+    put_keys_in_environment(store, monkeypatch)
+    with prefix_of_its_own(store.client, BUCKET, "test-state") as prefix:
+        url = s3_backend_url(store.endpoint, prefix, BUCKET)
+        monkeypatch.setenv("MYSQL_OPERATOR_BACKEND_URL", url)
+        yield url, store.client, prefix
 
 
 def test_the_example_lives_its_whole_life_with_its_state_on_s3(
@@ -86,20 +63,19 @@ def test_the_example_lives_its_whole_life_with_its_state_on_s3(
     assert checkpoint in keys, sorted(keys)
     # Nothing went to the state directory: it holds only the workspace and the lock.
     assert not (harness.state_dir / ".pulumi").exists()
-    assert engine_runs(harness, NAME) == 1
+    assert harness.engine_runs(NAME) == 1
 
     # Resyncs, then a restart: passes without engine runs, the update unchanged.
-    in_sync = f"instance={ns}/{NAME} phase=ready outcome=done"
-    seen = sum(in_sync in line for line in harness.log_lines())
+    seen = harness.in_sync_passes(NAME)
     harness.stop()
     harness.start()
     eventually(
-        lambda: sum(in_sync in line for line in harness.log_lines()),
+        lambda: harness.in_sync_passes(NAME),
         lambda count: count >= seen + 2,
         timeout_s=90,
         what="two passes without an engine run after the restart",
     )
-    assert engine_runs(harness, NAME) == 1
+    assert harness.engine_runs(NAME) == 1
     again = harness.get(NAME)
     assert again is not None
     assert again["status"]["lastUpdate"]["id"] == ready["status"]["lastUpdate"]["id"]

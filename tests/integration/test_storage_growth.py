@@ -23,7 +23,6 @@ import pytest
 from kubernetes import client
 
 from tests.harness import Harness, condition, harness_in_new_namespace, has_condition
-from tests.integration.test_broken_objects import engine_runs
 from tests.support import eventually, read_or_none
 
 pytestmark = pytest.mark.integration
@@ -43,7 +42,7 @@ def harness(
 def test_a_static_volume_cannot_grow_and_the_server_keeps_running(harness: Harness) -> None:
     harness.create(NAME, harness.host_path_spec())
     harness.wait_ready(NAME, generation=1)
-    runs = engine_runs(harness, NAME)
+    runs = harness.engine_runs(NAME)
     deployment = harness.apps.read_namespaced_deployment(NAME, harness.namespace).metadata.uid
 
     harness.patch(NAME, {"spec": {"storage_size": "2Gi"}})
@@ -56,7 +55,7 @@ def test_a_static_volume_cannot_grow_and_the_server_keeps_running(harness: Harne
     assert "static hostPath volume" in found["message"], found
     assert found["observedGeneration"] == 2
     assert (condition(stalled, "Ready") or {}).get("reason") == "StorageNotExpandable"
-    assert engine_runs(harness, NAME) == runs, "no `up` for a growth the cluster would refuse"
+    assert harness.engine_runs(NAME) == runs, "no `up` for a growth the cluster would refuse"
     assert (
         harness.apps.read_namespaced_deployment(NAME, harness.namespace).metadata.uid == deployment
     )

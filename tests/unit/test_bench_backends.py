@@ -22,6 +22,7 @@ from bench.cluster import (
 from bench.report import render
 from bench.runner import backend_env
 from bench.stats import backend_ratios, backend_value, burst_summary, summarize
+from tests.unit.test_bench_helpers import MACHINE
 
 pytestmark = pytest.mark.unit
 
@@ -167,15 +168,8 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _results() -> dict[str, Any]:
     machine = {
+        **MACHINE,
         "code": {"commit": "abc1234", "uncommitted": []},
-        "nproc": 2,
-        "mem_total_mib": 24000,
-        "cpu_model": "cpu",
-        "kernel": "k",
-        "python": "3.11",
-        "pulumi_cli": "v3",
-        "pulumi_sdk": "3",
-        "pulumi_kubernetes_sdk": "4",
         "load_average_at_start": [1.9, 1.0, 0.5],
     }
     options = {"node": "kwok", "workers": 2, "resync_s": 10.0, "instances": 3, "burst": 2}

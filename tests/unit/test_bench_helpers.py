@@ -394,7 +394,7 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             parse(argv)
 
 
-_MACHINE = {
+MACHINE = {
     "code": {"commit": "abc1234", "uncommitted": [" M reconciler/queue.py"]},
     "nproc": 2,
     "mem_total_mib": 24000,
@@ -414,7 +414,7 @@ def _results(scenario: str, **more: Any) -> dict[str, Any]:
         "scenario": scenario,
         "date": "d",
         "command": "c",
-        "machine": _MACHINE,
+        "machine": MACHINE,
         "options": options,
         "load_average_at_end": [5.5, 5.0, 4.0],
         **more,
